@@ -1,0 +1,339 @@
+/* Config keys, their parsers and their limits. Unknown keys and bad
+ * values are errors that name the line: a typo must not silently run
+ * the daemon with a default the operator did not choose. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "log.h"
+#include "ringq/parse.h"
+
+enum ktype { K_PATH, K_COUNT, K_DURATION, K_SIZE, K_DURABILITY, K_LOGLEVEL };
+
+struct kdef {
+        struct config_key pub;
+        enum ktype type;
+        size_t off;
+        uint64_t min, max;     /* for counts, sizes and durations (ms) */
+        bool reloadable;
+};
+
+#define OFF(f) offsetof(struct config, f)
+#define U64MAX UINT64_MAX
+
+static const struct kdef kdefs[] = {
+        { { "state_dir", "state-dir", "state directory (queue.db, output/)", "$STATE_DIRECTORY or /var/lib/ringq" },
+          K_PATH, OFF(state_dir), 0, 0, false },
+        { { "socket", "socket", "listening socket path", "$RUNTIME_DIRECTORY/ringq.sock or /run/ringq/ringq.sock" },
+          K_PATH, OFF(socket), 0, 0, false },
+        { { "workers", "workers", "fixed number of worker slots", "number of CPUs" },
+          K_COUNT, OFF(workers), 1, 1024, false },
+        { { "high_water", "high-water", "queued jobs at which submits are rejected", "10000" },
+          K_COUNT, OFF(high_water), 1, 100000000, true },
+        { { "low_water", "low-water", "queued jobs at which submits are accepted again", "90% of high_water" },
+          K_COUNT, OFF(low_water), 0, 100000000, true },
+        { { "max_clients", "max-clients", "client connections served at once", "1024" },
+          K_COUNT, OFF(max_clients), 1, 65536, false },
+        { { "max_request_bytes", "max-request", "longest request line", "65536" },
+          K_SIZE, OFF(max_request_bytes), 256, 64 << 20, true },
+        { { "default_timeout", "default-timeout", "timeout of jobs that set none", "1h" },
+          K_DURATION, OFF(default_timeout_ms), 1, RINGQ_DURATION_MAX_MS, true },
+        { { "kill_grace", "kill-grace", "time between SIGTERM and SIGKILL", "10s" },
+          K_DURATION, OFF(kill_grace_ms), 0, 3600 * 1000, true },
+        { { "max_output_bytes", "max-output", "output kept per stream per job", "16MiB" },
+          K_SIZE, OFF(max_output_bytes), 0, (uint64_t)1 << 40, true },
+        { { "retention", "retention", "how long finished jobs are kept", "7d" },
+          K_DURATION, OFF(retention_ms), 0, RINGQ_DURATION_MAX_MS, true },
+        { { "max_finished", "max-finished", "finished jobs kept at most", "100000" },
+          K_COUNT, OFF(max_finished), 0, 1000000000, true },
+        { { "durability", "durability", "full (fsync before ack) or normal", "full" },
+          K_DURABILITY, OFF(durability), 0, 0, false },
+        { { "shutdown_grace", "shutdown-grace", "how long running jobs may finish on stop", "30s" },
+          K_DURATION, OFF(shutdown_grace_ms), 0, 24 * 3600 * 1000, true },
+        { { "log_level", "log-level", "debug, info, notice, warning or err", "info" },
+          K_LOGLEVEL, OFF(log_level), 0, 0, true },
+        { { "idle_timeout", "idle-timeout", "close connections idle this long", "60s" },
+          K_DURATION, OFF(idle_timeout_ms), 100, 24 * 3600 * 1000, true },
+        { { "max_pipeline", "max-pipeline", "unanswered requests per connection", "64" },
+          K_COUNT, OFF(max_pipeline), 1, 4096, true },
+        { { "max_reply_bytes", "max-reply-buffer", "unread replies per connection before it is closed", "1MiB" },
+          K_SIZE, OFF(max_reply_bytes), 4096, 1 << 30, true },
+        { { "busy_timeout", "busy-timeout", "how long a commit waits for a database lock", "1s" },
+          K_DURATION, OFF(busy_timeout_ms), 0, 60 * 1000, true },
+        { { "max_batch", "max-batch", "operations grouped into one commit", "4096" },
+          K_COUNT, OFF(max_batch), 1, 1000000, false },
+};
+
+const size_t config_nkeys = ELEMENTSOF(kdefs);
+
+const struct config_key *config_key_at(size_t i)
+{
+        return i < ELEMENTSOF(kdefs) ? &kdefs[i].pub : NULL;
+}
+
+static const char *const durability_names[_DURABILITY_MAX] = {
+        [DURABILITY_FULL] = "full", [DURABILITY_NORMAL] = "normal",
+};
+
+static const struct kdef *kdef_find(const char *key)
+{
+        for (size_t i = 0; i < ELEMENTSOF(kdefs); i++)
+                if (strcmp(kdefs[i].pub.key, key) == 0)
+                        return &kdefs[i];
+        return NULL;
+}
+
+const struct config_key *config_key_by_flag(const char *flag)
+{
+        for (size_t i = 0; i < ELEMENTSOF(kdefs); i++)
+                if (strcmp(kdefs[i].pub.flag, flag) == 0)
+                        return &kdefs[i].pub;
+        return NULL;
+}
+
+bool config_key_reloadable(const char *key)
+{
+        const struct kdef *k = kdef_find(key);
+        return k && k->reloadable;
+}
+
+void config_init(struct config *c)
+{
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        const char *sd = getenv("STATE_DIRECTORY");
+        const char *rd = getenv("RUNTIME_DIRECTORY");
+
+        *c = (struct config){
+                .workers = n > 0 ? (uint64_t)MIN(n, 1024) : 1,
+                .high_water = 10000,
+                .max_clients = 1024,
+                .max_request_bytes = 65536,
+                .default_timeout_ms = 3600 * 1000,
+                .kill_grace_ms = 10 * 1000,
+                .max_output_bytes = 16 << 20,
+                .retention_ms = 7LL * 24 * 3600 * 1000,
+                .max_finished = 100000,
+                .durability = DURABILITY_FULL,
+                .shutdown_grace_ms = 30 * 1000,
+                .log_level = LOG_INFO,
+                .idle_timeout_ms = 60 * 1000,
+                .max_pipeline = 64,
+                .max_reply_bytes = 1 << 20,
+                .busy_timeout_ms = 1000,
+                .max_batch = 4096,
+        };
+        /* systemd may pass several colon-separated directories; the
+         * first one is ours. */
+        if (sd && *sd)
+                c->state_dir = strndup(sd, strcspn(sd, ":"));
+        else
+                c->state_dir = strdup(RINGQ_STATE_DEFAULT);
+        if (rd && *rd) {
+                if (asprintf(&c->socket, "%.*s/" RINGQ_SOCKET_NAME, (int)strcspn(rd, ":"), rd) < 0)
+                        c->socket = NULL;
+        } else
+                c->socket = strdup(RINGQ_SOCKET_DEFAULT);
+}
+
+void config_done(struct config *c)
+{
+        free(c->state_dir);
+        free(c->socket);
+        c->state_dir = c->socket = NULL;
+}
+
+_printf_(2, 3) static int fail(char **ret_err, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(ret_err, fmt, ap) < 0)
+                *ret_err = NULL;
+        va_end(ap);
+        return -EINVAL;
+}
+
+int config_set(struct config *c, const char *key, const char *value, char **ret_err)
+{
+        const struct kdef *k = kdef_find(key);
+        char *field;
+        uint64_t u = 0;
+        int64_t ms;
+        int r;
+
+        *ret_err = NULL;
+        if (!k) {
+                fail(ret_err, "unknown key '%s'", key);
+                return -ENOENT;
+        }
+        field = (char *)c + k->off;
+        switch (k->type) {
+        case K_PATH: {
+                char *p;
+                if (value[0] != '/')
+                        return fail(ret_err, "%s: '%s' is not an absolute path", key, value);
+                p = strdup(value);
+                if (!p)
+                        return -ENOMEM;
+                free(*(char **)field);
+                *(char **)field = p;
+                return 0;
+        }
+        case K_COUNT:
+                r = ringq_parse_u64(value, &u, &(const char *){ NULL });
+                if (r < 0 || strspn(value, "0123456789") != strlen(value))
+                        return fail(ret_err, "%s: '%s' is not a whole number", key, value);
+                break;
+        case K_SIZE:
+                r = ringq_parse_size(value, &u);
+                if (r < 0)
+                        return fail(ret_err, "%s: '%s' is not a size (like 65536, 64K, 16M)", key, value);
+                break;
+        case K_DURATION:
+                r = ringq_parse_duration_ms(value, &ms);
+                if (r < 0)
+                        return fail(ret_err, "%s: '%s' is not a duration (like 250ms, 30s, 5m, 2h, 7d)", key, value);
+                if ((uint64_t)ms < k->min || (uint64_t)ms > k->max)
+                        return fail(ret_err, "%s: %s is out of range (%llums..%llums)", key, value,
+                                    (unsigned long long)k->min, (unsigned long long)k->max);
+                *(int64_t *)field = ms;
+                return 0;
+        case K_DURABILITY:
+                r = ringq_lookup(durability_names, _DURABILITY_MAX, value);
+                if (r < 0)
+                        return fail(ret_err, "%s: '%s' is not one of full, normal", key, value);
+                *(int *)field = r;
+                return 0;
+        case K_LOGLEVEL:
+                r = log_level_from_string(value);
+                if (r < 0)
+                        return fail(ret_err, "%s: '%s' is not a log level (debug, info, notice, warning, err)", key, value);
+                *(int *)field = r;
+                return 0;
+        }
+        if (u < k->min || u > k->max)
+                return fail(ret_err, "%s: %s is out of range (%llu..%llu)", key, value,
+                            (unsigned long long)k->min, (unsigned long long)k->max);
+        *(uint64_t *)field = u;
+        if (k->off == OFF(low_water))
+                c->low_water_set = true;
+        return 0;
+}
+
+static char *strip(char *s)
+{
+        char *e;
+
+        s += strspn(s, " \t\r");
+        e = s + strlen(s);
+        while (e > s && strchr(" \t\r", e[-1]))
+                *--e = '\0';
+        return s;
+}
+
+int config_parse_buffer(struct config *c, const char *buf, size_t len,
+                        const char *name, char **ret_err)
+{
+        _cleanup_free_ char *copy = NULL;
+        char *line, *next;
+        unsigned lineno = 0;
+
+        *ret_err = NULL;
+        if (memchr(buf, '\0', len))
+                return fail(ret_err, "%s: contains a NUL byte", name);
+        copy = strndup(buf, len);
+        if (!copy)
+                return -ENOMEM;
+        for (line = copy; line; line = next) {
+                char *eq, *key, *value, *why = NULL;
+                int r;
+
+                lineno++;
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                line = strip(line);
+                if (*line == '\0' || *line == '#')
+                        continue;
+                eq = strchr(line, '=');
+                if (!eq)
+                        return fail(ret_err, "%s:%u: expected 'key = value'", name, lineno);
+                *eq = '\0';
+                key = strip(line);
+                value = strip(eq + 1);
+                /* A trailing comment after a value is allowed. */
+                value[strcspn(value, "#")] = '\0';
+                value = strip(value);
+                if (*value == '\0')
+                        return fail(ret_err, "%s:%u: %s: missing value", name, lineno, key);
+                r = config_set(c, key, value, &why);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        fail(ret_err, "%s:%u: %s", name, lineno, why ? why : "invalid");
+                        free(why);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+int config_parse_file(struct config *c, const char *path, bool missing_ok, char **ret_err)
+{
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, cap = 0;
+        struct stat st;
+
+        *ret_err = NULL;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                if (errno == ENOENT && missing_ok)
+                        return 0;
+                return fail(ret_err, "%s: %s", path, strerror(errno));
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return fail(ret_err, "%s: not a regular file", path);
+        /* A config file is a few hundred bytes; refuse anything absurd. */
+        if (st.st_size > 1 << 20)
+                return fail(ret_err, "%s: larger than 1 MiB", path);
+        for (;;) {
+                ssize_t n;
+                if (grow_array((void **)&buf, &cap, len + 4096, 1) < 0)
+                        return -ENOMEM;
+                n = read(fd, buf + len, cap - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return fail(ret_err, "%s: %s", path, strerror(errno));
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (len > 1 << 20)
+                        return fail(ret_err, "%s: larger than 1 MiB", path);
+        }
+        return config_parse_buffer(c, buf ? buf : "", len, path, ret_err);
+}
+
+int config_finalize(struct config *c, char **ret_err)
+{
+        *ret_err = NULL;
+        if (!c->state_dir || !c->socket)
+                return -ENOMEM;
+        if (!c->low_water_set)
+                c->low_water = c->high_water * 9 / 10;
+        if (c->low_water >= c->high_water)
+                return fail(ret_err, "low_water (%llu) must be below high_water (%llu)",
+                            (unsigned long long)c->low_water, (unsigned long long)c->high_water);
+        return 0;
+}
+
+const char *durability_to_string(int d)
+{
+        return d >= 0 && d < _DURABILITY_MAX ? durability_names[d] : "?";
+}

@@ -1,0 +1,74 @@
+/* ringqd's configuration: defaults, the config file and flags.
+ *
+ * Every bound the daemon enforces is a field here, so an operator can see
+ * and change each one. Parsing is pure (no I/O besides reading the file)
+ * so it can be unit-tested and fuzzed.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum durability {
+        DURABILITY_FULL,   /* fsync before every acknowledgement */
+        DURABILITY_NORMAL, /* survives a crash of ringqd, not of the host */
+        _DURABILITY_MAX,
+};
+
+struct config {
+        char *state_dir;
+        char *socket;
+        uint64_t workers;
+        uint64_t high_water;
+        uint64_t low_water;        /* 0 until set: then 90% of high_water */
+        uint64_t max_clients;
+        uint64_t max_request_bytes;
+        int64_t default_timeout_ms;
+        int64_t kill_grace_ms;
+        uint64_t max_output_bytes;
+        int64_t retention_ms;
+        uint64_t max_finished;
+        int durability;
+        int64_t shutdown_grace_ms;
+        int log_level;
+        int64_t idle_timeout_ms;
+        uint64_t max_pipeline;     /* unanswered requests per connection */
+        uint64_t max_reply_bytes;  /* unread replies per connection */
+        int64_t busy_timeout_ms;   /* how long a commit waits for a lock */
+        uint64_t max_batch;        /* operations per group commit */
+        bool low_water_set;
+};
+
+/* Which keys can change on reload; the rest need a restart. */
+bool config_key_reloadable(const char *key);
+
+void config_init(struct config *c);
+void config_done(struct config *c);
+
+/* Set one key from its text form. On failure returns -EINVAL (unknown
+ * key: -ENOENT) and *ret_err holds a malloc'd reason without the key. */
+int config_set(struct config *c, const char *key, const char *value, char **ret_err);
+
+/* Parse "key = value" lines with '#' comments. *ret_err names the line:
+ * "<name>:<line>: <reason>". */
+int config_parse_buffer(struct config *c, const char *buf, size_t len,
+                        const char *name, char **ret_err);
+
+/* Read and parse a file; a missing file is fine when missing_ok. */
+int config_parse_file(struct config *c, const char *path, bool missing_ok, char **ret_err);
+
+/* Fill derived values and check cross-key rules (low < high water...). */
+int config_finalize(struct config *c, char **ret_err);
+
+/* Table access for --help and for mapping flags to keys. */
+struct config_key {
+        const char *key;
+        const char *flag;      /* long option name */
+        const char *help;
+        const char *def;       /* default, as the user would write it */
+};
+extern const size_t config_nkeys;
+const struct config_key *config_key_at(size_t i);
+const char *durability_to_string(int d);
+const struct config_key *config_key_by_flag(const char *flag);

@@ -1,0 +1,404 @@
+/* Client connections: framing, ordering, and every per-connection bound
+ * (max_pipeline, max_reply_bytes, max_request_bytes, idle_timeout). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "log.h"
+#include "proto.h"
+
+#define RBUF_MIN 4096
+#define WBUF_KEEP 65536 /* an idle connection keeps at most this much */
+
+static struct conn *conn_get(struct server *s, uint64_t ud)
+{
+        uint32_t i = ud_slot(ud);
+        struct conn *c = i < s->conn_cap ? s->conns[i] : NULL;
+
+        return c && c->gen == ud_gen(ud) ? c : NULL;
+}
+
+static void conn_finalize(struct conn *c)
+{
+        struct server *s = c->srv;
+
+        if (!c->closing || c->ring_ops)
+                return;
+        close(c->fd);
+        free(c->rbuf);
+        free(c->sbuf);
+        free(c->wbuf);
+        s->conns[c->idx] = NULL;
+        s->nconns--;
+        free(c);
+}
+
+static void arm_recv(struct conn *c)
+{
+        struct server *s = c->srv;
+        struct io_uring_sqe *sqe;
+
+        if (c->recv_armed || c->closing || c->stalled || c->close_after_flush)
+                return;
+        if (c->rlen == c->rcap) {
+                size_t cap = MIN(MAX(c->rcap * 2, (size_t)RBUF_MIN), s->cfg.max_request_bytes + 1);
+                char *p;
+                if (cap <= c->rcap)
+                        return; /* full line in the buffer: process_lines decides */
+                p = realloc(c->rbuf, cap);
+                if (!p) {
+                        log_warning("connection %u: out of memory for its read buffer, closing", c->idx);
+                        conn_close(c);
+                        return;
+                }
+                c->rbuf = p;
+                c->rcap = cap;
+        }
+        sqe = get_sqe(s);
+        io_uring_prep_recv(sqe, c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_RECV, c->idx, c->gen));
+        c->recv_armed = true;
+        c->ring_ops++;
+}
+
+static void arm_send(struct conn *c)
+{
+        struct io_uring_sqe *sqe;
+
+        if (c->send_armed || c->closing)
+                return;
+        if (c->soff == c->slen && c->wlen) {
+                char *p = c->sbuf;
+                size_t cap = c->scap;
+                c->sbuf = c->wbuf;
+                c->scap = c->wcap;
+                c->slen = c->wlen;
+                c->soff = 0;
+                c->wbuf = p;
+                c->wcap = cap;
+                c->wlen = 0;
+        }
+        if (c->soff == c->slen)
+                return;
+        sqe = get_sqe(c->srv);
+        io_uring_prep_send(sqe, c->fd, c->sbuf + c->soff, c->slen - c->soff, MSG_NOSIGNAL);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_SEND, c->idx, c->gen));
+        c->send_armed = true;
+        c->ring_ops++;
+}
+
+static size_t unsent(const struct conn *c)
+{
+        return c->slen - c->soff + c->wlen;
+}
+
+static void maybe_done(struct conn *c)
+{
+        if (c->close_after_flush && !c->head && unsent(c) == 0)
+                conn_close(c);
+}
+
+/* Append every ready reply at the head of the FIFO to the output. */
+static void flush_replies(struct conn *c)
+{
+        struct server *s = c->srv;
+
+        while (c->head && c->head->state == REQ_DONE) {
+                struct req *r = c->head;
+                if (r->reply) {
+                        if (grow_array((void **)&c->wbuf, &c->wcap, c->wlen + r->reply_len, 1) < 0) {
+                                conn_close(c);
+                                return;
+                        }
+                        memcpy(c->wbuf + c->wlen, r->reply, r->reply_len);
+                        c->wlen += r->reply_len;
+                }
+                c->head = r->next;
+                if (!c->head)
+                        c->tail = &c->head;
+                c->npending--;
+                r->conn = NULL;
+                req_free(r);
+        }
+        if (unsent(c) > s->cfg.max_reply_bytes) {
+                /* The client does not read its replies; holding more for
+                 * it would let one slow reader grow the daemon. */
+                s->stats.c[C_SLOW_READERS_CLOSED]++;
+                log_info("connection %u (pid %d): %zu bytes of unread replies, closing", c->idx, (int)c->pid,
+                         unsent(c));
+                conn_close(c);
+                return;
+        }
+        arm_send(c);
+}
+
+static void too_large(struct conn *c)
+{
+        struct server *s = c->srv;
+        struct req *r = calloc(1, sizeof(*r));
+
+        s->stats.c[C_TOO_LARGE]++;
+        c->rlen = c->rstart = c->scanned = 0;
+        c->close_after_flush = true;
+        if (!r) {
+                conn_close(c);
+                return;
+        }
+        r->srv = s;
+        r->conn = c;
+        r->state = REQ_STORE; /* not ready until req_reply */
+        *c->tail = r;
+        c->tail = &r->next;
+        c->npending++;
+        req_reply(r, proto_err(RINGQ_ERR_TOO_LARGE, NULL, "request line longer than %llu bytes",
+                               (unsigned long long)s->cfg.max_request_bytes));
+}
+
+/* Handle complete lines while the pipeline has room. */
+static void process_lines(struct conn *c)
+{
+        struct server *s = c->srv;
+
+        if (c->in_process)
+                return;
+        c->in_process = true;
+        while (!c->closing && !c->close_after_flush) {
+                char *line = c->rbuf + c->rstart, *nl;
+                size_t len;
+
+                if (c->npending >= s->cfg.max_pipeline) {
+                        if (!c->stalled)
+                                s->stats.c[C_PIPELINE_STALLS]++;
+                        c->stalled = true;
+                        break;
+                }
+                nl = memchr(c->rbuf + c->scanned, '\n', c->rlen - c->scanned);
+                if (!nl) {
+                        c->scanned = c->rlen;
+                        if (c->rlen - c->rstart > s->cfg.max_request_bytes)
+                                too_large(c);
+                        break;
+                }
+                len = (size_t)(nl - line);
+                c->rstart = c->scanned = (size_t)(nl - c->rbuf) + 1;
+                if (len > s->cfg.max_request_bytes) {
+                        too_large(c);
+                        break;
+                }
+                if (len && line[len - 1] == '\r')
+                        len--;
+                if (len == 0)
+                        continue;
+                c->last_active_ms = now_mono_ms();
+                ops_handle(c, line, len);
+        }
+        /* Keep the unparsed tail at the start of the buffer. */
+        if (!c->closing && c->rstart) {
+                memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+                c->rlen -= c->rstart;
+                c->scanned -= c->rstart;
+                c->rstart = 0;
+        }
+        c->in_process = false;
+}
+
+void conn_on_recv(struct server *s, struct io_uring_cqe *cqe)
+{
+        struct conn *c = conn_get(s, cqe->user_data);
+
+        if (!c)
+                return;
+        c->ring_ops--;
+        c->recv_armed = false;
+        if (c->closing) {
+                conn_finalize(c);
+                return;
+        }
+        if (cqe->res <= 0) {
+                /* EOF: the client may have half-closed after its last
+                 * request; answer what it asked, then close. */
+                if (cqe->res < 0 && cqe->res != -ECONNRESET)
+                        log_debug("connection %u: recv: %s", c->idx, strerror(-cqe->res));
+                if (cqe->res < 0) {
+                        conn_close(c);
+                        return;
+                }
+                c->close_after_flush = true;
+                maybe_done(c);
+                return;
+        }
+        c->rlen += (size_t)cqe->res;
+        process_lines(c);
+        arm_recv(c);
+}
+
+void conn_on_send(struct server *s, struct io_uring_cqe *cqe)
+{
+        struct conn *c = conn_get(s, cqe->user_data);
+
+        if (!c)
+                return;
+        c->ring_ops--;
+        c->send_armed = false;
+        if (c->closing) {
+                conn_finalize(c);
+                return;
+        }
+        if (cqe->res < 0) {
+                conn_close(c);
+                return;
+        }
+        c->soff += (size_t)cqe->res;
+        if (c->soff == c->slen) {
+                c->soff = c->slen = 0;
+                if (c->scap > WBUF_KEEP) {
+                        free(c->sbuf);
+                        c->sbuf = NULL;
+                        c->scap = 0;
+                }
+        }
+        c->last_active_ms = now_mono_ms();
+        arm_send(c);
+        maybe_done(c);
+}
+
+static void on_idle(struct timer *t)
+{
+        struct conn *c = container_of(t, struct conn, idle);
+        struct server *s = c->srv;
+        int64_t now = now_mono_ms(), due = c->last_active_ms + s->cfg.idle_timeout_ms;
+
+        /* A connection with requests in flight or a pending wait is busy,
+         * not idle. */
+        if (c->npending)
+                c->last_active_ms = now;
+        else if (now >= due) {
+                s->stats.c[C_IDLE_CLOSED]++;
+                log_debug("connection %u (pid %d): idle for %lldms, closing", c->idx, (int)c->pid,
+                          (long long)(now - c->last_active_ms));
+                conn_close(c);
+                return;
+        }
+        loop_arm_timer(s, &c->idle, c->last_active_ms + s->cfg.idle_timeout_ms);
+}
+
+int conn_new(struct server *s, int fd)
+{
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        struct conn *c;
+        unsigned i;
+
+        for (i = 0; i < s->conn_cap && s->conns[i]; i++)
+                ;
+        if (i == s->conn_cap)
+                return -EBUSY;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return -errno;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->srv = s;
+        c->idx = i;
+        c->gen = ++s->conn_gen & 0xffffff;
+        c->fd = fd;
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        c->pid = cred.pid;
+        c->tail = &c->head;
+        c->last_active_ms = now_mono_ms();
+        timer_init(&c->idle, on_idle);
+        s->conns[i] = c;
+        s->nconns++;
+        loop_arm_timer(s, &c->idle, c->last_active_ms + s->cfg.idle_timeout_ms);
+        arm_recv(c);
+        return 0;
+}
+
+void conn_close(struct conn *c)
+{
+        struct server *s = c->srv;
+
+        if (c->closing)
+                return;
+        c->closing = true;
+        /* Ends an in-flight recv or send early; the fd itself is closed
+         * only once they have completed. */
+        (void)shutdown(c->fd, SHUT_RDWR);
+        timers_disarm(&s->timers, &c->idle);
+        while (c->head) {
+                struct req *r = c->head;
+                c->head = r->next;
+                r->conn = NULL;
+                if (r->state == REQ_WAIT) {
+                        ops_unwait(r);
+                        req_free(r);
+                } else if (r->state == REQ_DONE)
+                        req_free(r);
+                /* REQ_STORE: the store still holds it; freed on return. */
+        }
+        c->tail = &c->head;
+        c->npending = 0;
+        /* Freed by conn_reap() after the current batch of completions,
+         * never under a caller that may still hold c. */
+        s->reap_conns = true;
+}
+
+void conn_reap(struct server *s)
+{
+        if (!s->reap_conns)
+                return;
+        s->reap_conns = false;
+        for (unsigned i = 0; i < s->conn_cap; i++)
+                if (s->conns[i] && s->conns[i]->closing)
+                        conn_finalize(s->conns[i]);
+}
+
+void conn_close_all(struct server *s)
+{
+        for (unsigned i = 0; i < s->conn_cap; i++)
+                if (s->conns[i])
+                        conn_close(s->conns[i]);
+}
+
+void req_free(struct req *r)
+{
+        if (!r)
+                return;
+        json_decref(r->tag);
+        free(r->reply);
+        free(r);
+}
+
+void req_reply(struct req *r, json_t *reply)
+{
+        struct conn *c = r->conn;
+
+        if (!c) {
+                json_decref(reply);
+                req_free(r);
+                return;
+        }
+        r->reply = proto_line(reply, r->tag, &r->reply_len);
+        if (!r->reply) {
+                /* Out of memory for one reply: the client cannot be told
+                 * in order, so it is told by the connection closing. */
+                r->state = REQ_DONE;
+                conn_close(c);
+                return;
+        }
+        r->state = REQ_DONE;
+        if (r != c->head)
+                return;
+        flush_replies(c);
+        if (c->closing)
+                return;
+        if (c->stalled && c->npending < c->srv->cfg.max_pipeline) {
+                c->stalled = false;
+                process_lines(c);
+                arm_recv(c);
+        }
+        maybe_done(c);
+}

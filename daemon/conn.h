@@ -1,0 +1,83 @@
+/* A client connection and the requests it has in flight.
+ *
+ * States of a connection (each with the reason it exists):
+ *   reading   recv armed; lines are parsed as they complete.
+ *   stalled   max_pipeline requests unanswered: no recv until replies
+ *             drain, so one client cannot queue unbounded work.
+ *   closing   shutdown(2) issued; waits for its ring ops to complete
+ *             before the fd is closed and the buffers freed, so no late
+ *             completion ever points at freed memory.
+ * Requests are answered strictly in order: each struct req sits in the
+ * connection's FIFO until it has a reply and everything before it has
+ * been written to the output buffer.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "server.h"
+#include "timers.h"
+
+enum req_state {
+        REQ_DONE,       /* reply ready */
+        REQ_STORE,      /* an op for it is in the store */
+        REQ_WAIT,       /* waiting for a job to end (wait, cancel) */
+};
+
+struct req {
+        struct req *next;        /* connection FIFO */
+        struct conn *conn;       /* NULL once the connection is gone */
+        enum req_state state;
+        json_t *tag;             /* owned reference */
+        char *reply;             /* owned; one line with '\n' */
+        size_t reply_len;
+        int64_t job_id;          /* REQ_WAIT: the job */
+        struct req *wnext;       /* REQ_WAIT: others waiting on job_id */
+        struct timer wtimer;     /* REQ_WAIT: wait timeout */
+        struct server *srv;
+        int64_t t0_us;
+};
+
+struct conn {
+        struct server *srv;
+        unsigned idx;
+        uint32_t gen;
+        int fd;
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+
+        char *rbuf;              /* not NUL-terminated */
+        size_t rlen, rcap, scanned;
+        size_t rstart;           /* first byte of the current line */
+        /* Two output buffers: the kernel reads sbuf while a send is in
+         * flight, so replies are appended to wbuf and the two swap when
+         * sbuf is empty. Neither moves while the kernel may read it. */
+        char *sbuf, *wbuf;
+        size_t soff, slen, scap, wlen, wcap;
+
+        bool recv_armed, send_armed, closing, close_after_flush, stalled, in_process;
+        unsigned ring_ops;
+
+        struct req *head, **tail;
+        unsigned npending;       /* requests not yet written out */
+        unsigned nwaits;         /* REQ_WAIT among them: not idle */
+        struct timer idle;
+        int64_t last_active_ms;
+};
+
+/* Set a request's reply (consumes the reply reference) and write out
+ * whatever is ready in order. */
+void req_reply(struct req *r, json_t *reply);
+/* Free a request no connection holds any more. */
+void req_free(struct req *r);
+/* Begin closing a connection (idempotent). */
+void conn_close(struct conn *c);
+
+/* ops.c: handle one complete request line. */
+void ops_handle(struct conn *c, const char *line, size_t len);
+/* ops.c: a request in REQ_WAIT is being dropped with its connection. */
+void ops_unwait(struct req *r);

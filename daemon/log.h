@@ -1,0 +1,27 @@
+/* Logging to stderr with <N> syslog priority prefixes, which journald
+ * turns into real priorities. The daemon's library code never logs above
+ * debug; main, the loop and the workers log at the edge. */
+#pragma once
+
+#include <errno.h>
+#include <syslog.h>
+
+#include "util.h"
+
+extern int log_max_level;
+
+void log_msg(int prio, const char *fmt, ...) _printf_(2, 3);
+/* Log with ": <strerror(-err)>" appended; returns err (negative). */
+int log_errno(int prio, int err, const char *fmt, ...) _printf_(3, 4);
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_error_errno(r, ...) log_errno(LOG_ERR, (r), __VA_ARGS__)
+#define log_warning_errno(r, ...) log_errno(LOG_WARNING, (r), __VA_ARGS__)
+
+/* "debug", "info", "notice", "warning", "err"/"error", "crit", or 0..7. */
+int log_level_from_string(const char *s);
+const char *log_level_to_string(int level);

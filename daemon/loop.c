@@ -1,0 +1,222 @@
+/* The io_uring loop: one ring, one thread, every socket, pipe, pidfd,
+ * signal and timer of the daemon. Each turn submits what handlers
+ * queued, sleeps until a completion or the earliest timer, handles the
+ * whole batch of completions, then runs due timers. An idle daemon
+ * sleeps in the kernel with no timeout but its real timers. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+
+#define SQ_ENTRIES 512
+#define CQ_ENTRIES 8192
+
+int loop_init(struct server *s)
+{
+        struct io_uring_params p;
+        /* Newest flags first: a single issuer with deferred task work
+         * runs completions only when this thread asks for them, which is
+         * exactly how the loop works; older kernels get less. */
+        static const unsigned flag_sets[] = {
+                IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                        IORING_SETUP_DEFER_TASKRUN,
+                IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN,
+                IORING_SETUP_CQSIZE,
+        };
+        int r = -EINVAL;
+
+        for (size_t i = 0; i < ELEMENTSOF(flag_sets); i++) {
+                memset(&p, 0, sizeof(p));
+                p.flags = flag_sets[i];
+                p.cq_entries = CQ_ENTRIES;
+                r = io_uring_queue_init_params(SQ_ENTRIES, &s->ring, &p);
+                if (r != -EINVAL)
+                        break;
+        }
+        if (r < 0)
+                return r;
+        s->ring_ok = true;
+        if (!(p.features & IORING_FEAT_NODROP))
+                log_warning("this kernel's io_uring may drop completions under overload");
+        return 0;
+}
+
+void loop_done(struct server *s)
+{
+        if (s->ring_ok)
+                io_uring_queue_exit(&s->ring);
+        s->ring_ok = false;
+        timers_done(&s->timers);
+}
+
+struct io_uring_sqe *get_sqe(struct server *s)
+{
+        struct io_uring_sqe *sqe;
+
+        /* A full submission queue is flushed and the request retried;
+         * the kernel copies SQEs on submit, so this always makes room. */
+        while (!(sqe = io_uring_get_sqe(&s->ring)))
+                (void)io_uring_submit(&s->ring);
+        return sqe;
+}
+
+void loop_arm_timer(struct server *s, struct timer *t, int64_t due_ms)
+{
+        if (timers_arm(&s->timers, t, due_ms) < 0) {
+                /* Cannot grow the timer heap: fire on the next turn
+                 * instead of losing the deadline. */
+                log_error("out of memory for a timer");
+        }
+}
+
+static void arm_signal(struct server *s)
+{
+        struct io_uring_sqe *sqe = get_sqe(s);
+
+        io_uring_prep_read(sqe, s->sig_fd, &s->sig_buf, sizeof(s->sig_buf), 0);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_SIGNAL, 0, 0));
+}
+
+static void arm_store(struct server *s)
+{
+        struct io_uring_sqe *sqe = get_sqe(s);
+
+        io_uring_prep_read(sqe, s->store_efd, &s->efd_buf, sizeof(s->efd_buf), 0);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_STORE, 0, 0));
+}
+
+static void shutdown_grace_over(struct timer *t)
+{
+        struct server *s = container_of(t, struct server, shutdown_timer);
+
+        log_notice("shutdown grace of %lldms is over: stopping %u running job(s)",
+                   (long long)s->cfg.shutdown_grace_ms, s->busy_slots);
+        workers_stop_all(s, false);
+}
+
+static void begin_drain(struct server *s, int sig)
+{
+        if (s->draining) {
+                log_notice("%s again: stopping running jobs now", strsignal(sig));
+                workers_stop_all(s, false);
+                return;
+        }
+        log_notice("%s: draining: no new jobs, %u running job(s) may finish within %lldms", strsignal(sig),
+                   s->busy_slots, (long long)s->cfg.shutdown_grace_ms);
+        s->draining = true;
+        listener_stop(s);
+        notify_stopping(s);
+        if (s->busy_slots)
+                loop_arm_timer(s, &s->shutdown_timer, now_mono_ms() + s->cfg.shutdown_grace_ms);
+}
+
+static void on_signal(struct server *s, struct io_uring_cqe *cqe)
+{
+        if (cqe->res == sizeof(s->sig_buf)) {
+                int sig = (int)s->sig_buf.ssi_signo;
+                if (sig == SIGHUP)
+                        server_reload(s);
+                else
+                        begin_drain(s, sig);
+        }
+        arm_signal(s);
+}
+
+static void handle(struct server *s, struct io_uring_cqe *cqe)
+{
+        switch (ud_op(cqe->user_data)) {
+        case UD_ACCEPT:
+                listener_on_accept(s, cqe);
+                break;
+        case UD_RECV:
+                conn_on_recv(s, cqe);
+                break;
+        case UD_SEND:
+                conn_on_send(s, cqe);
+                break;
+        case UD_SIGNAL:
+                on_signal(s, cqe);
+                break;
+        case UD_STORE:
+                ops_on_store_done(s);
+                arm_store(s);
+                break;
+        case UD_PIDFD:
+                worker_on_pidfd(s, cqe);
+                break;
+        case UD_PIPE_READ:
+                worker_on_pipe_read(s, cqe);
+                break;
+        case UD_FILE_WRITE:
+                worker_on_file_write(s, cqe);
+                break;
+        default:
+                break;
+        }
+}
+
+/* Draining ends when no job runs and the store has recorded everything;
+ * then waiters are told, replies get a moment to leave, and the loop
+ * ends. */
+static void check_exit(struct server *s, int64_t *exit_deadline)
+{
+        bool flushed = true;
+
+        if (!s->draining)
+                return;
+        if (*exit_deadline == 0) {
+                if (s->busy_slots || store_inflight(s->store))
+                        return;
+                timers_disarm(&s->timers, &s->shutdown_timer);
+                ops_fail_waiters(s);
+                *exit_deadline = now_mono_ms() + 1000;
+        }
+        for (unsigned i = 0; i < s->conn_cap; i++) {
+                struct conn *c = s->conns[i];
+                if (c && !c->closing && (c->slen - c->soff + c->wlen) > 0)
+                        flushed = false;
+        }
+        if (flushed || now_mono_ms() >= *exit_deadline)
+                s->stop = true;
+}
+
+int loop_run(struct server *s)
+{
+        int64_t exit_deadline = 0;
+
+        timer_init(&s->shutdown_timer, shutdown_grace_over);
+        arm_signal(s);
+        arm_store(s);
+        listener_arm(s);
+
+        while (!s->stop) {
+                struct io_uring_cqe *cqe;
+                struct __kernel_timespec ts, *tsp = NULL;
+                int64_t next = timers_next(&s->timers);
+                unsigned head, n = 0;
+                int r;
+
+                if (exit_deadline)
+                        next = MIN(next, now_mono_ms() + 50);
+                if (next != INT64_MAX) {
+                        int64_t ms = MAX(next - now_mono_ms(), 0);
+                        ts.tv_sec = ms / 1000;
+                        ts.tv_nsec = (ms % 1000) * 1000000;
+                        tsp = &ts;
+                }
+                r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+                if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
+                        return log_error_errno(r, "io_uring wait failed");
+                io_uring_for_each_cqe(&s->ring, head, cqe) {
+                        handle(s, cqe);
+                        n++;
+                }
+                io_uring_cq_advance(&s->ring, n);
+                timers_run(&s->timers, now_mono_ms());
+                conn_reap(s);
+                check_exit(s, &exit_deadline);
+        }
+        return 0;
+}

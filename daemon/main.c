@@ -1,0 +1,387 @@
+/* ringqd: set-up order, the main loop, and an orderly end.
+ *
+ * Order matters: config, then the state directory and its lock, then the
+ * database and the recovery of what an earlier run left, then the socket,
+ * and only then READY=1 — a client that connects after READY finds the
+ * queue as it will be served.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
+#include "conn.h"
+#include "log.h"
+#include "recover.h"
+#include "ringq/protocol.h"
+#include "users.h"
+
+struct flag {
+        const char *key, *flag;
+        char *value;
+};
+
+static struct flag *arg_flags;
+static size_t arg_nflags;
+static char *arg_config;
+
+static void help(void)
+{
+        printf("Usage: ringqd [OPTION...]\n"
+               "Run the ringq job daemon in the foreground.\n\n"
+               "  -c, --config=FILE        config file (default %s; a missing default is fine)\n",
+               RINGQ_CONFIG_DEFAULT);
+        for (size_t i = 0; i < config_nkeys; i++) {
+                const struct config_key *k = config_key_at(i);
+                char opt[64];
+                snprintf(opt, sizeof(opt), "--%s=VALUE", k->flag);
+                printf("      %-22s %s (key %s, default %s)\n", opt, k->help, k->key, k->def);
+        }
+        printf("  -h, --help               show this help\n"
+               "  -V, --version            show the version\n\n"
+               "Durations: 250ms, 30s, 5m, 2h, 7d (a bare number is seconds).\n"
+               "Sizes: 65536, 64K, 16M, 1G. Flags win over the config file.\n");
+}
+
+static int parse_args(int argc, char **argv)
+{
+        struct option *opts;
+        size_t n = 0;
+        int c;
+
+        opts = calloc(config_nkeys + 4, sizeof(*opts));
+        arg_flags = calloc((size_t)argc, sizeof(*arg_flags));
+        if (!opts || !arg_flags) {
+                free(opts);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < config_nkeys; i++)
+                opts[n++] = (struct option){ config_key_at(i)->flag, required_argument, NULL, 1000 + (int)i };
+        opts[n++] = (struct option){ "config", required_argument, NULL, 'c' };
+        opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+        opts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
+
+        while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case 'h':
+                        help();
+                        free(opts);
+                        return 0;
+                case 'V':
+                        printf("ringqd %s (protocol %d)\n", RINGQ_VERSION, RINGQ_PROTOCOL);
+                        free(opts);
+                        return 0;
+                case '?':
+                        free(opts);
+                        fprintf(stderr, "Try 'ringqd --help'.\n");
+                        return -EINVAL;
+                default:
+                        arg_flags[arg_nflags++] = (struct flag){ config_key_at((size_t)(c - 1000))->key,
+                                                                 config_key_at((size_t)(c - 1000))->flag, optarg };
+                        break;
+                }
+        }
+        free(opts);
+        if (optind < argc) {
+                fprintf(stderr, "ringqd: unexpected argument '%s'\nTry 'ringqd --help'.\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+/* Defaults, then the file, then flags. On failure *ret_err says why. */
+static int load_config(struct config *cfg, char **ret_err)
+{
+        const char *path = arg_config ? arg_config : RINGQ_CONFIG_DEFAULT;
+        int r;
+
+        config_init(cfg);
+        r = config_parse_file(cfg, path, !arg_config, ret_err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < arg_nflags; i++) {
+                char *why = NULL;
+                r = config_set(cfg, arg_flags[i].key, arg_flags[i].value, &why);
+                if (r < 0) {
+                        if (asprintf(ret_err, "--%s: %s", arg_flags[i].flag, why ? why : "invalid") < 0)
+                                *ret_err = NULL;
+                        free(why);
+                        return r;
+                }
+        }
+        return config_finalize(cfg, ret_err);
+}
+
+void server_reload(struct server *s)
+{
+        struct config nc;
+        char *err = NULL;
+        int r;
+
+        notify_reloading(s);
+        r = load_config(&nc, &err);
+        if (r < 0) {
+                log_error("reload: %s; keeping the running configuration", err ? err : strerror(-r));
+                free(err);
+                config_done(&nc);
+                notify_ready(s);
+                return;
+        }
+#define FIXED(f, key)                                                                         \
+        if (nc.f != s->cfg.f)                                                                 \
+                log_warning("reload: %s changed; it takes effect after a restart of ringqd", key);
+        FIXED(workers, "workers");
+        FIXED(max_clients, "max_clients");
+        FIXED(durability, "durability");
+        FIXED(max_batch, "max_batch");
+#undef FIXED
+        if (strcmp(nc.state_dir, s->cfg.state_dir) != 0)
+                log_warning("reload: state_dir changed; it takes effect after a restart of ringqd");
+        if (strcmp(nc.socket, s->cfg.socket) != 0)
+                log_warning("reload: socket changed; it takes effect after a restart of ringqd");
+        /* Keep what needs a restart; take everything else. */
+        free(nc.state_dir);
+        free(nc.socket);
+        nc.state_dir = s->cfg.state_dir;
+        nc.socket = s->cfg.socket;
+        nc.workers = s->cfg.workers;
+        nc.max_clients = s->cfg.max_clients;
+        nc.durability = s->cfg.durability;
+        nc.max_batch = s->cfg.max_batch;
+        s->cfg = nc;
+        log_max_level = s->cfg.log_level;
+        store_set_busy_timeout(s->store, s->cfg.busy_timeout_ms);
+        users_flush();
+        log_notice("reloaded configuration: high_water %llu, low_water %llu", (unsigned long long)s->cfg.high_water,
+                   (unsigned long long)s->cfg.low_water);
+        ops_update_accepting(s);
+        notify_ready(s);
+}
+
+/* Keep fds 0..2 open, so no socket or pipe of ours ever lands there. */
+static void fix_stdio(void)
+{
+        for (int fd = 0; fd < 3; fd++)
+                if (fcntl(fd, F_GETFD) < 0)
+                        (void)open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+        char buf[4096];
+        size_t len = strlen(path);
+
+        if (len >= sizeof(buf))
+                return -ENAMETOOLONG;
+        memcpy(buf, path, len + 1);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int setup_state_dir(struct server *s)
+{
+        const char *dir = s->cfg.state_dir;
+        int r, fd;
+
+        r = mkdir_p(dir, 0750);
+        if (r < 0)
+                return log_error_errno(r, "state dir %s", dir);
+        s->state_dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->state_dirfd < 0)
+                return log_error_errno(-errno, "state dir %s", dir);
+        /* One ringqd per state dir: two would both dispatch its jobs. */
+        if (flock(s->state_dirfd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK) {
+                        log_error("state dir %s is in use by another ringqd", dir);
+                        return -EBUSY;
+                }
+                return log_error_errno(-errno, "state dir %s: lock", dir);
+        }
+        /* Prove it is writable now, not at the first submit. */
+        fd = openat(s->state_dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR)
+                return log_error_errno(-errno, "state dir %s is not writable", dir);
+        safe_close(fd);
+        if (mkdirat(s->state_dirfd, "output", 0755) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "state dir %s: cannot create output/", dir);
+        s->output_dirfd = openat(s->state_dirfd, "output", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->output_dirfd < 0)
+                return log_error_errno(-errno, "state dir %s: output/", dir);
+        if (asprintf(&s->db_path, "%s/queue.db", dir) < 0 || asprintf(&s->output_dir, "%s/output", dir) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int load_one(void *ud, int64_t id, int prio, int64_t run_at)
+{
+        struct server *s = ud;
+
+        s->queued++;
+        return qindex_push(&s->qi, id, prio, run_at, now_wall_ms(), now_mono_ms());
+}
+
+static int setup_signals(struct server *s)
+{
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        /* Writes to a closed peer return EPIPE; a signal would kill us. */
+        signal(SIGPIPE, SIG_IGN);
+        s->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+        return s->sig_fd < 0 ? -errno : 0;
+}
+
+static int run(struct server *s)
+{
+        char *err = NULL;
+        int r;
+
+        r = load_config(&s->cfg, &err);
+        if (r < 0) {
+                log_error("%s", err ? err : strerror(-r));
+                free(err);
+                return r;
+        }
+        log_max_level = s->cfg.log_level;
+        s->uid = getuid();
+        s->start_mono_ms = now_mono_ms();
+        s->accepting = true;
+        notify_init(s);
+
+        r = setup_signals(s);
+        if (r < 0)
+                return log_error_errno(r, "signals");
+        r = setup_state_dir(s);
+        if (r < 0)
+                return r;
+        s->devnull_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (s->devnull_fd < 0)
+                return log_error_errno(-errno, "/dev/null");
+
+        r = store_open(s->db_path, &s->cfg, &s->store, &err);
+        if (r < 0) {
+                log_error("%s", err ? err : strerror(-r));
+                free(err);
+                return r;
+        }
+        r = recover_interrupted(s->store);
+        if (r < 0)
+                return log_error_errno(r, "%s: recovering interrupted jobs", s->db_path);
+        r = store_load_queued(s->store, load_one, s);
+        if (r < 0)
+                return log_error_errno(r, "%s: loading the queue", s->db_path);
+        r = reader_open(s->db_path, &s->reader);
+        if (r < 0)
+                return log_error_errno(r, "%s: opening a read connection", s->db_path);
+
+        s->conn_cap = (unsigned)s->cfg.max_clients;
+        s->conns = calloc(s->conn_cap, sizeof(*s->conns));
+        if (!s->conns)
+                return log_error_errno(-ENOMEM, "connection table");
+        r = workers_init(s);
+        if (r < 0)
+                return log_error_errno(r, "worker slots");
+        r = listener_open(s, &err);
+        if (r < 0) {
+                log_error("%s", err ? err : strerror(-r));
+                free(err);
+                return r;
+        }
+        s->store_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->store_efd < 0)
+                return log_error_errno(-errno, "eventfd");
+        r = loop_init(s);
+        if (r < 0)
+                return log_error_errno(r, "io_uring setup");
+        r = store_start(s->store, s->store_efd);
+        if (r < 0)
+                return log_error_errno(r, "store thread");
+
+        ops_update_accepting(s);
+        notify_ready(s);
+        log_notice("ringqd %s ready: %lld queued, %u workers, socket %s%s, state dir %s", RINGQ_VERSION,
+                   (long long)s->queued, s->nslots, s->cfg.socket, s->listen_activated ? " (from systemd)" : "",
+                   s->cfg.state_dir);
+        workers_dispatch(s);
+        r = loop_run(s);
+        log_notice("stopped: %" PRIu64 " succeeded, %" PRIu64 " failed since start", s->stats.c[C_SUCCEEDED],
+                   s->stats.c[C_FAILED]);
+        return r;
+}
+
+static void server_done(struct server *s)
+{
+        if (s->conns) {
+                conn_close_all(s);
+                s->reap_conns = true;
+                /* Connections still waiting on ring ops are freed here,
+                 * the ring being gone with them. */
+                for (unsigned i = 0; i < s->conn_cap; i++)
+                        if (s->conns[i])
+                                s->conns[i]->ring_ops = 0;
+                conn_reap(s);
+                free(s->conns);
+        }
+        listener_close(s);
+        store_close(s->store);
+        reader_close(s->reader);
+        workers_done(s);
+        loop_done(s);
+        qindex_done(&s->qi);
+        idmap_done(&s->canceled);
+        idmap_done(&s->waiters);
+        users_flush();
+        safe_close(s->sig_fd);
+        safe_close(s->store_efd);
+        safe_close(s->devnull_fd);
+        safe_close(s->output_dirfd);
+        safe_close(s->state_dirfd);
+        free(s->db_path);
+        free(s->output_dir);
+        config_done(&s->cfg);
+}
+
+int main(int argc, char **argv)
+{
+        struct server s = {
+                .listen_fd = -1, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1,
+                .state_dirfd = -1, .output_dirfd = -1,
+        };
+        int r;
+
+        fix_stdio();
+        r = parse_args(argc, argv);
+        if (r <= 0) {
+                free(arg_flags);
+                return r < 0 ? 2 : 0;
+        }
+        r = run(&s);
+        server_done(&s);
+        free(arg_flags);
+        return r < 0 ? 1 : 0;
+}

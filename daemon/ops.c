@@ -1,0 +1,568 @@
+/* What each request does. Replies that need no I/O are answered at
+ * once; submit, cancel and retry go through the store and are answered
+ * after their commit; wait (and cancel of a running job) park the
+ * request on the job until it ends. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "proto.h"
+#include "ringq/protocol.h"
+
+static json_t *storage_err(int r)
+{
+        return proto_err(RINGQ_ERR_STORAGE, NULL, "the queue database cannot answer now: %s", strerror(-r));
+}
+
+static bool may_touch(const struct conn *c, int64_t owner_uid)
+{
+        return c->uid == 0 || (int64_t)c->uid == owner_uid;
+}
+
+/* Reply with the job as committed, or with why it cannot be read. */
+static void reply_job(struct server *s, struct req *r, int64_t id)
+{
+        struct job_rec j;
+        int e = reader_get(s->reader, id, &j);
+
+        if (e == -ENOENT)
+                req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)id));
+        else if (e < 0)
+                req_reply(r, storage_err(e));
+        else {
+                json_t *o = proto_ok();
+                json_object_set_new(o, "job", proto_job(&j, s->output_dir));
+                req_reply(r, o);
+                job_rec_done(&j);
+        }
+}
+
+void ops_update_accepting(struct server *s)
+{
+        int64_t n = s->queued + s->reserved;
+        bool was = s->accepting;
+
+        if (s->accepting && n >= (int64_t)s->cfg.high_water)
+                s->accepting = false;
+        else if (!s->accepting && n <= (int64_t)s->cfg.low_water)
+                s->accepting = true;
+        if (was != s->accepting)
+                log_notice("queue %s: %lld queued (high water %llu, low water %llu)",
+                           s->accepting ? "accepting again" : "full, rejecting submits", (long long)n,
+                           (unsigned long long)s->cfg.high_water, (unsigned long long)s->cfg.low_water);
+        notify_status(s);
+}
+
+/* How long until the queue is likely back under low water, from the
+ * recent completion rate; clamped so a client neither spins nor sleeps
+ * for minutes on a guess. */
+static int64_t retry_after_ms(struct server *s)
+{
+        double rate = stats_rate(&s->stats, now_mono_ms());
+        double excess = (double)MAX(s->queued + s->reserved - (int64_t)s->cfg.low_water, 1);
+        double ms = rate > 0.001 ? excess / rate * 1000.0 : 30000.0;
+
+        return (int64_t)CLAMP(ms, 100.0, 30000.0);
+}
+
+static void do_submit(struct server *s, struct req *r, struct request *rq)
+{
+        struct conn *c = r->conn;
+        struct store_op *op;
+        struct job_rec *j;
+        int64_t now = now_wall_ms();
+
+        if (s->draining) {
+                s->stats.c[C_REJECTED_OTHER]++;
+                req_reply(r, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
+                return;
+        }
+        ops_update_accepting(s);
+        if (!s->accepting) {
+                json_t *e;
+                s->stats.c[C_REJECTED_FULL]++;
+                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
+                              "queue full: %lld jobs queued (high water %llu); accepting again below %llu",
+                              (long long)(s->queued + s->reserved), (unsigned long long)s->cfg.high_water,
+                              (unsigned long long)s->cfg.low_water);
+                if (e)
+                        json_object_set_new(e, "retry_after_ms", json_integer(retry_after_ms(s)));
+                req_reply(r, e);
+                return;
+        }
+        op = calloc(1, sizeof(*op));
+        if (!op)
+                goto oom;
+        op->kind = SOP_SUBMIT;
+        op->owner = r;
+        j = &op->submit.rec;
+        *j = (struct job_rec){
+                .queue = strdup(rq->queue),
+                .state = RINGQ_STATE_QUEUED,
+                .priority = rq->priority,
+                .argv = proto_dump_compact(rq->argv),
+                .env = rq->env ? proto_dump_compact(rq->env) : NULL,
+                .cwd = strdup(rq->cwd),
+                .owner_uid = c->uid,
+                .owner_gid = c->gid,
+                .idem_key = rq->key ? strdup(rq->key) : NULL,
+                .submitted_at = now,
+                .run_at = rq->run_at >= 0 ? rq->run_at : now + MAX(rq->delay_ms, 0),
+                .max_attempts = rq->max_attempts,
+                .timeout_ms = rq->timeout_ms,
+                .backoff_ms = rq->backoff_ms >= 0 ? rq->backoff_ms : 1000,
+                .exit_code = -1, .signal = -1, .pid = -1,
+                .started_at = -1, .finished_at = -1,
+        };
+        if (!j->queue || !j->argv || !j->cwd || (rq->env && !j->env) || (rq->key && !j->idem_key)) {
+                store_op_free(op);
+                goto oom;
+        }
+        op->enqueued_us = now_mono_us();
+        r->state = REQ_STORE;
+        s->reserved++;
+        store_push(s->store, op);
+        return;
+oom:
+        req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
+}
+
+static void wait_timeout(struct timer *t)
+{
+        struct req *r = container_of(t, struct req, wtimer);
+
+        ops_unwait(r);
+        req_reply(r, proto_err(RINGQ_ERR_TIMEOUT, NULL, "job %lld has not ended yet", (long long)r->job_id));
+}
+
+/* Park r until job id ends; timeout_ms < 0 waits for ever. */
+static void park(struct server *s, struct req *r, int64_t id, int64_t timeout_ms)
+{
+        r->state = REQ_WAIT;
+        r->job_id = id;
+        r->wnext = idmap_get(&s->waiters, id);
+        if (idmap_put(&s->waiters, id, r) < 0) {
+                r->state = REQ_STORE;
+                req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
+                return;
+        }
+        if (r->conn)
+                r->conn->nwaits++;
+        timer_init(&r->wtimer, wait_timeout);
+        if (timeout_ms >= 0)
+                loop_arm_timer(s, &r->wtimer, now_mono_ms() + timeout_ms);
+}
+
+void ops_unwait(struct req *r)
+{
+        struct server *s = r->srv;
+        struct req *head = idmap_get(&s->waiters, r->job_id), **pp;
+
+        timers_disarm(&s->timers, &r->wtimer);
+        for (pp = &head; *pp; pp = &(*pp)->wnext)
+                if (*pp == r) {
+                        *pp = r->wnext;
+                        break;
+                }
+        if (head)
+                (void)idmap_put(&s->waiters, r->job_id, head); /* replaces: no allocation */
+        else
+                idmap_remove(&s->waiters, r->job_id);
+        if (r->conn && r->conn->nwaits)
+                r->conn->nwaits--;
+        r->state = REQ_STORE;
+        r->wnext = NULL;
+}
+
+void ops_job_final(struct server *s, int64_t id)
+{
+        struct req *r = idmap_remove(&s->waiters, id);
+        struct job_rec j;
+        int e;
+
+        if (!r)
+                return;
+        e = reader_get(s->reader, id, &j);
+        while (r) {
+                struct req *next = r->wnext;
+                timers_disarm(&s->timers, &r->wtimer);
+                if (r->conn && r->conn->nwaits)
+                        r->conn->nwaits--;
+                r->state = REQ_STORE;
+                r->wnext = NULL;
+                if (e < 0)
+                        req_reply(r, storage_err(e));
+                else {
+                        json_t *o = proto_ok();
+                        json_object_set_new(o, "job", proto_job(&j, s->output_dir));
+                        req_reply(r, o);
+                }
+                r = next;
+        }
+        if (e == 0)
+                job_rec_done(&j);
+}
+
+void ops_fail_waiters(struct server *s)
+{
+        for (size_t i = 0; i < s->waiters.cap; i++) {
+                struct idmap_slot *sl = &s->waiters.slots[i];
+                struct req *r;
+                if (sl->key <= 0)
+                        continue;
+                r = sl->value;
+                sl->value = NULL;
+                while (r) {
+                        struct req *next = r->wnext;
+                        timers_disarm(&s->timers, &r->wtimer);
+                        r->state = REQ_STORE;
+                        r->wnext = NULL;
+                        req_reply(r, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
+                        r = next;
+                }
+        }
+        idmap_done(&s->waiters);
+}
+
+static void do_wait(struct server *s, struct req *r, struct request *rq)
+{
+        struct job_rec j;
+        int e = reader_get(s->reader, rq->id, &j);
+
+        if (e == -ENOENT) {
+                req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
+                return;
+        }
+        if (e < 0) {
+                req_reply(r, storage_err(e));
+                return;
+        }
+        if (!may_touch(r->conn, j.owner_uid)) {
+                req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld",
+                                       (long long)rq->id, (long long)j.owner_uid));
+        } else if (ringq_state_is_final(j.state)) {
+                json_t *o = proto_ok();
+                json_object_set_new(o, "job", proto_job(&j, s->output_dir));
+                req_reply(r, o);
+        } else
+                park(s, r, rq->id, rq->timeout_ms);
+        job_rec_done(&j);
+}
+
+static void do_status(struct server *s, struct req *r, struct request *rq)
+{
+        struct job_rec j;
+        int e = reader_get(s->reader, rq->id, &j);
+
+        if (e == -ENOENT)
+                req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
+        else if (e < 0)
+                req_reply(r, storage_err(e));
+        else {
+                if (!may_touch(r->conn, j.owner_uid))
+                        req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld",
+                                               (long long)rq->id, (long long)j.owner_uid));
+                else {
+                        json_t *o = proto_ok();
+                        json_object_set_new(o, "job", proto_job(&j, s->output_dir));
+                        req_reply(r, o);
+                }
+                job_rec_done(&j);
+        }
+}
+
+struct list_ctx {
+        struct server *s;
+        json_t *jobs;
+};
+
+static int list_one(void *ud, struct job_rec *j)
+{
+        struct list_ctx *lc = ud;
+        json_t *o = proto_job(j, lc->s->output_dir);
+
+        if (!o || json_array_append_new(lc->jobs, o) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static void do_list(struct server *s, struct req *r, struct request *rq)
+{
+        struct list_filter f = {
+                .state = rq->state, .queue = rq->queue, .after_id = rq->after_id, .limit = rq->limit,
+                .owner_uid = r->conn->uid == 0 ? -1 : (int64_t)r->conn->uid,
+        };
+        struct list_ctx lc = { s, json_array() };
+        int e;
+
+        if (!lc.jobs) {
+                req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
+                return;
+        }
+        e = reader_list(s->reader, &f, list_one, &lc);
+        if (e == -ETIME)
+                req_reply(r, proto_err(RINGQ_ERR_TIMEOUT, NULL,
+                                       "the list filter matched too few jobs to scan for; narrow it with state or after_id"));
+        else if (e < 0)
+                req_reply(r, storage_err(e));
+        else {
+                json_t *o = proto_ok();
+                json_object_set(o, "jobs", lc.jobs);
+                req_reply(r, o);
+        }
+        json_decref(lc.jobs);
+}
+
+static void do_change(struct server *s, struct req *r, struct request *rq, enum store_op_kind kind)
+{
+        struct store_op *op;
+
+        if (kind == SOP_CANCEL) {
+                int e = workers_cancel(s, rq->id, r->conn->uid);
+                if (e == 0) {
+                        park(s, r, rq->id, -1);
+                        return;
+                }
+                if (e == -EPERM) {
+                        req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
+                                               (long long)rq->id));
+                        return;
+                }
+        }
+        op = calloc(1, sizeof(*op));
+        if (!op) {
+                req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
+                return;
+        }
+        op->kind = kind;
+        op->id = rq->id;
+        op->owner = r;
+        op->change.uid = r->conn->uid;
+        op->change.now_ms = now_wall_ms();
+        op->enqueued_us = now_mono_us();
+        r->state = REQ_STORE;
+        store_push(s->store, op);
+}
+
+static json_t *latency_json(const struct latency *l)
+{
+        struct latency_summary ls;
+
+        latency_summarize(l, &ls);
+        return json_pack("{s:f, s:f, s:f, s:i}", "p50", ls.p50_ms, "p99", ls.p99_ms, "max", ls.max_ms,
+                         "samples", (json_int_t)ls.samples);
+}
+
+static json_t *stats_reply(struct server *s)
+{
+        json_t *o = proto_ok(), *counters = json_object();
+        int64_t db = 0, wal = 0;
+
+        if (!o || !counters) {
+                json_decref(o);
+                json_decref(counters);
+                return NULL;
+        }
+        for (int i = 0; i < _C_MAX; i++)
+                json_object_set_new(counters, counter_names[i], json_integer((json_int_t)s->stats.c[i]));
+        store_sizes(s->store, &db, &wal);
+        json_object_set_new(o, "state", json_string(server_state_word(s)));
+        json_object_set_new(o, "queued", json_integer(s->queued));
+        json_object_set_new(o, "running", json_integer(s->busy_slots));
+        json_object_set_new(o, "workers", json_integer((json_int_t)s->nslots));
+        json_object_set_new(o, "high_water", json_integer((json_int_t)s->cfg.high_water));
+        json_object_set_new(o, "low_water", json_integer((json_int_t)s->cfg.low_water));
+        json_object_set_new(o, "accepting", json_boolean(s->accepting && !s->draining));
+        json_object_set_new(o, "connections", json_integer(s->nconns));
+        json_object_set_new(o, "max_clients", json_integer((json_int_t)s->cfg.max_clients));
+        json_object_set_new(o, "uptime_ms", json_integer(now_mono_ms() - s->start_mono_ms));
+        json_object_set_new(o, "counters", counters);
+        json_object_set_new(o, "latency_ms",
+                            json_pack("{s:o, s:o, s:o}", "commit", latency_json(&s->stats.commit),
+                                      "queue_wait", latency_json(&s->stats.queue_wait), "run",
+                                      latency_json(&s->stats.run)));
+        json_object_set_new(o, "db_bytes", json_integer(db));
+        json_object_set_new(o, "wal_bytes", json_integer(wal));
+        json_object_set_new(o, "version", json_string(RINGQ_VERSION));
+        return o;
+}
+
+void ops_handle(struct conn *c, const char *line, size_t len)
+{
+        struct server *s = c->srv;
+        struct request rq;
+        struct proto_error perr;
+        struct req *r = calloc(1, sizeof(*r));
+        int e;
+
+        if (!r) {
+                conn_close(c);
+                return;
+        }
+        r->srv = s;
+        r->conn = c;
+        r->state = REQ_STORE;
+        r->t0_us = now_mono_us();
+        timer_init(&r->wtimer, wait_timeout);
+        *c->tail = r;
+        c->tail = &r->next;
+        c->npending++;
+
+        e = proto_parse(line, len, &rq, &perr);
+        if (rq.tag)
+                r->tag = json_incref(rq.tag);
+        if (e < 0) {
+                if (rq.op == RINGQ_OP_SUBMIT)
+                        s->stats.c[C_REJECTED_OTHER]++;
+                req_reply(r, proto_err_from(&perr));
+                request_done(&rq);
+                return;
+        }
+        switch (rq.op) {
+        case RINGQ_OP_PING: {
+                json_t *o = proto_ok();
+                json_object_set_new(o, "version", json_string(RINGQ_VERSION));
+                json_object_set_new(o, "protocol", json_integer(RINGQ_PROTOCOL));
+                req_reply(r, o);
+                break;
+        }
+        case RINGQ_OP_SUBMIT:
+                do_submit(s, r, &rq);
+                break;
+        case RINGQ_OP_STATUS:
+                do_status(s, r, &rq);
+                break;
+        case RINGQ_OP_LIST:
+                do_list(s, r, &rq);
+                break;
+        case RINGQ_OP_CANCEL:
+                do_change(s, r, &rq, SOP_CANCEL);
+                break;
+        case RINGQ_OP_RETRY:
+                do_change(s, r, &rq, SOP_RETRY);
+                break;
+        case RINGQ_OP_WAIT:
+                do_wait(s, r, &rq);
+                break;
+        case RINGQ_OP_STATS:
+                req_reply(r, stats_reply(s));
+                break;
+        default:
+                req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "unhandled op"));
+                break;
+        }
+        request_done(&rq);
+}
+
+/* A store op for a request came back. */
+static void on_request_op(struct server *s, struct store_op *op)
+{
+        struct req *r = op->owner;
+
+        switch (op->kind) {
+        case SOP_SUBMIT:
+                s->reserved--;
+                if (op->result == 0 && !op->submit.duplicate) {
+                        struct job_rec *j = &op->submit.rec;
+                        s->stats.c[C_ACCEPTED]++;
+                        s->queued++;
+                        if (qindex_push(&s->qi, op->id, j->priority, j->run_at, now_wall_ms(), now_mono_ms()) < 0)
+                                log_error("job %lld: out of memory for the dispatch index; it runs after a restart",
+                                          (long long)op->id);
+                }
+                if (op->result == 0) {
+                        json_t *o = proto_ok();
+                        json_object_set_new(o, "id", json_integer(op->id));
+                        if (op->submit.duplicate)
+                                json_object_set_new(o, "duplicate", json_true());
+                        req_reply(r, o);
+                } else {
+                        s->stats.c[C_REJECTED_OTHER]++;
+                        req_reply(r, storage_err(op->result));
+                }
+                ops_update_accepting(s);
+                break;
+        case SOP_CANCEL:
+                if (op->result == 0 && op->change.prev_state == RINGQ_STATE_QUEUED) {
+                        /* The dispatch index still holds it: skip it there. */
+                        (void)idmap_put(&s->canceled, op->id, (void *)1);
+                        s->queued--;
+                        s->stats.c[C_CANCELED]++;
+                        ops_update_accepting(s);
+                        reply_job(s, r, op->id);
+                        ops_job_final(s, op->id);
+                } else if (op->result == 0 && op->change.prev_state == RINGQ_STATE_RUNNING) {
+                        /* It started between our look and the store's. */
+                        int e = r->conn ? workers_cancel(s, op->id, r->conn->uid) : -ENOENT;
+                        if (e == 0)
+                                park(s, r, op->id, -1);
+                        else
+                                reply_job(s, r, op->id);
+                } else if (op->result == 0)
+                        reply_job(s, r, op->id);
+                else if (op->result == -EALREADY)
+                        req_reply(r, proto_err(RINGQ_ERR_INVALID_STATE, "id", "job %lld already %s",
+                                               (long long)op->id, ringq_state_names[op->change.prev_state]));
+                else if (op->result == -ENOENT)
+                        req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)op->id));
+                else if (op->result == -EPERM)
+                        req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
+                                               (long long)op->id));
+                else
+                        req_reply(r, storage_err(op->result));
+                break;
+        case SOP_RETRY:
+                if (op->result == 0) {
+                        (void)idmap_remove(&s->canceled, op->id);
+                        s->queued++;
+                        s->stats.c[C_RETRIED]++;
+                        if (qindex_push(&s->qi, op->id, op->change.priority, op->change.now_ms, now_wall_ms(),
+                                        now_mono_ms()) < 0)
+                                log_error("job %lld: out of memory for the dispatch index", (long long)op->id);
+                        ops_update_accepting(s);
+                        reply_job(s, r, op->id);
+                } else if (op->result == -EALREADY)
+                        req_reply(r, proto_err(RINGQ_ERR_INVALID_STATE, "id",
+                                               "job %lld is %s; only failed or canceled jobs can be retried",
+                                               (long long)op->id, ringq_state_names[op->change.prev_state]));
+                else if (op->result == -ENOENT)
+                        req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)op->id));
+                else if (op->result == -EPERM)
+                        req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
+                                               (long long)op->id));
+                else
+                        req_reply(r, storage_err(op->result));
+                break;
+        default:
+                break;
+        }
+}
+
+void ops_on_store_done(struct server *s)
+{
+        struct store_op *op = store_take_done(s->store);
+        int64_t now = now_mono_us();
+
+        while (op) {
+                struct store_op *next = op->next;
+                if (op->result == -EBUSY)
+                        s->stats.c[C_STORE_BUSY]++;
+                /* -ESTALE, -ENOENT, -EPERM, -EALREADY are answers, not
+                 * failures of the store. */
+                if (op->result < 0 && op->result != -ESTALE && op->result != -ENOENT &&
+                    op->result != -EPERM && op->result != -EALREADY)
+                        s->stats.c[C_STORE_ERRORS]++;
+                if (op->result == 0)
+                        latency_add(&s->stats.commit, now - op->enqueued_us);
+                if (op->kind == SOP_START || op->kind == SOP_FINISH)
+                        worker_on_store_done(s, op);
+                else
+                        on_request_op(s, op);
+                store_op_free(op);
+                op = next;
+        }
+        workers_dispatch(s);
+}

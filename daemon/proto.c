@@ -1,0 +1,369 @@
+/* Request parsing and reply encoding for protocol v1. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "util.h"
+
+_printf_(4, 5) static int bad(struct proto_error *err, enum ringq_err code, const char *field,
+                              const char *fmt, ...)
+{
+        va_list ap;
+
+        err->code = code;
+        err->field = field;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+/* A JSON string usable as a C string: jansson allows "\u0000" inside,
+ * which would silently cut a path or an argument short. */
+static bool plain_string(json_t *v)
+{
+        return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
+static int get_int(json_t *root, const char *field, int64_t lo, int64_t hi, int64_t *ret,
+                   struct proto_error *err, const char *what)
+{
+        json_t *v = json_object_get(root, field);
+        json_int_t x;
+
+        if (!v)
+                return 0;
+        if (!json_is_integer(v))
+                return bad(err, RINGQ_ERR_BAD_REQUEST, field, "%s must be %s", field, what);
+        x = json_integer_value(v);
+        if (x < lo || x > hi)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, field, "%s must be %s", field, what);
+        *ret = x;
+        return 1;
+}
+
+static int get_string(json_t *root, const char *field, size_t maxlen, const char **ret,
+                      struct proto_error *err)
+{
+        json_t *v = json_object_get(root, field);
+
+        if (!v)
+                return 0;
+        if (!plain_string(v) || json_string_length(v) == 0 || json_string_length(v) > maxlen)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, field,
+                           "%s must be a non-empty string of at most %zu bytes", field, maxlen);
+        *ret = json_string_value(v);
+        return 1;
+}
+
+/* Fields each op accepts besides "op" and "tag". Unknown fields are
+ * errors: a misspelt "timout_ms" must not run a job without a timeout. */
+static const char *const op_fields[_RINGQ_OP_MAX][13] = {
+        [RINGQ_OP_PING] = { NULL },
+        [RINGQ_OP_SUBMIT] = { "argv", "env", "cwd", "queue", "priority", "delay_ms", "run_at",
+                              "timeout_ms", "max_attempts", "backoff_ms", "key", NULL },
+        [RINGQ_OP_STATUS] = { "id", NULL },
+        [RINGQ_OP_LIST] = { "state", "queue", "limit", "after_id", NULL },
+        [RINGQ_OP_CANCEL] = { "id", NULL },
+        [RINGQ_OP_RETRY] = { "id", NULL },
+        [RINGQ_OP_WAIT] = { "id", "timeout_ms", NULL },
+        [RINGQ_OP_STATS] = { NULL },
+};
+
+static int check_fields(json_t *root, enum ringq_op op, struct proto_error *err)
+{
+        const char *k;
+        json_t *v;
+
+        json_object_foreach(root, k, v) {
+                bool known = strcmp(k, "op") == 0 || strcmp(k, "tag") == 0;
+                for (size_t i = 0; !known && op_fields[op][i]; i++)
+                        known = strcmp(k, op_fields[op][i]) == 0;
+                if (!known) {
+                        /* The field name is the client's text: cut it. */
+                        return bad(err, RINGQ_ERR_BAD_REQUEST, NULL, "unknown field '%.64s' for %s", k,
+                                   ringq_op_names[op]);
+                }
+        }
+        return 0;
+}
+
+static int parse_submit(struct request *req, struct proto_error *err)
+{
+        json_t *root = req->root, *v;
+        size_t i;
+        const char *k;
+        int64_t x;
+        int r;
+
+        req->argv = json_object_get(root, "argv");
+        if (!req->argv)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "argv", "argv is required");
+        if (!json_is_array(req->argv) || json_array_size(req->argv) == 0)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "argv", "argv must be a non-empty array of strings");
+        json_array_foreach(req->argv, i, v)
+                if (!plain_string(v))
+                        return bad(err, RINGQ_ERR_BAD_REQUEST, "argv",
+                                   "argv[%zu] must be a string without NUL bytes", i);
+        if (json_string_length(json_array_get(req->argv, 0)) == 0)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "argv", "argv[0] must not be empty");
+
+        req->env = json_object_get(root, "env");
+        if (req->env) {
+                if (!json_is_object(req->env))
+                        return bad(err, RINGQ_ERR_BAD_REQUEST, "env", "env must be an object of strings");
+                size_t klen;
+                json_object_keylen_foreach(req->env, k, klen, v) {
+                        if (!*k || strchr(k, '=') || strlen(k) != klen)
+                                return bad(err, RINGQ_ERR_BAD_REQUEST, "env",
+                                           "env names must be non-empty and contain neither '=' nor NUL");
+                        if (!plain_string(v))
+                                return bad(err, RINGQ_ERR_BAD_REQUEST, "env",
+                                           "env values must be strings without NUL bytes");
+                }
+        }
+
+        req->cwd = "/";
+        r = get_string(root, "cwd", 4095, &req->cwd, err);
+        if (r < 0)
+                return r;
+        if (req->cwd[0] != '/')
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "cwd", "cwd must be an absolute path");
+
+        req->queue = "default";
+        r = get_string(root, "queue", PROTO_QUEUE_MAX, &req->queue, err);
+        if (r < 0)
+                return r;
+        for (const char *p = req->queue; *p; p++)
+                if ((unsigned char)*p <= ' ' || *p == 0x7f)
+                        return bad(err, RINGQ_ERR_BAD_REQUEST, "queue",
+                                   "queue must not contain spaces or control characters");
+
+        r = get_string(root, "key", PROTO_KEY_MAX, &req->key, err);
+        if (r < 0)
+                return r;
+
+        x = 0;
+        if (get_int(root, "priority", RINGQ_PRIO_MIN, RINGQ_PRIO_MAX, &x, err,
+                    "an integer from -1000 to 1000") < 0)
+                return -EINVAL;
+        req->priority = (int)x;
+        x = 1;
+        if (get_int(root, "max_attempts", 1, RINGQ_ATTEMPTS_MAX, &x, err, "an integer from 1 to 1000") < 0)
+                return -EINVAL;
+        req->max_attempts = (int)x;
+        if (get_int(root, "delay_ms", 0, RINGQ_DURATION_MAX_MS, &req->delay_ms, err,
+                    "a non-negative number of milliseconds (at most 100 years)") < 0)
+                return -EINVAL;
+        if (get_int(root, "run_at", 0, 253402300799999LL, &req->run_at, err,
+                    "a time in unix milliseconds (year 9999 at most)") < 0)
+                return -EINVAL;
+        if (req->delay_ms >= 0 && req->run_at >= 0)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "run_at", "give delay_ms or run_at, not both");
+        if (get_int(root, "timeout_ms", 1, RINGQ_DURATION_MAX_MS, &req->timeout_ms, err,
+                    "a positive number of milliseconds (at most 100 years)") < 0)
+                return -EINVAL;
+        if (get_int(root, "backoff_ms", 0, RINGQ_BACKOFF_CAP_MS, &req->backoff_ms, err,
+                    "a number of milliseconds from 0 to 3600000") < 0)
+                return -EINVAL;
+        return 0;
+}
+
+static int parse_id(struct request *req, struct proto_error *err)
+{
+        int r = get_int(req->root, "id", 1, INT64_MAX, &req->id, err, "a positive integer");
+
+        if (r == 0)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "id", "id is required");
+        return r < 0 ? r : 0;
+}
+
+static int parse_list(struct request *req, struct proto_error *err)
+{
+        json_t *v = json_object_get(req->root, "state");
+        int64_t x = RINGQ_LIST_DEFAULT;
+
+        if (v) {
+                req->state = json_is_string(v) ? ringq_state_from_name(json_string_value(v)) : -1;
+                if (req->state < 0)
+                        return bad(err, RINGQ_ERR_BAD_REQUEST, "state",
+                                   "state must be one of queued, running, succeeded, failed, canceled");
+        }
+        if (get_string(req->root, "queue", PROTO_QUEUE_MAX, &req->queue, err) < 0)
+                return -EINVAL;
+        if (get_int(req->root, "limit", 1, RINGQ_LIST_MAX, &x, err, "an integer from 1 to 1000") < 0)
+                return -EINVAL;
+        req->limit = (unsigned)x;
+        req->after_id = 0;
+        if (get_int(req->root, "after_id", 0, INT64_MAX, &req->after_id, err, "a non-negative integer") < 0)
+                return -EINVAL;
+        return 0;
+}
+
+int proto_parse(const char *line, size_t len, struct request *req, struct proto_error *err)
+{
+        json_error_t jerr;
+        json_t *op;
+        int r;
+
+        *req = (struct request){
+                .op = _RINGQ_OP_INVALID, .state = -1, .delay_ms = -1, .run_at = -1,
+                .timeout_ms = -1, .backoff_ms = -1,
+        };
+        /* JSON_REJECT_DUPLICATES: {"argv":..,"argv":..} is ambiguous. */
+        req->root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!req->root)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, NULL, "invalid JSON at byte %d: %.160s", jerr.position,
+                           jerr.text);
+        if (!json_is_object(req->root))
+                return bad(err, RINGQ_ERR_BAD_REQUEST, NULL, "a request must be a JSON object");
+        req->tag = json_object_get(req->root, "tag");
+        op = json_object_get(req->root, "op");
+        if (!op)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "op", "op is required");
+        req->op = json_is_string(op) ? ringq_op_from_name(json_string_value(op)) : _RINGQ_OP_INVALID;
+        if (req->op < 0)
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "op",
+                           "unknown op; expected ping, submit, status, list, cancel, retry, wait or stats");
+        r = check_fields(req->root, req->op, err);
+        if (r < 0)
+                return r;
+        switch (req->op) {
+        case RINGQ_OP_SUBMIT:
+                return parse_submit(req, err);
+        case RINGQ_OP_STATUS:
+        case RINGQ_OP_CANCEL:
+        case RINGQ_OP_RETRY:
+                return parse_id(req, err);
+        case RINGQ_OP_WAIT:
+                r = parse_id(req, err);
+                if (r < 0)
+                        return r;
+                if (get_int(req->root, "timeout_ms", 0, RINGQ_DURATION_MAX_MS, &req->timeout_ms, err,
+                            "a non-negative number of milliseconds") < 0)
+                        return -EINVAL;
+                return 0;
+        case RINGQ_OP_LIST:
+                return parse_list(req, err);
+        default:
+                return 0;
+        }
+}
+
+void request_done(struct request *req)
+{
+        json_decref(req->root);
+        req->root = req->tag = req->argv = req->env = NULL;
+}
+
+json_t *proto_ok(void)
+{
+        return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *err_obj(enum ringq_err code, const char *field, const char *message)
+{
+        json_t *o = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", ringq_err_names[code], "message", message);
+
+        if (o && field)
+                json_object_set_new(o, "field", json_string(field));
+        return o;
+}
+
+json_t *proto_err(enum ringq_err code, const char *field, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return err_obj(code, field, msg);
+}
+
+json_t *proto_err_from(const struct proto_error *e)
+{
+        return err_obj(e->code, e->field, e->message);
+}
+
+static json_t *opt_int(int64_t v)
+{
+        return v >= 0 ? json_integer(v) : json_null();
+}
+
+static json_t *opt_str(const char *s)
+{
+        return s ? json_string(s) : json_null();
+}
+
+json_t *proto_job(const struct job_rec *j, const char *output_dir)
+{
+        char out[4200], err[4200];
+        json_t *o, *argv;
+
+        argv = json_loads(j->argv ? j->argv : "[]", 0, NULL);
+        snprintf(out, sizeof(out), "%s/%lld.out", output_dir, (long long)j->id);
+        snprintf(err, sizeof(err), "%s/%lld.err", output_dir, (long long)j->id);
+        o = json_object();
+        if (!o || !argv) {
+                json_decref(o);
+                json_decref(argv);
+                return NULL;
+        }
+        json_object_set_new(o, "id", json_integer(j->id));
+        json_object_set_new(o, "queue", opt_str(j->queue));
+        json_object_set_new(o, "state", json_string(j->state >= 0 ? ringq_state_names[j->state] : "unknown"));
+        json_object_set_new(o, "priority", json_integer(j->priority));
+        json_object_set_new(o, "argv", argv);
+        json_object_set_new(o, "cwd", opt_str(j->cwd));
+        json_object_set_new(o, "owner_uid", json_integer(j->owner_uid));
+        json_object_set_new(o, "owner_gid", json_integer(j->owner_gid));
+        json_object_set_new(o, "submitted_at", opt_int(j->submitted_at));
+        json_object_set_new(o, "run_at", opt_int(j->run_at));
+        json_object_set_new(o, "started_at", opt_int(j->started_at));
+        json_object_set_new(o, "finished_at", opt_int(j->finished_at));
+        json_object_set_new(o, "attempts", json_integer(j->attempts));
+        json_object_set_new(o, "max_attempts", json_integer(j->max_attempts));
+        json_object_set_new(o, "timeout_ms", opt_int(j->timeout_ms));
+        json_object_set_new(o, "backoff_ms", json_integer(j->backoff_ms));
+        json_object_set_new(o, "exit_code", opt_int(j->exit_code));
+        json_object_set_new(o, "signal", j->signal > 0 ? json_integer(j->signal) : json_null());
+        json_object_set_new(o, "reason", opt_str(j->reason));
+        json_object_set_new(o, "key", opt_str(j->idem_key));
+        json_object_set_new(o, "stdout_path", json_string(out));
+        json_object_set_new(o, "stderr_path", json_string(err));
+        return o;
+}
+
+char *proto_line(json_t *reply, json_t *tag, size_t *ret_len)
+{
+        char *s, *line;
+        size_t n;
+
+        if (!reply)
+                return NULL;
+        if (tag)
+                json_object_set(reply, "tag", tag);
+        s = json_dumps(reply, JSON_COMPACT);
+        json_decref(reply);
+        if (!s)
+                return NULL;
+        n = strlen(s);
+        line = realloc(s, n + 2);
+        if (!line) {
+                free(s);
+                return NULL;
+        }
+        line[n] = '\n';
+        line[n + 1] = '\0';
+        *ret_len = n + 1;
+        return line;
+}
+
+char *proto_dump_compact(json_t *v)
+{
+        return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}

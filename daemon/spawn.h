@@ -1,0 +1,45 @@
+/* Starting a job's process cheaply and safely.
+ *
+ * The child is created with clone(CLONE_VM): it shares ringqd's memory
+ * instead of copying its page tables (the cost of fork grows with the
+ * daemon's address space, e.g. a million-job dispatch index), and unlike
+ * vfork the loop is not suspended, because the child then waits at a
+ * barrier until its pid is committed to the database. Only after that
+ * commit does it exec; if ringqd dies before, the barrier pipe reads EOF
+ * and the child exits without running anything. So a crash can never
+ * leave a running job whose pid the database does not know.
+ *
+ * Sharing memory means the child may touch nothing but its own stack and
+ * the read-only struct spawn_args: it makes raw system calls only (no
+ * libc wrappers, which set errno in the parent's thread-local storage)
+ * and is built without sanitizer instrumentation.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct spawn_args {
+        char *const *argv;
+        char *const *envp;
+        char *const *paths;      /* execve candidates, in PATH order */
+        const char *cwd;
+        bool set_creds;          /* drop to uid/gid/groups (root only) */
+        uid_t uid;
+        gid_t gid;
+        const gid_t *groups;
+        size_t ngroups;
+        int fd_in, fd_out, fd_err;
+        int barrier_r, barrier_w;
+        int err_w;               /* child writes an errno here on failure */
+        pid_t parent;
+};
+
+/* Child exit status when it failed before exec (the errno is in err_w). */
+#define SPAWN_FAILED_STATUS 127
+
+/* Start the child on the given stack. Everything in *a must stay valid
+ * and unchanged until the child has exec'd or exited. */
+int spawn_clone(const struct spawn_args *a, void *stack, size_t stack_size,
+                pid_t *ret_pid, int *ret_pidfd);

@@ -1,0 +1,59 @@
+/* Counters and recent latencies, all in memory: stats never count rows
+ * in the database. */
+#pragma once
+
+#include <stdint.h>
+
+#define LATENCY_WINDOW 1024 /* samples kept per latency: "recent" */
+
+struct latency {
+        uint32_t us[LATENCY_WINDOW]; /* microseconds, saturating */
+        unsigned n, next;
+};
+
+struct latency_summary {
+        double p50_ms, p99_ms, max_ms;
+        unsigned samples;
+};
+
+void latency_add(struct latency *l, int64_t us);
+void latency_summarize(const struct latency *l, struct latency_summary *ret);
+
+enum counter {
+        C_ACCEPTED,
+        C_REJECTED_FULL,
+        C_REJECTED_OTHER,
+        C_STARTED,
+        C_SUCCEEDED,
+        C_FAILED,
+        C_TIMED_OUT,
+        C_CANCELED,
+        C_RETRIED,
+        /* One counter per bound, so each limit shows when it is hit. */
+        C_CLIENTS_REFUSED,      /* max_clients */
+        C_PIPELINE_STALLS,      /* max_pipeline */
+        C_SLOW_READERS_CLOSED,  /* max_reply_bytes */
+        C_IDLE_CLOSED,          /* idle_timeout */
+        C_TOO_LARGE,            /* max_request_bytes */
+        C_OUTPUT_TRUNCATED,     /* max_output_bytes */
+        C_STORE_BUSY,           /* busy_timeout ran out */
+        C_STORE_ERRORS,         /* any failed commit */
+        C_COMMITS,              /* group commits done */
+        C_KILLED,               /* process groups that needed SIGKILL */
+        C_PRUNED,               /* finished jobs removed */
+        _C_MAX,
+};
+
+extern const char *const counter_names[_C_MAX];
+
+struct stats {
+        uint64_t c[_C_MAX];
+        struct latency commit, queue_wait, run;
+        /* Completion rate for retry_after_ms: an exponentially weighted
+         * count of finished jobs per second. */
+        double finish_rate;
+        int64_t rate_mono_ms;
+};
+
+void stats_finished(struct stats *s, int64_t now_mono_ms);
+double stats_rate(struct stats *s, int64_t now_mono_ms);

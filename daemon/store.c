@@ -1,0 +1,418 @@
+/* Opening the database, its schema, and the start-up work that runs
+ * before the store thread: recovery of interrupted jobs and the dispatch
+ * index rebuild. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "ringq/protocol.h"
+#include "store.h"
+#include "store_int.h"
+
+static const char schema_v1[] =
+        "CREATE TABLE jobs ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " queue TEXT NOT NULL DEFAULT 'default',"
+        " state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','canceled')),"
+        " priority INTEGER NOT NULL DEFAULT 0,"
+        " argv TEXT NOT NULL,"
+        " env TEXT,"
+        " cwd TEXT NOT NULL DEFAULT '/',"
+        " owner_uid INTEGER NOT NULL,"
+        " owner_gid INTEGER NOT NULL,"
+        " idem_key TEXT,"
+        " submitted_at INTEGER NOT NULL,"
+        " run_at INTEGER NOT NULL,"
+        " started_at INTEGER,"
+        " finished_at INTEGER,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " max_attempts INTEGER NOT NULL DEFAULT 1,"
+        " timeout_ms INTEGER,"
+        " backoff_ms INTEGER NOT NULL DEFAULT 0,"
+        " exit_code INTEGER,"
+        " signal INTEGER,"
+        " reason TEXT,"
+        " pid INTEGER);"
+        /* Covers the dispatch index rebuild at start-up (no table reads)
+         * and holds only queued rows, so finished jobs never slow it. */
+        "CREATE INDEX jobs_dispatch ON jobs(priority, run_at) WHERE state = 'queued';"
+        "CREATE UNIQUE INDEX jobs_idem ON jobs(queue, idem_key) WHERE idem_key IS NOT NULL;"
+        "CREATE INDEX jobs_state ON jobs(state, id);"
+        "CREATE INDEX jobs_queue ON jobs(queue, id);"
+        /* Retention pruning walks finished rows oldest first. */
+        "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;"
+        "CREATE VIEW queue_summary AS"
+        " SELECT queue, state, count(*) AS jobs FROM jobs GROUP BY queue, state;"
+        "PRAGMA user_version = 1;";
+
+int sqlite_errno(int rc)
+{
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_READONLY:
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        default:
+                return -EIO;
+        }
+}
+
+_printf_(3, 4) static int fail(char **ret_err, int r, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(ret_err, fmt, ap) < 0)
+                *ret_err = NULL;
+        va_end(ap);
+        return r;
+}
+
+static int exec1(sqlite3 *db, const char *sql, char **ret_err, const char *path)
+{
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+        if (rc != SQLITE_OK) {
+                fail(ret_err, sqlite_errno(rc), "%s: %s", path, msg ? msg : sqlite3_errstr(rc));
+                sqlite3_free(msg);
+                return sqlite_errno(rc) ?: -EIO;
+        }
+        return 0;
+}
+
+static int query_int(sqlite3 *db, const char *sql, int64_t *ret)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+        if (rc != SQLITE_OK)
+                return rc;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int64(st, 0);
+                rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE)
+                rc = SQLITE_EMPTY;
+        sqlite3_finalize(st);
+        return rc;
+}
+
+static int check_schema(sqlite3 *db, const char *path, char **ret_err)
+{
+        int64_t version = 0, tables = 0;
+        int rc;
+
+        rc = query_int(db, "PRAGMA user_version", &version);
+        if (rc == SQLITE_OK)
+                rc = query_int(db, "SELECT count(*) FROM sqlite_master", &tables);
+        if (rc != SQLITE_OK)
+                return fail(ret_err, sqlite_errno(rc) ?: -EIO, "%s: cannot read the database: %s",
+                            path, sqlite3_errstr(rc));
+        if (version > STORE_SCHEMA_VERSION)
+                return fail(ret_err, -EPROTO,
+                            "%s: schema version %lld is newer than this ringqd understands (%d); refusing to touch it",
+                            path, (long long)version, STORE_SCHEMA_VERSION);
+        if (version == 0 && tables > 0)
+                return fail(ret_err, -EPROTO,
+                            "%s: not a ringq database (it has tables but no schema version); refusing to touch it", path);
+        if (version == 0) {
+                int r;
+                /* auto_vacuum must be set before the first table exists;
+                 * it lets the store give freed pages back in small steps. */
+                r = exec1(db, "PRAGMA auto_vacuum = INCREMENTAL", ret_err, path);
+                if (r < 0)
+                        return r;
+                r = exec1(db, "BEGIN IMMEDIATE", ret_err, path);
+                if (r < 0)
+                        return r;
+                r = exec1(db, schema_v1, ret_err, path);
+                if (r < 0) {
+                        (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                        return r;
+                }
+                return exec1(db, "COMMIT", ret_err, path);
+        }
+        /* Version 1 is current: nothing to migrate. */
+        return 0;
+}
+
+int store_open(const char *path, const struct config *cfg, struct store **ret, char **ret_err)
+{
+        struct store *s;
+        char *mode = NULL;
+        int rc, r;
+
+        *ret_err = NULL;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->path = strdup(path);
+        s->durability = cfg->durability;
+        s->busy_timeout_ms = cfg->busy_timeout_ms;
+        s->max_batch = (unsigned)cfg->max_batch;
+        s->efd = -1;
+        s->todo_tail = &s->todo;
+        s->done_tail = &s->done;
+        pthread_mutex_init(&s->lock, NULL);
+        {
+                /* The retry wait must not stretch when the wall clock jumps. */
+                pthread_condattr_t ca;
+                pthread_condattr_init(&ca);
+                pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+                pthread_cond_init(&s->cond, &ca);
+                pthread_condattr_destroy(&ca);
+        }
+        if (!s->path) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK) {
+                r = fail(ret_err, sqlite_errno(rc) ?: -EIO, "%s: %s", path,
+                         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+                goto fail;
+        }
+        sqlite3_extended_result_codes(s->db, 1);
+        /* Start-up may wait a little for a lock a shell holds; the
+         * store thread later installs its own bounded handler. */
+        sqlite3_busy_timeout(s->db, (int)MAX(cfg->busy_timeout_ms, 1000));
+
+        r = check_schema(s->db, path, ret_err);
+        if (r < 0)
+                goto fail;
+        {
+                sqlite3_stmt *st;
+                rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+                if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+                        const char *m = (const char *)sqlite3_column_text(st, 0);
+                        mode = m ? strdup(m) : NULL;
+                }
+                sqlite3_finalize(st);
+        }
+        if (!mode || strcmp(mode, "wal") != 0) {
+                r = fail(ret_err, -EIO, "%s: cannot switch to WAL mode (got %s)", path, mode ? mode : "an error");
+                free(mode);
+                goto fail;
+        }
+        free(mode);
+        r = exec1(s->db, cfg->durability == DURABILITY_FULL ? "PRAGMA synchronous = FULL"
+                                                             : "PRAGMA synchronous = NORMAL",
+                  ret_err, path);
+        if (r < 0)
+                goto fail;
+        /* Bounded memory: the page cache is a few MiB whatever the queue
+         * holds; the OS page cache does the rest. */
+        r = exec1(s->db, "PRAGMA cache_size = -4096", ret_err, path);
+        if (r < 0)
+                goto fail;
+        *ret = s;
+        return 0;
+fail:
+        store_close(s);
+        return r;
+}
+
+int store_list_running(struct store *s, struct interrupted **ret, size_t *ret_n)
+{
+        sqlite3_stmt *st = NULL;
+        struct interrupted *v = NULL;
+        size_t n = 0, cap = 0;
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT id, coalesce(pid, 0), attempts, max_attempts, backoff_ms"
+                                " FROM jobs WHERE state = 'running' ORDER BY id",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc) ?: -EIO;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (grow_array((void **)&v, &cap, n + 1, sizeof(*v)) < 0) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+                v[n++] = (struct interrupted){
+                        .id = sqlite3_column_int64(st, 0),
+                        .pid = sqlite3_column_int64(st, 1),
+                        .attempts = sqlite3_column_int(st, 2),
+                        .max_attempts = sqlite3_column_int(st, 3),
+                        .backoff_ms = sqlite3_column_int64(st, 4),
+                };
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+                free(v);
+                return sqlite_errno(rc) ?: -EIO;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t n,
+                           const int64_t *run_at, int64_t now_ms)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        if (n == 0)
+                return 0;
+        rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc) ?: -EIO;
+        rc = sqlite3_prepare_v2(s->db,
+                                "UPDATE jobs SET state = ?2, run_at = coalesce(?3, run_at),"
+                                " finished_at = ?4, reason = 'interrupted', pid = NULL,"
+                                " exit_code = NULL, signal = NULL"
+                                " WHERE id = ?1 AND state = 'running'",
+                                -1, &st, NULL);
+        for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+                bool again = v[i].attempts < v[i].max_attempts;
+                sqlite3_bind_int64(st, 1, v[i].id);
+                sqlite3_bind_text(st, 2, again ? "queued" : "failed", -1, SQLITE_STATIC);
+                if (again) {
+                        sqlite3_bind_int64(st, 3, run_at[i]);
+                        sqlite3_bind_null(st, 4);
+                } else {
+                        sqlite3_bind_null(st, 3);
+                        sqlite3_bind_int64(st, 4, now_ms);
+                }
+                rc = sqlite3_step(st);
+                rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+                sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                return sqlite_errno(rc) ?: -EIO;
+        }
+        return 0;
+}
+
+int store_load_queued(struct store *s,
+                      int (*fn)(void *ud, int64_t id, int prio, int64_t run_at), void *ud)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, r = 0;
+
+        /* INDEXED BY pins the covering partial index: the rebuild reads
+         * only the index, never the table. */
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT id, priority, run_at FROM jobs INDEXED BY jobs_dispatch"
+                                " WHERE state = 'queued'",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc) ?: -EIO;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = fn(ud, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
+                       sqlite3_column_int64(st, 2));
+                if (r < 0)
+                        break;
+        }
+        sqlite3_finalize(st);
+        if (r < 0)
+                return r;
+        return rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
+}
+
+void store_set_busy_timeout(struct store *s, int64_t ms)
+{
+        pthread_mutex_lock(&s->lock);
+        s->busy_timeout_ms = ms;
+        pthread_mutex_unlock(&s->lock);
+}
+
+void store_sizes(struct store *s, int64_t *db_bytes, int64_t *wal_bytes)
+{
+        pthread_mutex_lock(&s->lock);
+        *db_bytes = s->db_bytes;
+        *wal_bytes = s->wal_bytes;
+        pthread_mutex_unlock(&s->lock);
+}
+
+void store_close(struct store *s)
+{
+        if (!s)
+                return;
+        if (s->started) {
+                pthread_mutex_lock(&s->lock);
+                s->stop = true;
+                pthread_cond_signal(&s->cond);
+                pthread_mutex_unlock(&s->lock);
+                pthread_join(s->thread, NULL);
+        }
+        store_finalize(s);
+        if (s->db) {
+                /* A clean close checkpoints the WAL into the database. */
+                (void)sqlite3_close_v2(s->db);
+        }
+        while (s->todo) {
+                struct store_op *op = s->todo;
+                s->todo = op->next;
+                store_op_free(op);
+        }
+        while (s->done) {
+                struct store_op *op = s->done;
+                s->done = op->next;
+                store_op_free(op);
+        }
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond);
+        free(s->path);
+        free(s);
+}
+
+void job_rec_done(struct job_rec *j)
+{
+        free(j->queue);
+        free(j->argv);
+        free(j->env);
+        free(j->cwd);
+        free(j->idem_key);
+        free(j->reason);
+        j->queue = j->argv = j->env = j->cwd = j->idem_key = j->reason = NULL;
+}
+
+void store_op_free(struct store_op *op)
+{
+        if (!op)
+                return;
+        switch (op->kind) {
+        case SOP_SUBMIT:
+                job_rec_done(&op->submit.rec);
+                break;
+        case SOP_FINISH:
+                free(op->finish.reason);
+                break;
+        default:
+                break;
+        }
+        free(op);
+}

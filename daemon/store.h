@@ -1,0 +1,84 @@
+/* The durable queue: one SQLite database in WAL mode.
+ *
+ * The write connection belongs to the store thread, which runs every
+ * change in group commits: all operations that arrive while a commit is
+ * in progress share the next transaction and its fsync. The loop never
+ * waits for it; it hands over struct store_op and is woken through an
+ * eventfd when they are done. A separate read connection (struct
+ * reader, owned by the loop) answers status and list: WAL readers are
+ * never blocked by the writer or by a sqlite3 shell holding the write
+ * lock, and a lookup by key is a few microseconds.
+ *
+ * Schema version history (PRAGMA user_version), so a later change knows
+ * what to migrate:
+ *   1: jobs table, queue_summary view, dispatch/idem/state/queue/finished
+ *      indexes, auto_vacuum=INCREMENTAL.
+ * To change the schema: bump STORE_SCHEMA_VERSION, add a migration step
+ * from the previous version in store.c, keep every column the SPEC
+ * documents, and test opening a database of the old version.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "job.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+struct sqlite3;
+
+/* Open (creating if absent) <state_dir>/queue.db. Refuses a file that is
+ * not a ringq database or has a newer schema; never overwrites one.
+ * *ret_err is a malloc'd one-line reason on failure. */
+int store_open(const char *path, const struct config *cfg, struct store **ret, char **ret_err);
+
+/* Jobs left running by an earlier ringqd, before the thread starts. */
+struct interrupted {
+        int64_t id, pid;
+        int attempts, max_attempts;
+        int64_t backoff_ms;
+};
+int store_list_running(struct store *s, struct interrupted **ret, size_t *ret_n);
+/* Record an interrupted job: requeued at run_at if it has attempts left,
+ * else failed. One transaction for all. */
+int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t n,
+                           const int64_t *run_at, int64_t now_ms);
+/* Call fn for every queued job (the dispatch index rebuild). */
+int store_load_queued(struct store *s,
+                      int (*fn)(void *ud, int64_t id, int prio, int64_t run_at), void *ud);
+
+/* Start the store thread; it writes to efd after each batch. */
+int store_start(struct store *s, int efd);
+/* Hand an op to the store thread (ownership moves with it). */
+void store_push(struct store *s, struct store_op *op);
+/* Take the finished ops (ownership back to the caller), oldest first. */
+struct store_op *store_take_done(struct store *s);
+/* Ops handed over and not yet taken back. */
+unsigned store_inflight(struct store *s);
+/* Apply runtime-changeable settings (busy timeout). */
+void store_set_busy_timeout(struct store *s, int64_t ms);
+/* Database and WAL sizes in bytes, from the last batch. */
+void store_sizes(struct store *s, int64_t *db_bytes, int64_t *wal_bytes);
+/* Finish in-flight work, stop the thread, close the database. */
+void store_close(struct store *s);
+
+/* The loop's read connection. */
+struct reader;
+int reader_open(const char *path, struct reader **ret);
+void reader_close(struct reader *r);
+/* 0, -ENOENT, or -EIO/-EBUSY when the database cannot answer. */
+int reader_get(struct reader *r, int64_t id, struct job_rec *ret);
+struct list_filter {
+        int state;              /* -1: any */
+        const char *queue;      /* NULL: any */
+        int64_t after_id;
+        unsigned limit;
+        int64_t owner_uid;      /* -1: any */
+};
+/* Calls fn for each matching job in id order; fn may keep the record's
+ * strings by taking them (setting the fields to NULL). */
+int reader_list(struct reader *r, const struct list_filter *f,
+                int (*fn)(void *ud, struct job_rec *j), void *ud);

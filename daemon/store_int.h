@@ -1,0 +1,45 @@
+/* Private to the store's files. */
+#pragma once
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "job.h"
+
+#define JOB_COLUMNS                                                          \
+        "id, queue, state, priority, argv, env, cwd, owner_uid, owner_gid, " \
+        "idem_key, submitted_at, run_at, started_at, finished_at, attempts, " \
+        "max_attempts, timeout_ms, backoff_ms, exit_code, signal, reason, pid"
+
+/* Fill *j from a row selected with JOB_COLUMNS. Returns 0 or -ENOMEM. */
+int job_rec_from_row(sqlite3_stmt *st, struct job_rec *j);
+
+/* SQLite result code to a negative errno the rest of the daemon speaks. */
+int sqlite_errno(int rc);
+
+struct store {
+        sqlite3 *db;
+        char *path;
+        int durability;
+        int64_t busy_timeout_ms;
+        unsigned max_batch;
+
+        pthread_t thread;
+        bool started;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct store_op *todo, **todo_tail;   /* guarded by lock */
+        struct store_op *done, **done_tail;   /* guarded by lock */
+        unsigned inflight;                    /* guarded by lock */
+        bool stop;                            /* guarded by lock */
+        int efd;
+        int64_t db_bytes, wal_bytes;          /* guarded by lock */
+
+        /* Owned by the store thread once it runs. */
+        sqlite3_stmt *st_insert, *st_idem, *st_start, *st_finish,
+                *st_get_owner, *st_cancel, *st_retry;
+};
+
+void *store_thread_main(void *arg);
+int store_prepare(struct store *s);
+void store_finalize(struct store *s);

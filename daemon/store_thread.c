@@ -1,0 +1,423 @@
+/* The store thread: sole user of the write connection. It takes every
+ * waiting op (up to max_batch), runs them in one transaction, commits
+ * once (one fsync with durability=full) and hands them back. While one
+ * commit runs, new ops queue up and share the next one: the busier the
+ * daemon, the more each fsync is shared. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "ringq/protocol.h"
+#include "store.h"
+#include "store_int.h"
+
+static const struct {
+        size_t off;
+        const char *sql;
+} stmts[] = {
+        { offsetof(struct store, st_insert),
+          "INSERT INTO jobs (queue, state, priority, argv, env, cwd, owner_uid, owner_gid,"
+          " idem_key, submitted_at, run_at, attempts, max_attempts, timeout_ms, backoff_ms)"
+          " VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13)" },
+        { offsetof(struct store, st_idem),
+          "SELECT id FROM jobs WHERE queue = ?1 AND idem_key = ?2" },
+        { offsetof(struct store, st_start),
+          "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, attempts = attempts + 1,"
+          " finished_at = NULL"
+          " WHERE id = ?1 AND state = 'queued' AND attempts = ?4" },
+        { offsetof(struct store, st_finish),
+          "UPDATE jobs SET state = ?2, exit_code = ?3, signal = ?4, reason = ?5,"
+          " finished_at = ?6, run_at = coalesce(?7, run_at), pid = NULL"
+          " WHERE id = ?1 AND state = 'running'" },
+        { offsetof(struct store, st_get_owner),
+          "SELECT owner_uid, state, priority FROM jobs WHERE id = ?1" },
+        { offsetof(struct store, st_cancel),
+          "UPDATE jobs SET state = 'canceled', reason = 'canceled', finished_at = ?2"
+          " WHERE id = ?1 AND state = 'queued'" },
+        { offsetof(struct store, st_retry),
+          "UPDATE jobs SET state = 'queued', run_at = ?2, attempts = 0, started_at = NULL,"
+          " finished_at = NULL, exit_code = NULL, signal = NULL, reason = NULL, pid = NULL"
+          " WHERE id = ?1 AND state IN ('failed', 'canceled')" },
+};
+
+int store_prepare(struct store *s)
+{
+        for (size_t i = 0; i < ELEMENTSOF(stmts); i++) {
+                sqlite3_stmt **st = (sqlite3_stmt **)((char *)s + stmts[i].off);
+                int rc = sqlite3_prepare_v3(s->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+                if (rc != SQLITE_OK)
+                        return log_error("<store> prepare failed: %s", sqlite3_errmsg(s->db)), -EIO;
+        }
+        return 0;
+}
+
+void store_finalize(struct store *s)
+{
+        for (size_t i = 0; i < ELEMENTSOF(stmts); i++) {
+                sqlite3_stmt **st = (sqlite3_stmt **)((char *)s + stmts[i].off);
+                sqlite3_finalize(*st);
+                *st = NULL;
+        }
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+        if (v)
+                sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+static void bind_opt(sqlite3_stmt *st, int i, int64_t v)
+{
+        if (v >= 0)
+                sqlite3_bind_int64(st, i, v);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+/* Step a statement that returns no rows, then reset it. */
+static int step_done(sqlite3_stmt *st)
+{
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
+}
+
+static int op_submit(struct store *s, struct store_op *op)
+{
+        struct job_rec *j = &op->submit.rec;
+        sqlite3_stmt *st;
+        int rc, r;
+
+        if (j->idem_key) {
+                st = s->st_idem;
+                bind_text(st, 1, j->queue);
+                bind_text(st, 2, j->idem_key);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        op->id = sqlite3_column_int64(st, 0);
+                        op->submit.duplicate = true;
+                }
+                sqlite3_reset(st);
+                sqlite3_clear_bindings(st);
+                if (rc == SQLITE_ROW)
+                        return 0;
+                if (rc != SQLITE_DONE)
+                        return sqlite_errno(rc) ?: -EIO;
+        }
+        st = s->st_insert;
+        bind_text(st, 1, j->queue);
+        sqlite3_bind_int(st, 2, j->priority);
+        bind_text(st, 3, j->argv);
+        bind_text(st, 4, j->env);
+        bind_text(st, 5, j->cwd);
+        sqlite3_bind_int64(st, 6, j->owner_uid);
+        sqlite3_bind_int64(st, 7, j->owner_gid);
+        bind_text(st, 8, j->idem_key);
+        sqlite3_bind_int64(st, 9, j->submitted_at);
+        sqlite3_bind_int64(st, 10, j->run_at);
+        sqlite3_bind_int(st, 11, j->max_attempts);
+        bind_opt(st, 12, j->timeout_ms);
+        sqlite3_bind_int64(st, 13, j->backoff_ms);
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        op->id = j->id = sqlite3_last_insert_rowid(s->db);
+        return 0;
+}
+
+static int op_start(struct store *s, struct store_op *op)
+{
+        sqlite3_stmt *st = s->st_start;
+        int r;
+
+        sqlite3_bind_int64(st, 1, op->id);
+        sqlite3_bind_int64(st, 2, op->start.pid);
+        sqlite3_bind_int64(st, 3, op->start.started_at);
+        sqlite3_bind_int(st, 4, op->start.attempts_before);
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        /* Canceled (or retried) between the pick and the start. */
+        return sqlite3_changes(s->db) == 1 ? 0 : -ESTALE;
+}
+
+static int op_finish(struct store *s, struct store_op *op)
+{
+        sqlite3_stmt *st = s->st_finish;
+        int r;
+
+        sqlite3_bind_int64(st, 1, op->id);
+        bind_text(st, 2, ringq_state_names[op->finish.state]);
+        bind_opt(st, 3, op->finish.exit_code);
+        if (op->finish.signal > 0)
+                sqlite3_bind_int(st, 4, op->finish.signal);
+        bind_text(st, 5, op->finish.reason);
+        bind_opt(st, 6, op->finish.finished_at);
+        bind_opt(st, 7, op->finish.run_at);
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(s->db) == 1 ? 0 : -ESTALE;
+}
+
+/* Read owner and state for cancel/retry; checks the requester. */
+static int load_owner(struct store *s, struct store_op *op)
+{
+        sqlite3_stmt *st = s->st_get_owner;
+        int rc, r = 0;
+
+        sqlite3_bind_int64(st, 1, op->id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                int64_t owner = sqlite3_column_int64(st, 0);
+                op->change.prev_state = ringq_state_from_name((const char *)sqlite3_column_text(st, 1));
+                op->change.priority = sqlite3_column_int(st, 2);
+                if (op->change.uid != 0 && op->change.uid != owner)
+                        r = -EPERM;
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : (sqlite_errno(rc) ?: -EIO);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return r;
+}
+
+static int op_cancel(struct store *s, struct store_op *op)
+{
+        int r = load_owner(s, op);
+
+        if (r < 0)
+                return r;
+        switch (op->change.prev_state) {
+        case RINGQ_STATE_QUEUED:
+                sqlite3_bind_int64(s->st_cancel, 1, op->id);
+                sqlite3_bind_int64(s->st_cancel, 2, op->change.now_ms);
+                return step_done(s->st_cancel);
+        case RINGQ_STATE_RUNNING:
+        case RINGQ_STATE_CANCELED:
+                return 0; /* the loop stops a running job; canceled stays so */
+        default:
+                return -EALREADY;
+        }
+}
+
+static int op_retry(struct store *s, struct store_op *op)
+{
+        int r = load_owner(s, op);
+
+        if (r < 0)
+                return r;
+        if (op->change.prev_state != RINGQ_STATE_FAILED &&
+            op->change.prev_state != RINGQ_STATE_CANCELED)
+                return -EALREADY;
+        sqlite3_bind_int64(s->st_retry, 1, op->id);
+        sqlite3_bind_int64(s->st_retry, 2, op->change.now_ms);
+        return step_done(s->st_retry);
+}
+
+static int run_op(struct store *s, struct store_op *op)
+{
+        switch (op->kind) {
+        case SOP_SUBMIT:
+                return op_submit(s, op);
+        case SOP_START:
+                return op_start(s, op);
+        case SOP_FINISH:
+                return op_finish(s, op);
+        case SOP_CANCEL:
+                return op_cancel(s, op);
+        case SOP_RETRY:
+                return op_retry(s, op);
+        default:
+                return -EINVAL;
+        }
+}
+
+static void update_sizes(struct store *s)
+{
+        char wal[4096];
+        struct stat st;
+        int64_t db = 0, w = 0;
+
+        if (stat(s->path, &st) == 0)
+                db = st.st_size;
+        snprintf(wal, sizeof(wal), "%s-wal", s->path);
+        if (stat(wal, &st) == 0)
+                w = st.st_size;
+        pthread_mutex_lock(&s->lock);
+        s->db_bytes = db;
+        s->wal_bytes = w;
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* Run one batch in one transaction. On a failure that undoes the
+ * transaction, client ops get the error and state-machine ops are moved
+ * to be retried by the caller. Returns 0 if the batch committed. */
+static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms)
+{
+        struct store_op *op;
+        int rc, r = 0;
+
+        sqlite3_busy_timeout(s->db, (int)busy_ms);
+        rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                r = sqlite_errno(rc) ?: -EIO;
+        for (op = batch; r == 0 && op; op = op->next) {
+                op->result = run_op(s, op);
+                /* Errors like SQLITE_FULL or IOERR roll the whole
+                 * transaction back; per-op errors leave it open. */
+                if (op->result < 0 && sqlite3_get_autocommit(s->db))
+                        r = op->result;
+        }
+        if (r == 0) {
+                rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+                if (rc != SQLITE_OK)
+                        r = sqlite_errno(rc) ?: -EIO;
+        }
+        if (r == 0)
+                return 0;
+        if (!sqlite3_get_autocommit(s->db))
+                (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        log_debug("<store> batch failed: %s", strerror(-r));
+        for (op = batch; op; op = op->next) {
+                op->result = r;
+                op->id = op->kind == SOP_SUBMIT ? 0 : op->id;
+                if (op->kind == SOP_SUBMIT)
+                        op->submit.duplicate = false;
+        }
+        return r;
+}
+
+void *store_thread_main(void *arg)
+{
+        struct store *s = arg;
+        int64_t retry_delay_ms = 0;
+        unsigned failures_at_stop = 0;
+
+        pthread_mutex_lock(&s->lock);
+        for (;;) {
+                struct store_op *batch, **tail, *retry = NULL, **retry_tail = &retry;
+                struct store_op *ok = NULL, **ok_tail = &ok;
+                int64_t busy_ms;
+                unsigned n = 0;
+                int r;
+
+                while (!s->todo && !s->stop)
+                        pthread_cond_wait(&s->cond, &s->lock);
+                if (!s->todo)
+                        break;
+                if (retry_delay_ms && !s->stop) {
+                        /* The last batch failed: wait before retrying, but
+                         * wake for new work so clients get a fast answer. */
+                        struct timespec ts;
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        ts.tv_nsec += (retry_delay_ms % 1000) * 1000000;
+                        ts.tv_sec += retry_delay_ms / 1000 + ts.tv_nsec / 1000000000;
+                        ts.tv_nsec %= 1000000000;
+                        (void)pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+                }
+                batch = s->todo;
+                for (tail = &s->todo; *tail && n < s->max_batch; tail = &(*tail)->next)
+                        n++;
+                s->todo = *tail;
+                if (!s->todo)
+                        s->todo_tail = &s->todo;
+                *tail = NULL;
+                busy_ms = s->busy_timeout_ms;
+                pthread_mutex_unlock(&s->lock);
+
+                r = run_batch(s, batch, busy_ms);
+                /* Split: finished ops go back to the loop; state-machine
+                 * ops of a failed batch are tried again. */
+                while (batch) {
+                        struct store_op *op = batch;
+                        batch = op->next;
+                        op->next = NULL;
+                        if (r < 0 && store_op_retried(op->kind) && failures_at_stop < 3) {
+                                *retry_tail = op;
+                                retry_tail = &op->next;
+                        } else {
+                                *ok_tail = op;
+                                ok_tail = &op->next;
+                        }
+                }
+                if (r == 0)
+                        update_sizes(s);
+                retry_delay_ms = r < 0 ? CLAMP(retry_delay_ms * 2, 50, 2000) : 0;
+
+                pthread_mutex_lock(&s->lock);
+                if (r < 0 && s->stop)
+                        failures_at_stop++;
+                if (retry) {
+                        *retry_tail = s->todo;
+                        if (!s->todo)
+                                s->todo_tail = retry_tail;
+                        s->todo = retry;
+                }
+                if (ok) {
+                        *s->done_tail = ok;
+                        s->done_tail = ok_tail;
+                        uint64_t one = 1;
+                        (void)!write(s->efd, &one, sizeof(one));
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+}
+
+int store_start(struct store *s, int efd)
+{
+        int r = store_prepare(s);
+
+        if (r < 0)
+                return r;
+        s->efd = efd;
+        r = -pthread_create(&s->thread, NULL, store_thread_main, s);
+        if (r < 0)
+                return r;
+        s->started = true;
+        return 0;
+}
+
+void store_push(struct store *s, struct store_op *op)
+{
+        op->next = NULL;
+        pthread_mutex_lock(&s->lock);
+        *s->todo_tail = op;
+        s->todo_tail = &op->next;
+        s->inflight++;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
+struct store_op *store_take_done(struct store *s)
+{
+        struct store_op *list, *op;
+
+        pthread_mutex_lock(&s->lock);
+        list = s->done;
+        s->done = NULL;
+        s->done_tail = &s->done;
+        for (op = list; op; op = op->next)
+                s->inflight--;
+        pthread_mutex_unlock(&s->lock);
+        return list;
+}
+
+unsigned store_inflight(struct store *s)
+{
+        unsigned n;
+
+        pthread_mutex_lock(&s->lock);
+        n = s->inflight;
+        pthread_mutex_unlock(&s->lock);
+        return n;
+}

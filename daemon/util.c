@@ -1,0 +1,30 @@
+/* Definitions behind util.h. */
+#include <errno.h>
+#include <stdint.h>
+
+#include "util.h"
+
+static int64_t wall_ms_real(void) { return clock_ms(CLOCK_REALTIME); }
+int64_t (*now_wall_ms_fn)(void) = wall_ms_real;
+
+int grow_array(void **array, size_t *cap, size_t need, size_t sz)
+{
+        size_t n = *cap ? *cap : 8;
+        void *p;
+
+        if (need <= *cap)
+                return 0;
+        while (n < need) {
+                if (n > SIZE_MAX / 2 / sz)
+                        return -ENOMEM;
+                /* 1.5x keeps the slack of big arrays (the dispatch heap
+                 * with a million entries) at a third, not a half. */
+                n += n / 2 + 1;
+        }
+        p = realloc(*array, n * sz);
+        if (!p)
+                return -ENOMEM;
+        *array = p;
+        *cap = n;
+        return 0;
+}

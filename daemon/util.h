@@ -1,0 +1,73 @@
+/* Small helpers every daemon file uses: ownership macros and clocks.
+ *
+ * Ownership follows one rule: a pointer marked _cleanup_ is freed when it
+ * goes out of scope unless TAKE_PTR/TAKE_FD hands it on. Clocks: wall
+ * time (unix ms) is only ever recorded for users; every deadline runs on
+ * CLOCK_MONOTONIC so a wall-clock jump can neither fire nor stall it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CLAMP(x, lo, hi) MIN(MAX((x), (lo)), (hi))
+
+#define container_of(ptr, type, member) \
+        ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define TAKE_PTR(p) ({ __typeof__(p) _p = (p); (p) = NULL; _p; })
+#define TAKE_FD(fd) ({ int _fd = (fd); (fd) = -1; _fd; })
+
+static inline void freep(void *p) { free(*(void **)p); }
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd)
+{
+        if (*fd >= 0)
+                close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Close and mark closed; returns -1 so `fd = safe_close(fd)` reads well. */
+static inline int safe_close(int fd)
+{
+        if (fd >= 0)
+                close(fd);
+        return -1;
+}
+
+static inline int64_t clock_ms(clockid_t c)
+{
+        struct timespec ts;
+        clock_gettime(c, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t clock_us(clockid_t c)
+{
+        struct timespec ts;
+        clock_gettime(c, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The wall clock is injectable so a test can jump it and show that no
+ * deadline moves; production reads CLOCK_REALTIME. */
+extern int64_t (*now_wall_ms_fn)(void);
+static inline int64_t now_wall_ms(void) { return now_wall_ms_fn(); }
+static inline int64_t now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+static inline int64_t now_mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
+
+/* Grow *array (of *cap elements of size sz) to hold at least need.
+ * Returns 0 or -ENOMEM; the array is unchanged on failure. */
+int grow_array(void **array, size_t *cap, size_t need, size_t sz);

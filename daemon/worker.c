@@ -1,0 +1,923 @@
+/* Worker slots: dispatch, spawn, supervision and the end of a job. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "ringq/protocol.h"
+#include "users.h"
+#include "worker.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define STACK_SIZE (64 * 1024)
+#define PIPE_BUF_SIZE (64 * 1024)
+#define DRAIN_MS 2000          /* pipes held open by an escaped process */
+#define RETRY_SPAWN_MS 1000    /* after EAGAIN/EMFILE/ENOMEM at spawn */
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+static void slot_timer(struct timer *t);
+static void maybe_finish(struct slot *sl);
+static void dispatch_due(struct timer *t);
+
+static void strv_free(char **v)
+{
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+}
+
+int workers_init(struct server *s)
+{
+        timer_init(&s->dispatch_timer, dispatch_due);
+        s->nslots = (unsigned)s->cfg.workers;
+        s->slots = calloc(s->nslots, sizeof(*s->slots));
+        if (!s->slots)
+                return -ENOMEM;
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                sl->srv = s;
+                sl->idx = i;
+                sl->pidfd = sl->barrier_w = sl->err_r = -1;
+                timer_init(&sl->timer, slot_timer);
+                /* A guard page below each child stack turns an overflow
+                 * into a crash of the child, not of ringqd's heap. */
+                sl->stack = mmap(NULL, STACK_SIZE + 4096, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+                if (sl->stack == MAP_FAILED) {
+                        sl->stack = NULL;
+                        return -errno;
+                }
+                (void)mprotect(sl->stack, 4096, PROT_NONE);
+                for (int k = 0; k < 2; k++) {
+                        sl->st[k].pipe_r = sl->st[k].file_fd = -1;
+                        sl->st[k].buf = malloc(PIPE_BUF_SIZE);
+                        if (!sl->st[k].buf)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+static void slot_release_spawn(struct slot *sl)
+{
+        strv_free(sl->argv);
+        strv_free(sl->envp);
+        strv_free(sl->paths);
+        free(sl->cwd);
+        free(sl->groups);
+        free(sl->argv0);
+        sl->argv = sl->envp = sl->paths = NULL;
+        sl->cwd = sl->argv0 = NULL;
+        sl->groups = NULL;
+}
+
+static void slot_reset(struct slot *sl)
+{
+        struct server *s = sl->srv;
+
+        timers_disarm(&s->timers, &sl->timer);
+        sl->pidfd = safe_close(sl->pidfd);
+        sl->barrier_w = safe_close(sl->barrier_w);
+        sl->err_r = safe_close(sl->err_r);
+        for (int k = 0; k < 2; k++) {
+                struct stream *st = &sl->st[k];
+                st->pipe_r = safe_close(st->pipe_r);
+                st->file_fd = safe_close(st->file_fd);
+                st->kept = st->wlen = st->woff = 0;
+                st->eof = st->reading = st->writing = st->truncated = false;
+        }
+        slot_release_spawn(sl);
+        if (sl->active)
+                s->busy_slots--;
+        sl->active = false;
+        sl->gen = (sl->gen + 1) & 0xffffff;
+        sl->start_pending = sl->started = sl->start_failed = sl->released = sl->reaped = false;
+        sl->end = END_NONE;
+        sl->kill_stage = 0;
+        sl->exit_code = -1;
+        sl->signal = sl->spawn_errno = 0;
+        sl->ring_ops = 0;
+}
+
+void workers_done(struct server *s)
+{
+        if (!s->slots)
+                return;
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                slot_reset(sl);
+                if (sl->stack)
+                        munmap(sl->stack, STACK_SIZE + 4096);
+                for (int k = 0; k < 2; k++)
+                        free(sl->st[k].buf);
+        }
+        free(s->slots);
+        s->slots = NULL;
+}
+
+unsigned workers_busy(struct server *s)
+{
+        return s->busy_slots;
+}
+
+/* ---- building what the child needs ---- */
+
+static char **argv_from_json(const char *text)
+{
+        json_t *a = json_loads(text, 0, NULL), *v;
+        char **argv = NULL;
+        size_t i;
+
+        if (!json_is_array(a) || json_array_size(a) == 0)
+                goto out;
+        argv = calloc(json_array_size(a) + 1, sizeof(char *));
+        if (!argv)
+                goto out;
+        json_array_foreach(a, i, v) {
+                argv[i] = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+                if (!argv[i]) {
+                        strv_free(argv);
+                        argv = NULL;
+                        goto out;
+                }
+        }
+out:
+        json_decref(a);
+        return argv;
+}
+
+static int strv_push(char ***v, size_t *n, size_t *cap, char *str)
+{
+        if (!str)
+                return -ENOMEM;
+        if (grow_array((void **)v, cap, *n + 2, sizeof(char *)) < 0) {
+                free(str);
+                return -ENOMEM;
+        }
+        (*v)[(*n)++] = str;
+        (*v)[*n] = NULL;
+        return 0;
+}
+
+static char *kv(const char *k, const char *v)
+{
+        char *s;
+        return asprintf(&s, "%s=%s", k, v) < 0 ? NULL : s;
+}
+
+static bool ringq_var(const char *k)
+{
+        return strcmp(k, "RINGQ_JOB_ID") == 0 || strcmp(k, "RINGQ_ATTEMPT") == 0;
+}
+
+/* The job's environment: what the client sent, or the SPEC's minimal one,
+ * plus RINGQ_JOB_ID and RINGQ_ATTEMPT (which the request cannot set). */
+static char **build_env(const struct job_rec *j, const struct user_info *u, int attempt, char **ret_path)
+{
+        char **env = NULL, buf[32];
+        size_t n = 0, cap = 0;
+        const char *path = DEFAULT_PATH;
+        json_t *o = NULL, *v;
+        const char *k;
+        int r;
+
+        /* First, so recovery finds the id at the start of
+         * /proc/<pid>/environ however large the rest is. */
+        snprintf(buf, sizeof(buf), "%" PRId64, j->id);
+        r = strv_push(&env, &n, &cap, kv("RINGQ_JOB_ID", buf));
+        snprintf(buf, sizeof(buf), "%d", attempt);
+        if (r == 0)
+                r = strv_push(&env, &n, &cap, kv("RINGQ_ATTEMPT", buf));
+        if (r < 0)
+                goto fail;
+        if (j->env) {
+                o = json_loads(j->env, 0, NULL);
+                if (!json_is_object(o))
+                        goto fail;
+                json_object_foreach(o, k, v) {
+                        if (!json_is_string(v) || ringq_var(k))
+                                continue;
+                        if (strcmp(k, "PATH") == 0)
+                                path = json_string_value(v);
+                        r = strv_push(&env, &n, &cap, kv(k, json_string_value(v)));
+                        if (r < 0)
+                                goto fail;
+                }
+        } else {
+                r = strv_push(&env, &n, &cap, kv("PATH", DEFAULT_PATH));
+                if (r == 0)
+                        r = strv_push(&env, &n, &cap, kv("HOME", u->home));
+                if (r == 0)
+                        r = strv_push(&env, &n, &cap, kv("USER", u->name));
+                if (r == 0)
+                        r = strv_push(&env, &n, &cap, kv("LOGNAME", u->name));
+                if (r == 0)
+                        r = strv_push(&env, &n, &cap, kv("SHELL", u->shell));
+                if (r < 0)
+                        goto fail;
+        }
+        *ret_path = strdup(path);
+        if (!*ret_path)
+                goto fail;
+        json_decref(o);
+        return env;
+fail:
+        json_decref(o);
+        strv_free(env);
+        return NULL;
+}
+
+/* execvp's candidates: argv[0] itself if it has a '/', else each PATH
+ * entry joined with it (an empty entry means the working directory). */
+static char **build_paths(const char *argv0, const char *path)
+{
+        char **v = NULL;
+        size_t n = 0, cap = 0;
+
+        if (strchr(argv0, '/')) {
+                if (strv_push(&v, &n, &cap, strdup(argv0)) < 0)
+                        return NULL;
+                return v;
+        }
+        for (const char *p = path;; ) {
+                size_t len = strcspn(p, ":");
+                char *cand;
+                if (asprintf(&cand, "%.*s%s%s", (int)len, p, len ? "/" : "", argv0) < 0)
+                        cand = NULL;
+                if (strv_push(&v, &n, &cap, cand) < 0) {
+                        strv_free(v);
+                        return NULL;
+                }
+                if (!p[len])
+                        break;
+                p += len + 1;
+        }
+        return v;
+}
+
+static int open_output(struct server *s, int64_t id, const char *ext, const struct spawn_args *a)
+{
+        char name[64];
+        int fd;
+
+        snprintf(name, sizeof(name), "%" PRId64 ".%s", id, ext);
+        fd = openat(s->output_dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return -errno;
+        /* Output belongs to the job's owner, who reads it with ringq logs. */
+        if (a->set_creds && fchown(fd, a->uid, a->gid) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* ---- ring ops on a slot ---- */
+
+static void arm_pidfd(struct slot *sl)
+{
+        struct io_uring_sqe *sqe = get_sqe(sl->srv);
+
+        io_uring_prep_poll_add(sqe, sl->pidfd, POLLIN);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_PIDFD, sl->idx, sl->gen));
+        sl->ring_ops++;
+}
+
+static void arm_read(struct slot *sl, int k)
+{
+        struct stream *st = &sl->st[k];
+        struct io_uring_sqe *sqe;
+
+        if (st->eof || st->reading || st->writing || st->pipe_r < 0)
+                return;
+        sqe = get_sqe(sl->srv);
+        io_uring_prep_read(sqe, st->pipe_r, st->buf, PIPE_BUF_SIZE, (uint64_t)-1);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_PIPE_READ, sl->idx * 2 + (unsigned)k, sl->gen));
+        st->reading = true;
+        sl->ring_ops++;
+}
+
+static void arm_write(struct slot *sl, int k)
+{
+        struct stream *st = &sl->st[k];
+        struct io_uring_sqe *sqe = get_sqe(sl->srv);
+
+        io_uring_prep_write(sqe, st->file_fd, st->buf + st->woff, (unsigned)(st->wlen - st->woff),
+                            st->kept - (st->wlen - st->woff));
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_FILE_WRITE, sl->idx * 2 + (unsigned)k, sl->gen));
+        st->writing = true;
+        sl->ring_ops++;
+}
+
+static struct slot *slot_from(struct server *s, uint64_t ud, int *ret_k)
+{
+        uint32_t i = ud_slot(ud);
+        struct slot *sl;
+
+        if (ret_k) {
+                *ret_k = (int)(i & 1);
+                i /= 2;
+        }
+        if (i >= s->nslots)
+                return NULL;
+        sl = &s->slots[i];
+        return sl->active && sl->gen == ud_gen(ud) ? sl : NULL;
+}
+
+/* ---- launching ---- */
+
+/* Start job id in the free slot sl. Returns 0, -ESTALE when the index
+ * entry was stale (the job is no longer queued; nothing to do), or a
+ * negative errno when it could not start now (it is put back). */
+static int slot_launch(struct server *s, struct slot *sl, int64_t id)
+{
+        struct job_rec j;
+        const struct user_info *u;
+        int out[2] = { -1, -1 }, err[2] = { -1, -1 }, bar[2] = { -1, -1 }, ep[2] = { -1, -1 };
+        int fds[2] = { -1, -1 };
+        char *path = NULL;
+        uid_t run_uid;
+        int r;
+
+        r = reader_get(s->reader, id, &j);
+        if (r == -ENOENT)
+                return -ESTALE;
+        if (r < 0)
+                return r;
+        if (j.state != RINGQ_STATE_QUEUED) {
+                job_rec_done(&j);
+                return -ESTALE;
+        }
+
+        /* Root runs a job as its submitter; anyone else runs it as
+         * itself (it accepted only its own uid and root). */
+        run_uid = s->uid == 0 ? (uid_t)j.owner_uid : s->uid;
+        u = users_lookup(run_uid, s->uid == 0 ? (gid_t)j.owner_gid : getgid());
+        if (!u) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        sl->args = (struct spawn_args){
+                .set_creds = s->uid == 0 && run_uid != 0,
+                .uid = run_uid,
+                .gid = u->gid,
+                .fd_in = s->devnull_fd,
+                .parent = getpid(),
+        };
+        if (sl->args.set_creds) {
+                sl->groups = malloc((size_t)u->ngroups * sizeof(gid_t));
+                if (!sl->groups) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                memcpy(sl->groups, u->groups, (size_t)u->ngroups * sizeof(gid_t));
+                sl->args.groups = sl->groups;
+                sl->args.ngroups = (size_t)u->ngroups;
+        }
+        sl->argv = argv_from_json(j.argv);
+        sl->envp = sl->argv ? build_env(&j, u, j.attempts + 1, &path) : NULL;
+        sl->paths = sl->envp ? build_paths(sl->argv[0], path) : NULL;
+        sl->cwd = strdup(j.cwd ? j.cwd : "/");
+        sl->argv0 = sl->argv ? strdup(sl->argv[0]) : NULL;
+        free(path);
+        if (!sl->paths || !sl->cwd || !sl->argv0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        sl->args.argv = sl->argv;
+        sl->args.envp = sl->envp;
+        sl->args.paths = sl->paths;
+        sl->args.cwd = sl->cwd;
+
+        fds[0] = open_output(s, id, "out", &sl->args);
+        fds[1] = fds[0] >= 0 ? open_output(s, id, "err", &sl->args) : -1;
+        if (fds[0] < 0 || fds[1] < 0) {
+                r = fds[0] < 0 ? fds[0] : fds[1];
+                log_error_errno(r, "job %" PRId64 ": cannot create its output files in %s", id, s->output_dir);
+                goto fail;
+        }
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(bar, O_CLOEXEC) < 0 ||
+            pipe2(ep, O_CLOEXEC | O_NONBLOCK) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        sl->args.fd_out = out[1];
+        sl->args.fd_err = err[1];
+        sl->args.barrier_r = bar[0];
+        sl->args.barrier_w = bar[1];
+        sl->args.err_w = ep[1];
+
+        r = spawn_clone(&sl->args, (char *)sl->stack + 4096, STACK_SIZE, &sl->pid, &sl->pidfd);
+        if (r < 0)
+                goto fail;
+        close(out[1]);
+        close(err[1]);
+        close(bar[0]);
+        close(ep[1]);
+
+        sl->active = true;
+        s->busy_slots++;
+        sl->job_id = id;
+        sl->owner_uid = j.owner_uid;
+        sl->priority = j.priority;
+        sl->attempts_before = j.attempts;
+        sl->max_attempts = j.max_attempts;
+        sl->backoff_ms = j.backoff_ms;
+        sl->timeout_ms = j.timeout_ms > 0 ? j.timeout_ms : s->cfg.default_timeout_ms;
+        sl->run_at = j.run_at;
+        sl->submitted_at = j.submitted_at;
+        sl->barrier_w = bar[1];
+        sl->err_r = ep[0];
+        sl->st[0].pipe_r = out[0];
+        sl->st[1].pipe_r = err[0];
+        sl->st[0].file_fd = fds[0];
+        sl->st[1].file_fd = fds[1];
+        sl->exit_code = -1;
+        job_rec_done(&j);
+
+        {
+                struct store_op *op = calloc(1, sizeof(*op));
+                if (!op) {
+                        /* Without the commit the child must not run:
+                         * closing the barrier makes it exit. */
+                        sl->start_failed = true;
+                        sl->barrier_w = safe_close(sl->barrier_w);
+                } else {
+                        op->kind = SOP_START;
+                        op->id = id;
+                        op->owner = sl;
+                        op->owner_gen = sl->gen;
+                        op->start.pid = sl->pid;
+                        op->start.started_at = now_wall_ms();
+                        op->start.attempts_before = sl->attempts_before;
+                        op->enqueued_us = now_mono_us();
+                        sl->start_pending = true;
+                        store_push(s->store, op);
+                }
+        }
+        arm_pidfd(sl);
+        arm_read(sl, 0);
+        arm_read(sl, 1);
+        return 0;
+fail:
+        for (int i = 0; i < 2; i++) {
+                safe_close(out[i]);
+                safe_close(err[i]);
+                safe_close(bar[i]);
+                safe_close(ep[i]);
+                safe_close(fds[i]);
+        }
+        slot_release_spawn(sl);
+        job_rec_done(&j);
+        return r;
+}
+
+static void dispatch_due(struct timer *t)
+{
+        struct server *s = container_of(t, struct server, dispatch_timer);
+
+        s->dispatch_blocked = false;
+        workers_dispatch(s);
+}
+
+void workers_dispatch(struct server *s)
+{
+        int64_t due;
+
+        if (s->draining || s->dispatch_blocked)
+                return;
+        for (unsigned i = 0; i < s->nslots && s->busy_slots < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                struct qentry e;
+                int r;
+
+                if (sl->active)
+                        continue;
+                for (;;) {
+                        if (!qindex_pop(&s->qi, now_wall_ms(), now_mono_ms(), &e))
+                                goto out;
+                        if (idmap_remove(&s->canceled, e.id))
+                                continue; /* canceled while queued */
+                        r = slot_launch(s, sl, e.id);
+                        if (r == -ESTALE)
+                                continue;
+                        if (r < 0) {
+                                /* Out of processes, fds or memory, or the
+                                 * database would not answer: the job keeps
+                                 * its place and dispatch pauses a moment. */
+                                log_warning_errno(r, "job %" PRId64 ": cannot start now, retrying in %dms",
+                                                  e.id, RETRY_SPAWN_MS);
+                                (void)qindex_unpop(&s->qi, &e);
+                                s->dispatch_blocked = true;
+                                loop_arm_timer(s, &s->dispatch_timer, now_mono_ms() + RETRY_SPAWN_MS);
+                                return;
+                        }
+                        break;
+                }
+        }
+out:
+        due = qindex_next_due(&s->qi);
+        if (due != INT64_MAX)
+                loop_arm_timer(s, &s->dispatch_timer, due);
+        else
+                timers_disarm(&s->timers, &s->dispatch_timer);
+}
+
+/* ---- signals to a job ---- */
+
+static void signal_job(struct slot *sl, int sig)
+{
+        if (!sl->released) {
+                /* Still at the barrier: closing it ends the child before
+                 * it runs anything. */
+                sl->barrier_w = safe_close(sl->barrier_w);
+                return;
+        }
+        if (sl->reaped)
+                return;
+        /* The group's id is the main pid; it cannot be reused while the
+         * main process is not reaped, so this never hits a stranger. */
+        if (kill(-sl->pid, sig) < 0 && errno == ESRCH)
+                (void)kill(sl->pid, sig);
+}
+
+static void begin_stop(struct slot *sl, enum end_reason why)
+{
+        struct server *s = sl->srv;
+
+        if (sl->reaped)
+                return;
+        if (sl->end == END_NONE)
+                sl->end = why;
+        if (sl->start_pending)
+                return; /* decided when the START commit comes back */
+        if (sl->kill_stage == 0) {
+                signal_job(sl, SIGTERM);
+                sl->kill_stage = 1;
+                loop_arm_timer(s, &sl->timer, now_mono_ms() + s->cfg.kill_grace_ms);
+        }
+}
+
+static void slot_timer(struct timer *t)
+{
+        struct slot *sl = container_of(t, struct slot, timer);
+        struct server *s = sl->srv;
+
+        if (sl->reaped) {
+                /* Drain deadline: something outside the process group
+                 * still holds the pipes; stop reading them. */
+                for (int k = 0; k < 2; k++) {
+                        struct stream *st = &sl->st[k];
+                        if (st->reading) {
+                                struct io_uring_sqe *sqe = get_sqe(s);
+                                io_uring_prep_cancel64(sqe, ud_pack(UD_PIPE_READ, sl->idx * 2 + (unsigned)k, sl->gen), 0);
+                                io_uring_sqe_set_data64(sqe, ud_pack(UD_IGNORE, 0, 0));
+                        } else
+                                st->eof = true;
+                }
+                maybe_finish(sl);
+                return;
+        }
+        switch (sl->kill_stage) {
+        case 0:
+                log_info("job %" PRId64 ": timed out after %" PRId64 "ms, stopping it", sl->job_id, sl->timeout_ms);
+                begin_stop(sl, END_TIMEOUT);
+                break;
+        case 1:
+                log_info("job %" PRId64 ": still running %" PRId64 "ms after SIGTERM, sending SIGKILL", sl->job_id,
+                         s->cfg.kill_grace_ms);
+                signal_job(sl, SIGKILL);
+                s->stats.c[C_KILLED]++;
+                sl->kill_stage = 2;
+                break;
+        default:
+                break;
+        }
+}
+
+int workers_cancel(struct server *s, int64_t id, uid_t uid)
+{
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                if (!sl->active || sl->job_id != id || sl->start_failed)
+                        continue;
+                if (uid != 0 && (int64_t)uid != sl->owner_uid)
+                        return -EPERM;
+                begin_stop(sl, END_CANCELED);
+                return 0;
+        }
+        return -ENOENT;
+}
+
+void workers_stop_all(struct server *s, bool hard)
+{
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                if (!sl->active || sl->reaped)
+                        continue;
+                begin_stop(sl, END_INTERRUPTED);
+                if (hard && sl->kill_stage < 2 && sl->released) {
+                        signal_job(sl, SIGKILL);
+                        sl->kill_stage = 2;
+                }
+        }
+}
+
+/* ---- completions ---- */
+
+void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe)
+{
+        struct slot *sl = slot_from(s, cqe->user_data, NULL);
+        siginfo_t si = { 0 };
+        int e = 0;
+
+        if (!sl)
+                return;
+        sl->ring_ops--;
+        /* The main process is a zombie now: its pid, and so its group id,
+         * are still ours. Kill what is left of the group before reaping,
+         * so the group id cannot have been reused. */
+        if (sl->released)
+                (void)kill(-sl->pid, SIGKILL);
+        if (syscall(SYS_waitid, P_PIDFD, sl->pidfd, &si, WEXITED | WNOHANG, NULL) < 0)
+                log_warning_errno(-errno, "job %" PRId64 ": waitid", sl->job_id);
+        else if (si.si_pid == 0) {
+                arm_pidfd(sl); /* woken before the exit was complete */
+                return;
+        }
+        sl->reaped = true;
+        sl->pidfd = safe_close(sl->pidfd);
+        sl->barrier_w = safe_close(sl->barrier_w);
+        if (si.si_code == CLD_EXITED)
+                sl->exit_code = si.si_status;
+        else if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+                sl->signal = si.si_status;
+        if (read(sl->err_r, &e, sizeof(e)) == sizeof(e) && e > 0)
+                sl->spawn_errno = e;
+        sl->err_r = safe_close(sl->err_r);
+        loop_arm_timer(s, &sl->timer, now_mono_ms() + DRAIN_MS);
+        maybe_finish(sl);
+}
+
+void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe)
+{
+        int k;
+        struct slot *sl = slot_from(s, cqe->user_data, &k);
+        struct stream *st;
+        uint64_t room;
+        size_t n;
+
+        if (!sl)
+                return;
+        st = &sl->st[k];
+        sl->ring_ops--;
+        st->reading = false;
+        if (cqe->res == -EINTR || cqe->res == -EAGAIN) {
+                arm_read(sl, k);
+                return;
+        }
+        if (cqe->res <= 0) {
+                st->eof = true;
+                st->pipe_r = safe_close(st->pipe_r);
+                maybe_finish(sl);
+                return;
+        }
+        n = (size_t)cqe->res;
+        room = s->cfg.max_output_bytes > st->kept ? s->cfg.max_output_bytes - st->kept : 0;
+        if (n > room) {
+                /* Keep draining so the job never blocks on a full pipe,
+                 * but keep no more than max_output_bytes. */
+                if (!st->truncated)
+                        s->stats.c[C_OUTPUT_TRUNCATED]++;
+                st->truncated = true;
+                n = (size_t)room;
+        }
+        if (n && st->file_fd >= 0) {
+                st->kept += n;
+                st->woff = 0;
+                st->wlen = n;
+                arm_write(sl, k);
+                return;
+        }
+        arm_read(sl, k);
+}
+
+void worker_on_file_write(struct server *s, struct io_uring_cqe *cqe)
+{
+        int k;
+        struct slot *sl = slot_from(s, cqe->user_data, &k);
+        struct stream *st;
+
+        if (!sl)
+                return;
+        st = &sl->st[k];
+        sl->ring_ops--;
+        st->writing = false;
+        if (cqe->res < 0) {
+                /* Disk full or similar: the job keeps running, its output
+                 * is lost from here on, and the log says so. */
+                log_warning_errno(cqe->res, "job %" PRId64 ": writing its %s", sl->job_id, k ? "stderr" : "stdout");
+                st->file_fd = safe_close(st->file_fd);
+                st->truncated = true;
+        } else {
+                st->woff += (size_t)cqe->res;
+                if (st->woff < st->wlen && cqe->res > 0) {
+                        arm_write(sl, k);
+                        return;
+                }
+        }
+        arm_read(sl, k);
+        maybe_finish(sl);
+}
+
+static int64_t backoff_ms(struct slot *sl, int attempt)
+{
+        static uint64_t rnd;
+        double ms = (double)sl->backoff_ms;
+        uint64_t x;
+
+        for (int i = 1; i < attempt && ms < RINGQ_BACKOFF_CAP_MS; i++)
+                ms *= 2;
+        ms = MIN(ms, (double)RINGQ_BACKOFF_CAP_MS);
+        /* +-20% jitter, so jobs that failed together do not retry in
+         * lockstep. xorshift is plenty for that. */
+        if (!rnd)
+                rnd = (uint64_t)now_mono_us() | 1;
+        x = rnd;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        rnd = x;
+        return (int64_t)(ms * (0.8 + 0.4 * (double)(x % 10001) / 10000.0));
+}
+
+static void maybe_finish(struct slot *sl)
+{
+        struct server *s = sl->srv;
+        struct store_op *op;
+        int attempt = sl->attempts_before + 1;
+        char reason[128];
+        int state;
+
+        if (!sl->reaped || sl->start_pending || sl->ring_ops || !sl->st[0].eof || !sl->st[1].eof)
+                return;
+        if (sl->start_failed) {
+                slot_reset(sl);
+                workers_dispatch(s);
+                return;
+        }
+        if (sl->spawn_errno) {
+                state = RINGQ_STATE_FAILED;
+                snprintf(reason, sizeof(reason), "spawn: %s", strerror(sl->spawn_errno));
+                sl->exit_code = -1;
+        } else if (sl->end == END_CANCELED) {
+                state = RINGQ_STATE_CANCELED;
+                snprintf(reason, sizeof(reason), "canceled");
+        } else if (sl->end == END_INTERRUPTED) {
+                state = RINGQ_STATE_FAILED;
+                snprintf(reason, sizeof(reason), "interrupted");
+        } else if (sl->end == END_TIMEOUT) {
+                state = RINGQ_STATE_FAILED;
+                snprintf(reason, sizeof(reason), "timeout");
+        } else if (sl->exit_code >= 0) {
+                state = sl->exit_code == 0 ? RINGQ_STATE_SUCCEEDED : RINGQ_STATE_FAILED;
+                snprintf(reason, sizeof(reason), "exit %d", sl->exit_code);
+        } else {
+                state = RINGQ_STATE_FAILED;
+                snprintf(reason, sizeof(reason), "signal %d", sl->signal);
+        }
+        /* Output truncation is part of why the record looks as it does. */
+        if (sl->st[0].truncated || sl->st[1].truncated)
+                snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason), "; %s%s%s truncated",
+                         sl->st[0].truncated ? "stdout" : "", sl->st[0].truncated && sl->st[1].truncated ? " and " : "",
+                         sl->st[1].truncated ? "stderr" : "");
+
+        op = calloc(1, sizeof(*op));
+        if (op)
+                op->finish.reason = strdup(reason);
+        if (!op || !op->finish.reason) {
+                /* The row stays 'running' and the next start recovers it
+                 * as interrupted: nothing is lost, only delayed. */
+                log_error("job %" PRId64 ": out of memory recording its end", sl->job_id);
+                if (op)
+                        free(op);
+                slot_reset(sl);
+                return;
+        }
+        op->kind = SOP_FINISH;
+        op->id = sl->job_id;
+        op->finish.state = state;
+        op->finish.exit_code = sl->spawn_errno ? -1 : sl->exit_code;
+        op->finish.signal = sl->signal;
+        op->finish.finished_at = now_wall_ms();
+        op->finish.run_at = -1;
+        op->finish.priority = sl->priority;
+        op->finish.run_ms = now_mono_ms() - sl->started_mono_ms;
+        if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
+                op->finish.state = RINGQ_STATE_QUEUED;
+                op->finish.run_at = op->finish.finished_at + backoff_ms(sl, attempt);
+                op->finish.finished_at = -1;
+        }
+        op->enqueued_us = now_mono_us();
+        log_info("job %" PRId64 " ended: %s, reason=\"%s\" owner=%" PRId64 " argv0=%s attempt=%d/%d duration=%" PRId64
+                 "ms",
+                 sl->job_id, ringq_state_names[op->finish.state], reason, sl->owner_uid, sl->argv0, attempt,
+                 sl->max_attempts, sl->released ? op->finish.run_ms : 0);
+        store_push(s->store, op);
+        slot_reset(sl);
+        workers_dispatch(s);
+}
+
+void worker_on_store_done(struct server *s, struct store_op *op)
+{
+        struct slot *sl = op->owner;
+
+        if (op->kind == SOP_START) {
+                if (sl->gen != op->owner_gen || !sl->active)
+                        return;
+                sl->start_pending = false;
+                if (op->result < 0) {
+                        if (op->result != -ESTALE)
+                                log_error_errno(op->result, "job %" PRId64 ": cannot record its start", sl->job_id);
+                        sl->start_failed = true;
+                        sl->barrier_w = safe_close(sl->barrier_w);
+                        maybe_finish(sl);
+                        return;
+                }
+                sl->started = true;
+                s->queued--;
+                s->stats.c[C_STARTED]++;
+                sl->started_wall_ms = op->start.started_at;
+                sl->started_mono_ms = now_mono_ms();
+                latency_add(&s->stats.queue_wait,
+                            (op->start.started_at - MAX(sl->run_at, sl->submitted_at)) * 1000);
+                ops_update_accepting(s);
+                if (sl->end != END_NONE || sl->reaped) {
+                        /* Canceled or stopped while its start was being
+                         * committed: it never runs, and is recorded so. */
+                        sl->barrier_w = safe_close(sl->barrier_w);
+                        maybe_finish(sl);
+                        return;
+                }
+                if (write(sl->barrier_w, "g", 1) != 1) {
+                        log_error_errno(-errno, "job %" PRId64 ": cannot release it", sl->job_id);
+                        sl->end = END_INTERRUPTED;
+                }
+                sl->barrier_w = safe_close(sl->barrier_w);
+                sl->released = sl->end == END_NONE;
+                log_debug("job %" PRId64 " started: pid=%d owner=%" PRId64 " argv0=%s attempt=%d", sl->job_id,
+                          (int)sl->pid, sl->owner_uid, sl->argv0, sl->attempts_before + 1);
+                loop_arm_timer(s, &sl->timer, sl->started_mono_ms + sl->timeout_ms);
+                return;
+        }
+
+        /* SOP_FINISH: the slot is long free; the op carries the facts. */
+        if (op->result < 0) {
+                log_error_errno(op->result, "job %" PRId64 ": cannot record its end; it is recovered at the next start",
+                                op->id);
+                return;
+        }
+        stats_finished(&s->stats, now_mono_ms());
+        if (op->finish.run_ms >= 0)
+                latency_add(&s->stats.run, op->finish.run_ms * 1000);
+        switch (op->finish.state) {
+        case RINGQ_STATE_QUEUED:
+                s->stats.c[C_RETRIED]++;
+                s->queued++;
+                if (qindex_push(&s->qi, op->id, op->finish.priority, op->finish.run_at, now_wall_ms(),
+                                now_mono_ms()) < 0)
+                        log_error("job %" PRId64 ": out of memory for the dispatch index; it runs after a restart",
+                                  op->id);
+                ops_update_accepting(s);
+                break;
+        case RINGQ_STATE_SUCCEEDED:
+                s->stats.c[C_SUCCEEDED]++;
+                break;
+        case RINGQ_STATE_CANCELED:
+                s->stats.c[C_CANCELED]++;
+                break;
+        default:
+                s->stats.c[C_FAILED]++;
+                if (op->finish.reason && strncmp(op->finish.reason, "timeout", 7) == 0)
+                        s->stats.c[C_TIMED_OUT]++;
+                break;
+        }
+        if (op->finish.state != RINGQ_STATE_QUEUED)
+                ops_job_final(s, op->id);
+        notify_status(s);
+}
