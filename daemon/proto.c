@@ -333,6 +333,7 @@ json_t *proto_job(const struct job_rec *j, const char *output_dir)
         json_object_set_new(o, "signal", j->signal > 0 ? json_integer(j->signal) : json_null());
         json_object_set_new(o, "reason", opt_str(j->reason));
         json_object_set_new(o, "key", opt_str(j->idem_key));
+        json_object_set_new(o, "pid", opt_int(j->pid));
         json_object_set_new(o, "stdout_path", json_string(out));
         json_object_set_new(o, "stderr_path", json_string(err));
         return o;

@@ -1,0 +1,286 @@
+"""Test harness: a real ringqd in a temporary state dir with its own
+socket, a NOTIFY_SOCKET listener, a protocol client and the real CLI.
+
+Paths to the binaries come from the environment (ctest sets them):
+RINGQD, RINGQ. RINGQD_WRAPPER (e.g. "valgrind --error-exitcode=99 ...")
+runs the daemon under a tool.
+"""
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+RINGQD = os.environ.get("RINGQD", "ringqd")
+RINGQ = os.environ.get("RINGQ", "ringq")
+WRAPPER = shlex.split(os.environ.get("RINGQD_WRAPPER", ""))
+# Under a slow wrapper everything takes longer; scale waits, never asserts.
+SLOW = 10.0 if WRAPPER else 1.0
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout * SLOW
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Notify:
+    """A NOTIFY_SOCKET listener: collects every datagram ringqd sends."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+        self.lock = threading.Lock()
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.messages.append(data.decode())
+
+    def all(self):
+        with self.lock:
+            return list(self.messages)
+
+    def fields(self):
+        """Every KEY=VALUE line received, in order."""
+        out = []
+        for m in self.all():
+            for line in m.split("\n"):
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    out.append((k, v))
+        return out
+
+    def has(self, key, value=None):
+        return any(k == key and (value is None or v == value) for k, v in self.fields())
+
+    def statuses(self):
+        return [v for k, v in self.fields() if k == "STATUS"]
+
+    def close(self):
+        self.done = True
+        self.sock.close()
+        self.thread.join(1)
+
+
+class Client:
+    def __init__(self, path, timeout=30):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout * SLOW)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def send(self, obj):
+        self.sock.sendall((json.dumps(obj) + "\n").encode())
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def recv_line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                if self.buf:
+                    raise EOFError("connection closed mid-line")
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def recv(self):
+        line = self.recv_line()
+        return None if line is None else json.loads(line)
+
+    def call(self, obj):
+        self.send(obj)
+        return self.recv()
+
+    def close(self):
+        self.sock.close()
+
+
+class Daemon:
+    def __init__(self, workers=2, args=(), env=None, root=None, config=None):
+        self.root = root or tempfile.mkdtemp(prefix="ringq-test-")
+        self.state = os.path.join(self.root, "state")
+        self.sock = os.path.join(self.root, "ringq.sock")
+        self.logpath = os.path.join(self.root, "ringqd.log")
+        self.workers = workers
+        self.args = list(args)
+        self.env = dict(env or {})
+        self.config = config
+        self.proc = None
+        self.notify = None
+        self.starts = 0
+
+    # --- lifecycle ---
+    def command(self):
+        cmd = WRAPPER + [RINGQD, "--state-dir", self.state, "--socket", self.sock,
+                         "--workers", str(self.workers)]
+        # Always an explicit config file, so a system one never leaks in.
+        path = os.path.join(self.root, "ringqd.conf")
+        with open(path, "w") as f:
+            f.write(self.config or "")
+        return cmd + ["--config", path] + self.args
+
+    def start(self, wait=True):
+        self.starts += 1
+        npath = os.path.join(self.root, "notify-%d.sock" % self.starts)
+        self.notify = Notify(npath)
+        env = dict(os.environ)
+        env.pop("LISTEN_FDS", None)
+        env.pop("LISTEN_PID", None)
+        env.update({"NOTIFY_SOCKET": npath})
+        env.update(self.env)
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log, env=env)
+        if wait:
+            wait_for(lambda: self.notify.has("READY", "1") or self.proc.poll() is not None,
+                     timeout=20, what="READY=1")
+            if self.proc.poll() is not None:
+                raise AssertionError("ringqd exited at start (%s):\n%s" % (self.proc.returncode, self.logtext()))
+        return self
+
+    def logtext(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise AssertionError("ringqd did not stop on %s:\n%s" % (sig, self.logtext()))
+        self.log.close()
+        self.notify.close()
+        return rc
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.notify.close()
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc is not None and not self.log.closed:
+            self.log.close()
+        if self.notify:
+            self.notify.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # --- talking to it ---
+    def client(self):
+        return Client(self.sock)
+
+    def call(self, obj):
+        c = self.client()
+        try:
+            return c.call(obj)
+        finally:
+            c.close()
+
+    def submit(self, argv, **fields):
+        r = self.call(dict(op="submit", argv=argv, **fields))
+        assert r and r.get("ok"), r
+        return r["id"]
+
+    def job(self, jid):
+        r = self.call({"op": "status", "id": jid})
+        assert r and r.get("ok"), r
+        return r["job"]
+
+    def wait_job(self, jid, timeout=30):
+        r = self.call({"op": "wait", "id": jid, "timeout_ms": int(timeout * 1000 * SLOW)})
+        assert r and r.get("ok"), r
+        return r["job"]
+
+    def wait_state(self, jid, state, timeout=10):
+        return wait_for(lambda: self.job(jid)["state"] == state and self.job(jid), timeout,
+                        what="job %d %s" % (jid, state))
+
+    def stats(self):
+        return self.call({"op": "stats"})
+
+    def cli(self, *args, input=None, timeout=60, env=None):
+        e = dict(os.environ)
+        e.pop("RINGQ_SOCKET", None)
+        if env:
+            e.update(env)
+        return subprocess.run([RINGQ, "-s", self.sock] + list(args), input=input, capture_output=True,
+                              text=True, timeout=timeout * SLOW, env=e)
+
+    def output(self, jid, stream="out"):
+        with open(os.path.join(self.state, "output", "%d.%s" % (jid, stream))) as f:
+            return f.read()
+
+
+def procs_in_session(sid):
+    """Live (non-zombie) processes whose session or process group is sid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rfind(")") + 2:].split()
+        state, pgrp, session = rest[0], int(rest[2]), int(rest[3])
+        if state not in ("Z", "X") and (pgrp == sid or session == sid):
+            out.append(int(d))
+    return out
+
+
+class DaemonTest(unittest.TestCase):
+    """Each test gets a fresh ringqd (self.d); override daemon_kwargs."""
+    daemon_kwargs = {}
+    start_daemon = True
+
+    def setUp(self):
+        self.d = Daemon(**self.daemon_kwargs)
+        self.addCleanup(self.d.cleanup)
+        if self.start_daemon:
+            self.d.start()
+
+    def run_ok(self, *args, **kw):
+        r = self.d.cli(*args, **kw)
+        self.assertEqual(r.returncode, 0, "ringq %s: rc=%d\nstdout=%s\nstderr=%s" %
+                         (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r

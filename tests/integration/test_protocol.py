@@ -1,0 +1,150 @@
+"""The wire protocol: errors keep the connection usable, pipelining keeps
+order and tags, wait does not hold up others, stats and the schema."""
+import json
+import os
+import sqlite3
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import DaemonTest, Client, wait_for
+
+
+class Errors(DaemonTest):
+    def test_each_error_and_the_connection_survives(self):
+        c = self.d.client()
+        cases = [
+            (b'{"op": "ping"', "bad_request", None),
+            (b'[1,2]', "bad_request", None),
+            (b'{"op":"submit"}', "bad_request", "argv"),
+            (b'{"op":"submit","argv":[]}', "bad_request", "argv"),
+            (b'{"op":"submit","argv":["x"],"cwd":"tmp"}', "bad_request", "cwd"),
+            (b'{"op":"submit","argv":["x"],"priority":1001}', "bad_request", "priority"),
+            (b'{"op":"submit","argv":["x"],"delay_ms":-1}', "bad_request", "delay_ms"),
+            (b'{"op":"submit","argv":["x"],"delay_ms":1,"run_at":5}', "bad_request", "run_at"),
+            (b'{"op":"submit","argv":["x"],"timout_ms":5}', "bad_request", None),
+            (b'{"op":"submit","argv":["a\\u0000b"]}', "bad_request", None),
+            (b'{"op":"submit","argv":["x"],"env":{"A=B":"c"}}', "bad_request", "env"),
+            (b'{"op":"frobnicate"}', "bad_request", "op"),
+            (b'{"op":"status"}', "bad_request", "id"),
+            (b'{"op":"status","id":"7"}', "bad_request", "id"),
+            (b'{"op":"status","id":123456789}', "not_found", "id"),
+            (b'{"op":"list","state":"done"}', "bad_request", "state"),
+            (b'{"op":"list","limit":1001}', "bad_request", "limit"),
+            (b'{"op":"ping","op":"ping"}', "bad_request", None),
+            (b'\xff\xfe{}', "bad_request", None),
+        ]
+        for line, code, field in cases:
+            c.send_raw(line + b"\n")
+            r = c.recv()
+            self.assertEqual(r["ok"], False, line)
+            self.assertEqual(r["error"], code, line)
+            self.assertEqual(r.get("field"), field, line)
+            self.assertTrue(r["message"], line)
+        self.assertTrue(c.call({"op": "ping"})["ok"])
+
+    def test_tag_echoed_even_on_error(self):
+        c = self.d.client()
+        self.assertEqual(c.call({"op": "ping", "tag": {"x": [1, 2]}})["tag"], {"x": [1, 2]})
+        r = c.call({"op": "nope", "tag": "t1"})
+        self.assertEqual((r["error"], r["tag"]), ("bad_request", "t1"))
+
+    def test_crlf_and_blank_lines(self):
+        c = self.d.client()
+        c.send_raw(b'\n\r\n{"op":"ping","tag":1}\r\n')
+        self.assertEqual(c.recv()["tag"], 1)
+
+
+class Pipelining(DaemonTest):
+    def test_replies_in_order(self):
+        c = self.d.client()
+        lines = []
+        for i in range(200):
+            if i % 3 == 0:
+                lines.append({"op": "submit", "argv": ["true"], "tag": i})
+            elif i % 3 == 1:
+                lines.append({"op": "ping", "tag": i})
+            else:
+                lines.append({"op": "status", "id": 1, "tag": i})
+        c.send_raw("".join(json.dumps(l) + "\n" for l in lines).encode())
+        tags = [c.recv()["tag"] for _ in lines]
+        self.assertEqual(tags, list(range(200)))
+
+    def test_wait_does_not_block_other_connections(self):
+        jid = self.d.submit(["sleep", "2"])
+        waiter = self.d.client()
+        waiter.send({"op": "wait", "id": jid})
+        t0 = time.monotonic()
+        for _ in range(20):
+            self.assertTrue(self.d.call({"op": "ping"})["ok"])
+        self.assertLess(time.monotonic() - t0, 1.5)
+        self.assertEqual(waiter.recv()["job"]["state"], "succeeded")
+
+    def test_wait_timeout(self):
+        jid = self.d.submit(["sleep", "5"])
+        r = self.d.call({"op": "wait", "id": jid, "timeout_ms": 200})
+        self.assertEqual(r["error"], "timeout")
+        self.d.call({"op": "cancel", "id": jid})
+
+    def test_client_vanishes_mid_wait(self):
+        jid = self.d.submit(["sleep", "1"])
+        for _ in range(10):
+            c = self.d.client()
+            c.send({"op": "wait", "id": jid})
+            c.close()
+        self.assertEqual(self.d.wait_job(jid)["state"], "succeeded")
+        wait_for(lambda: self.d.stats()["connections"] == 1, what="connections closed")
+
+
+class Store(DaemonTest):
+    def test_schema_is_the_spec(self):
+        self.d.wait_job(self.d.submit(["true"]))
+        db = sqlite3.connect("file:%s/queue.db?mode=ro" % self.d.state, uri=True)
+        cols = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
+        self.assertEqual(cols, ["id", "queue", "state", "priority", "argv", "env", "cwd", "owner_uid", "owner_gid",
+                                "idem_key", "submitted_at", "run_at", "started_at", "finished_at", "attempts",
+                                "max_attempts", "timeout_ms", "backoff_ms", "exit_code", "signal", "reason", "pid"])
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 1)
+        self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
+        self.assertEqual(db.execute("SELECT queue, state, jobs FROM queue_summary").fetchall(),
+                         [("default", "succeeded", 1)])
+        self.assertEqual(json.loads(db.execute("SELECT argv FROM jobs").fetchone()[0]), ["true"])
+
+    def test_sqlite3_shell_reads_while_running(self):
+        for _ in range(3):
+            self.d.submit(["sleep", "30"])
+        wait_for(lambda: self.d.stats()["running"] == 2, what="2 running")
+        out = subprocess.run(["sqlite3", "-readonly", os.path.join(self.d.state, "queue.db"),
+                              "select * from queue_summary order by state"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.split(), ["default|queued|1", "default|running|2"])
+
+    def test_list_filters_and_pages(self):
+        ids = [self.d.submit(["true"], queue="q%d" % (i % 2)) for i in range(6)]
+        for i in ids:
+            self.d.wait_job(i)
+        r = self.d.call({"op": "list", "queue": "q1"})
+        self.assertEqual([j["id"] for j in r["jobs"]], ids[1::2])
+        r = self.d.call({"op": "list", "state": "succeeded", "limit": 2, "after_id": ids[1]})
+        self.assertEqual([j["id"] for j in r["jobs"]], ids[2:4])
+        self.assertEqual(self.d.call({"op": "list", "state": "failed"})["jobs"], [])
+
+    def test_stats_shape(self):
+        self.d.wait_job(self.d.submit(["true"]))
+        s = self.d.stats()
+        for k in ("queued", "running", "workers", "high_water", "low_water", "accepting", "connections",
+                  "uptime_ms"):
+            self.assertIn(k, s)
+        for k in ("accepted", "rejected_full", "rejected_other", "started", "succeeded", "failed", "timed_out",
+                  "canceled", "retried"):
+            self.assertIn(k, s["counters"])
+        for k in ("commit", "queue_wait", "run"):
+            self.assertEqual(sorted(s["latency_ms"][k])[:3], ["max", "p50", "p99"])
+        self.assertEqual((s["counters"]["accepted"], s["counters"]["succeeded"]), (1, 1))
+        self.assertEqual((s["workers"], s["high_water"], s["low_water"]), (2, 10000, 9000))
+
+
+if __name__ == "__main__":
+    unittest.main()
