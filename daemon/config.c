@@ -296,11 +296,8 @@ int config_parse_file(struct config *c, const char *path, bool missing_ok, char 
                         return 0;
                 return fail(ret_err, "%s: %s", path, strerror(errno));
         }
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                return fail(ret_err, "%s: not a regular file", path);
-        /* A config file is a few hundred bytes; refuse anything absurd. */
-        if (st.st_size > 1 << 20)
-                return fail(ret_err, "%s: larger than 1 MiB", path);
+        if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode))
+                return fail(ret_err, "%s: not a file", path);
         for (;;) {
                 ssize_t n;
                 if (grow_array((void **)&buf, &cap, len + 4096, 1) < 0)
@@ -314,6 +311,7 @@ int config_parse_file(struct config *c, const char *path, bool missing_ok, char 
                 if (n == 0)
                         break;
                 len += (size_t)n;
+                /* A config file is a few hundred bytes. */
                 if (len > 1 << 20)
                         return fail(ret_err, "%s: larger than 1 MiB", path);
         }

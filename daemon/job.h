@@ -71,7 +71,7 @@ struct store_op {
                         char *reason;           /* owned by the op */
                         int64_t finished_at, run_at;
                         int priority;           /* to requeue it */
-                        int64_t run_ms;         /* for the run-time stats */
+                        int64_t run_us;         /* for the run-time stats; -1: never ran */
                 } finish;
                 struct {
                         int64_t uid;            /* requester; 0 is root */

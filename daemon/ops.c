@@ -359,16 +359,17 @@ static json_t *latency_json(const struct latency *l)
 static json_t *stats_reply(struct server *s)
 {
         json_t *o = proto_ok(), *counters = json_object();
-        int64_t db = 0, wal = 0;
+        struct store_info si;
 
         if (!o || !counters) {
                 json_decref(o);
                 json_decref(counters);
                 return NULL;
         }
+        store_get_info(s->store, &si);
+        s->stats.c[C_COMMITS] = si.commits;
         for (int i = 0; i < _C_MAX; i++)
                 json_object_set_new(counters, counter_names[i], json_integer((json_int_t)s->stats.c[i]));
-        store_sizes(s->store, &db, &wal);
         json_object_set_new(o, "state", json_string(server_state_word(s)));
         json_object_set_new(o, "queued", json_integer(s->queued));
         json_object_set_new(o, "running", json_integer(s->busy_slots));
@@ -384,8 +385,8 @@ static json_t *stats_reply(struct server *s)
                             json_pack("{s:o, s:o, s:o}", "commit", latency_json(&s->stats.commit),
                                       "queue_wait", latency_json(&s->stats.queue_wait), "run",
                                       latency_json(&s->stats.run)));
-        json_object_set_new(o, "db_bytes", json_integer(db));
-        json_object_set_new(o, "wal_bytes", json_integer(wal));
+        json_object_set_new(o, "db_bytes", json_integer(si.db_bytes));
+        json_object_set_new(o, "wal_bytes", json_integer(si.wal_bytes));
         json_object_set_new(o, "version", json_string(RINGQ_VERSION));
         return o;
 }

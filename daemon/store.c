@@ -349,11 +349,10 @@ void store_set_busy_timeout(struct store *s, int64_t ms)
         pthread_mutex_unlock(&s->lock);
 }
 
-void store_sizes(struct store *s, int64_t *db_bytes, int64_t *wal_bytes)
+void store_get_info(struct store *s, struct store_info *ret)
 {
         pthread_mutex_lock(&s->lock);
-        *db_bytes = s->db_bytes;
-        *wal_bytes = s->wal_bytes;
+        *ret = s->info;
         pthread_mutex_unlock(&s->lock);
 }
 

@@ -60,8 +60,12 @@ struct store_op *store_take_done(struct store *s);
 unsigned store_inflight(struct store *s);
 /* Apply runtime-changeable settings (busy timeout). */
 void store_set_busy_timeout(struct store *s, int64_t ms);
-/* Database and WAL sizes in bytes, from the last batch. */
-void store_sizes(struct store *s, int64_t *db_bytes, int64_t *wal_bytes);
+/* What the store thread reports about itself. */
+struct store_info {
+        int64_t db_bytes, wal_bytes;  /* after the last commit */
+        uint64_t commits;             /* group commits done */
+};
+void store_get_info(struct store *s, struct store_info *ret);
 /* Finish in-flight work, stop the thread, close the database. */
 void store_close(struct store *s);
 

@@ -33,7 +33,7 @@ struct store {
         unsigned inflight;                    /* guarded by lock */
         bool stop;                            /* guarded by lock */
         int efd;
-        int64_t db_bytes, wal_bytes;          /* guarded by lock */
+        struct store_info info;               /* guarded by lock */
 
         /* Owned by the store thread once it runs. */
         sqlite3_stmt *st_insert, *st_idem, *st_start, *st_finish,

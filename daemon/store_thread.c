@@ -253,8 +253,9 @@ static void update_sizes(struct store *s)
         if (stat(wal, &st) == 0)
                 w = st.st_size;
         pthread_mutex_lock(&s->lock);
-        s->db_bytes = db;
-        s->wal_bytes = w;
+        s->info.db_bytes = db;
+        s->info.wal_bytes = w;
+        s->info.commits++;
         pthread_mutex_unlock(&s->lock);
 }
 

@@ -827,7 +827,7 @@ static void maybe_finish(struct slot *sl)
         op->finish.finished_at = now_wall_ms();
         op->finish.run_at = -1;
         op->finish.priority = sl->priority;
-        op->finish.run_ms = now_mono_ms() - sl->started_mono_ms;
+        op->finish.run_us = sl->released ? now_mono_us() - sl->started_mono_us : -1;
         if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
                 op->finish.state = RINGQ_STATE_QUEUED;
                 op->finish.run_at = op->finish.finished_at + backoff_ms(sl, attempt);
@@ -837,7 +837,7 @@ static void maybe_finish(struct slot *sl)
         log_info("job %" PRId64 " ended: %s, reason=\"%s\" owner=%" PRId64 " argv0=%s attempt=%d/%d duration=%" PRId64
                  "ms",
                  sl->job_id, ringq_state_names[op->finish.state], reason, sl->owner_uid, sl->argv0, attempt,
-                 sl->max_attempts, sl->released ? op->finish.run_ms : 0);
+                 sl->max_attempts, sl->released ? op->finish.run_us / 1000 : 0);
         store_push(s->store, op);
         slot_reset(sl);
         workers_dispatch(s);
@@ -863,7 +863,7 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 s->queued--;
                 s->stats.c[C_STARTED]++;
                 sl->started_wall_ms = op->start.started_at;
-                sl->started_mono_ms = now_mono_ms();
+                sl->started_mono_us = now_mono_us();
                 latency_add(&s->stats.queue_wait,
                             (op->start.started_at - MAX(sl->run_at, sl->submitted_at)) * 1000);
                 ops_update_accepting(s);
@@ -882,7 +882,7 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 sl->released = sl->end == END_NONE;
                 log_debug("job %" PRId64 " started: pid=%d owner=%" PRId64 " argv0=%s attempt=%d", sl->job_id,
                           (int)sl->pid, sl->owner_uid, sl->argv0, sl->attempts_before + 1);
-                loop_arm_timer(s, &sl->timer, sl->started_mono_ms + sl->timeout_ms);
+                loop_arm_timer(s, &sl->timer, sl->started_mono_us / 1000 + sl->timeout_ms);
                 return;
         }
 
@@ -893,8 +893,8 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 return;
         }
         stats_finished(&s->stats, now_mono_ms());
-        if (op->finish.run_ms >= 0)
-                latency_add(&s->stats.run, op->finish.run_ms * 1000);
+        if (op->finish.run_us >= 0)
+                latency_add(&s->stats.run, op->finish.run_us);
         switch (op->finish.state) {
         case RINGQ_STATE_QUEUED:
                 s->stats.c[C_RETRIED]++;

@@ -56,7 +56,7 @@ struct slot {
         enum end_reason end;
         int kill_stage;          /* 0, 1: SIGTERM sent, 2: SIGKILL sent */
         int exit_code, signal, spawn_errno;
-        int64_t started_wall_ms, started_mono_ms;
+        int64_t started_wall_ms, started_mono_us;
         struct timer timer;      /* timeout, kill grace, drain deadline */
         unsigned ring_ops;
         struct stream st[2];     /* stdout, stderr */

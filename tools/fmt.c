@@ -1,0 +1,639 @@
+/* Formatting for ringq (see fmt.h). Knows the shape of ringqd's replies but
+ * tolerates missing, null and extra fields: a newer daemon must not make an
+ * older CLI fail. */
+#include "fmt.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARGV_MAX_BYTES (1u << 20) /* a status line is not the place for more */
+
+int64_t fmt_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int stream_result(FILE *f)
+{
+        return ferror(f) ? -EIO : 0;
+}
+
+char *fmt_duration(char *buf, size_t n, int64_t ms)
+{
+        const char *sign = ms < 0 ? "-" : "";
+        uint64_t v = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+        uint64_t s = v / 1000;
+
+        if (v < 1000)
+                snprintf(buf, n, "%s%" PRIu64 "ms", sign, v);
+        else if (v < 10000 && v % 1000)
+                snprintf(buf, n, "%s%" PRIu64 ".%" PRIu64 "s", sign, s, v % 1000 / 100);
+        else if (s < 60)
+                snprintf(buf, n, "%s%" PRIu64 "s", sign, s);
+        else if (s < 3600)
+                snprintf(buf, n, s % 60 ? "%s%" PRIu64 "m%02" PRIu64 "s" : "%s%" PRIu64 "m",
+                         sign, s / 60, s % 60);
+        else if (s < 86400)
+                snprintf(buf, n, s / 60 % 60 ? "%s%" PRIu64 "h%02" PRIu64 "m" : "%s%" PRIu64 "h",
+                         sign, s / 3600, s / 60 % 60);
+        else
+                snprintf(buf, n, s / 3600 % 24 ? "%s%" PRIu64 "d%" PRIu64 "h" : "%s%" PRIu64 "d",
+                         sign, s / 86400, s / 3600 % 24);
+        return buf;
+}
+
+char *fmt_time(char *buf, size_t n, const json_t *v, int64_t now_ms)
+{
+        char age[FMT_BUF], when[32];
+        struct tm tm;
+        time_t t;
+        int64_t ms;
+
+        if (!json_is_integer(v)) {
+                snprintf(buf, n, "-");
+                return buf;
+        }
+        ms = json_integer_value(v);
+        t = (time_t)(ms / 1000);
+        if (!localtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm)) {
+                snprintf(buf, n, "%" PRId64, ms);
+                return buf;
+        }
+        if (ms <= now_ms)
+                snprintf(buf, n, "%s (%s ago)", when, fmt_duration(age, sizeof(age), now_ms - ms));
+        else
+                snprintf(buf, n, "%s (in %s)", when, fmt_duration(age, sizeof(age), ms - now_ms));
+        return buf;
+}
+
+/* A word the shell would keep as one: printable, none of its specials. */
+static bool shell_safe(const char *s)
+{
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (!((unsigned char)*s >= 0x80 || strchr("abcdefghijklmnopqrstuvwxyz"
+                                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                          "0123456789@%+=:,./_-", *s)))
+                        return false;
+        return true;
+}
+
+char *fmt_argv(const json_t *argv, bool quote)
+{
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f;
+        size_t i;
+        json_t *a;
+
+        f = open_memstream(&out, &len);
+        if (!f)
+                return NULL;
+        json_array_foreach(argv, i, a) {
+                const char *s = json_string_value(a);
+                bool q;
+
+                if (!s)
+                        s = "?";
+                if (ftell(f) > (long)ARGV_MAX_BYTES) {
+                        fputs(" ...", f);
+                        break;
+                }
+                q = quote && !shell_safe(s);
+                if (i > 0)
+                        fputc(' ', f);
+                if (q)
+                        fputc('\'', f);
+                for (; *s; s++) {
+                        unsigned char ch = (unsigned char)*s;
+
+                        if (ch < 0x20 || ch == 0x7f)
+                                fputc('?', f);
+                        else if (q && ch == '\'')
+                                fputs("'\\''", f);
+                        else
+                                fputc(ch, f);
+                }
+                if (q)
+                        fputc('\'', f);
+        }
+        if (fclose(f) != 0) {
+                free(out);
+                return NULL;
+        }
+        return out;
+}
+
+unsigned fmt_terminal_width(void)
+{
+        const char *e = getenv("COLUMNS");
+        struct winsize ws;
+
+        if (e && *e) {
+                char *end;
+                unsigned long v = strtoul(e, &end, 10);
+
+                if (!*end && v > 0 && v < 100000)
+                        return (unsigned)v;
+        }
+        if (isatty(STDOUT_FILENO)) {
+                if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+                        return ws.ws_col;
+                return 80;
+        }
+        return 0;
+}
+
+/* Display columns of a UTF-8 string, counting each code point as one. */
+static size_t text_width(const char *s)
+{
+        size_t w = 0;
+
+        for (; *s; s++)
+                if (((unsigned char)*s & 0xc0) != 0x80)
+                        w++;
+        return w;
+}
+
+/* Bytes of s that fit in w columns, never splitting a code point. */
+static size_t text_prefix(const char *s, size_t w)
+{
+        size_t i = 0, cols = 0;
+
+        while (s[i]) {
+                size_t j = i + 1;
+
+                while (((unsigned char)s[j] & 0xc0) == 0x80)
+                        j++;
+                if (cols + 1 > w)
+                        break;
+                cols++;
+                i = j;
+        }
+        return i;
+}
+
+struct fmt_table {
+        unsigned ncols;
+        bool *right;
+        char **cells; /* nrows * ncols, row 0 is the header */
+        size_t nrows, cap;
+};
+
+fmt_table *fmt_table_free(fmt_table *t)
+{
+        if (!t)
+                return NULL;
+        for (size_t i = 0; i < t->nrows * t->ncols; i++)
+                free(t->cells[i]);
+        free(t->cells);
+        free(t->right);
+        free(t);
+        return NULL;
+}
+
+fmt_table *fmt_table_new(unsigned ncols, const char *const *headers,
+                         const bool *right_align)
+{
+        fmt_table *t = calloc(1, sizeof(*t));
+
+        if (!t)
+                return NULL;
+        t->ncols = ncols;
+        t->right = calloc(ncols, sizeof(bool));
+        if (!t->right)
+                return fmt_table_free(t);
+        if (right_align)
+                memcpy(t->right, right_align, ncols * sizeof(bool));
+        if (fmt_table_add(t, headers) < 0)
+                return fmt_table_free(t);
+        return t;
+}
+
+int fmt_table_add(fmt_table *t, const char *const *cells)
+{
+        if (t->nrows == t->cap) {
+                size_t ncap = t->cap ? t->cap * 2 : 16;
+                char **p;
+
+                if (ncap > SIZE_MAX / sizeof(char *) / t->ncols)
+                        return -ENOMEM;
+                p = realloc(t->cells, ncap * t->ncols * sizeof(char *));
+                if (!p)
+                        return -ENOMEM;
+                t->cells = p;
+                t->cap = ncap;
+        }
+        for (unsigned i = 0; i < t->ncols; i++) {
+                char *s = strdup(cells[i] ? cells[i] : "-");
+
+                if (!s) {
+                        while (i > 0)
+                                free(t->cells[t->nrows * t->ncols + --i]);
+                        return -ENOMEM;
+                }
+                t->cells[t->nrows * t->ncols + i] = s;
+        }
+        t->nrows++;
+        return 0;
+}
+
+int fmt_table_print(FILE *f, const fmt_table *t, unsigned width)
+{
+        size_t w[16] = { 0 }, used = 0;
+        unsigned n = t->ncols < 16 ? t->ncols : 16;
+
+        for (size_t r = 0; r < t->nrows; r++)
+                for (unsigned i = 0; i < n; i++) {
+                        size_t cw = text_width(t->cells[r * t->ncols + i]);
+                        if (cw > w[i])
+                                w[i] = cw;
+                }
+        for (unsigned i = 0; i + 1 < n; i++)
+                used += w[i] + 2;
+
+        for (size_t r = 0; r < t->nrows; r++) {
+                for (unsigned i = 0; i < n; i++) {
+                        const char *s = t->cells[r * t->ncols + i];
+                        size_t pad = w[i] - text_width(s);
+
+                        if (i + 1 == n) {
+                                size_t room = width > used ? width - used : 1;
+                                /* A cut cell ends with "…" so it does not
+                                 * read as the whole command. */
+                                if (width && text_width(s) > room)
+                                        fprintf(f, "%.*s\xe2\x80\xa6", (int)text_prefix(s, room - 1), s);
+                                else
+                                        fputs(s, f);
+                                break;
+                        }
+                        if (t->right[i])
+                                fprintf(f, "%*s%s  ", (int)pad, "", s);
+                        else
+                                fprintf(f, "%s%*s  ", s, (int)pad, "");
+                }
+                fputc('\n', f);
+        }
+        return stream_result(f);
+}
+
+/* ---- job ---- */
+
+static const char *str_or_dash(const json_t *v)
+{
+        const char *s = json_string_value(v);
+        return s ? s : "-";
+}
+
+static char *num_or_dash(char *buf, size_t n, const json_t *v)
+{
+        if (json_is_integer(v))
+                snprintf(buf, n, "%" PRId64, (int64_t)json_integer_value(v));
+        else if (json_is_number(v))
+                snprintf(buf, n, "%g", json_number_value(v));
+        else
+                snprintf(buf, n, "-");
+        return buf;
+}
+
+#define KEY_W 11 /* longest label ("submitted:") plus a space */
+
+static void kv(FILE *f, const char *key, const char *val)
+{
+        fprintf(f, "%s:%*s%s\n", key, (int)(KEY_W - strlen(key)), "", val);
+}
+
+int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
+{
+        static const char *const known[] = {
+                "id", "state", "reason", "queue", "priority", "argv", "cwd",
+                "owner_uid", "owner_gid", "attempts", "max_attempts", "timeout_ms",
+                "submitted_at", "run_at", "started_at", "finished_at", "exit_code",
+                "signal", "stdout_path", "stderr_path",
+        };
+        char a[FMT_BUF], b[FMT_BUF], line[2 * FMT_BUF + 8];
+        const json_t *started = json_object_get(job, "started_at");
+        const json_t *finished = json_object_get(job, "finished_at");
+        const json_t *v;
+        const char *key;
+        char *cmd;
+
+        kv(f, "id", num_or_dash(a, sizeof(a), json_object_get(job, "id")));
+        kv(f, "state", str_or_dash(json_object_get(job, "state")));
+        kv(f, "reason", str_or_dash(json_object_get(job, "reason")));
+        kv(f, "queue", str_or_dash(json_object_get(job, "queue")));
+        kv(f, "priority", num_or_dash(a, sizeof(a), json_object_get(job, "priority")));
+        cmd = fmt_argv(json_object_get(job, "argv"), true);
+        if (!cmd)
+                return -ENOMEM;
+        kv(f, "command", cmd);
+        free(cmd);
+        kv(f, "cwd", str_or_dash(json_object_get(job, "cwd")));
+        snprintf(line, sizeof(line), "%s:%s",
+                 num_or_dash(a, sizeof(a), json_object_get(job, "owner_uid")),
+                 num_or_dash(b, sizeof(b), json_object_get(job, "owner_gid")));
+        kv(f, "owner", line);
+        snprintf(line, sizeof(line), "%s/%s",
+                 num_or_dash(a, sizeof(a), json_object_get(job, "attempts")),
+                 num_or_dash(b, sizeof(b), json_object_get(job, "max_attempts")));
+        kv(f, "attempts", line);
+        v = json_object_get(job, "timeout_ms");
+        kv(f, "timeout", json_is_integer(v) ? fmt_duration(a, sizeof(a), json_integer_value(v)) : "-");
+        kv(f, "submitted", fmt_time(line, sizeof(line), json_object_get(job, "submitted_at"), now_ms));
+        kv(f, "run at", fmt_time(line, sizeof(line), json_object_get(job, "run_at"), now_ms));
+        kv(f, "started", fmt_time(line, sizeof(line), started, now_ms));
+        kv(f, "finished", fmt_time(line, sizeof(line), finished, now_ms));
+        if (json_is_integer(started))
+                kv(f, "runtime", fmt_duration(a, sizeof(a),
+                                              (json_is_integer(finished) ? json_integer_value(finished) : now_ms) -
+                                                      json_integer_value(started)));
+        kv(f, "exit code", num_or_dash(a, sizeof(a), json_object_get(job, "exit_code")));
+        kv(f, "signal", num_or_dash(a, sizeof(a), json_object_get(job, "signal")));
+        kv(f, "stdout", str_or_dash(json_object_get(job, "stdout_path")));
+        kv(f, "stderr", str_or_dash(json_object_get(job, "stderr_path")));
+
+        /* Fields this CLI does not know yet, shown as compact JSON. */
+        json_object_foreach((json_t *)job, key, v) {
+                bool seen = false;
+                char *s;
+
+                for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !seen; i++)
+                        seen = strcmp(key, known[i]) == 0;
+                if (seen || strlen(key) > 40)
+                        continue;
+                if (json_is_null(v) || json_is_string(v) || json_is_number(v)) {
+                        kv(f, key, json_is_string(v) ? json_string_value(v) : num_or_dash(a, sizeof(a), v));
+                        continue;
+                }
+                s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                if (!s)
+                        return -ENOMEM;
+                kv(f, key, s);
+                free(s);
+        }
+        return stream_result(f);
+}
+
+/* ---- stats ---- */
+
+static const char *const counter_order[] = {
+        "accepted", "rejected_full", "rejected_other", "started", "succeeded",
+        "failed", "timed_out", "canceled", "retried",
+};
+#define N_COUNTERS (sizeof(counter_order) / sizeof(counter_order[0]))
+
+static const char *const top_known[] = {
+        "ok", "queued", "running", "workers", "high_water", "low_water", "accepting",
+        "connections", "uptime_ms", "counters", "latency_ms", "tag", "state",
+};
+
+static bool in_list(const char *const *list, size_t n, const char *s)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(list[i], s) == 0)
+                        return true;
+        return false;
+}
+
+/* Calls fn for each counter: the known ones in their usual order, then any
+ * others the daemon sends, so nothing new is hidden. */
+static void each_counter(const json_t *counters, void (*fn)(FILE *, const char *, const json_t *, void *),
+                         FILE *f, void *ud)
+{
+        const char *key;
+        json_t *v;
+
+        for (size_t i = 0; i < N_COUNTERS; i++) {
+                v = json_object_get(counters, counter_order[i]);
+                if (json_is_number(v))
+                        fn(f, counter_order[i], v, ud);
+        }
+        json_object_foreach((json_t *)counters, key, v)
+                if (json_is_number(v) && !in_list(counter_order, N_COUNTERS, key))
+                        fn(f, key, v, ud);
+}
+
+static void print_number(FILE *f, const json_t *v)
+{
+        if (json_is_integer(v))
+                fprintf(f, "%" PRId64, (int64_t)json_integer_value(v));
+        else
+                fprintf(f, "%.6g", json_number_value(v));
+}
+
+/* Counters three to a line, "name value, name value". */
+static void human_counter(FILE *f, const char *key, const json_t *v, void *ud)
+{
+        unsigned *n = ud;
+
+        if (*n > 0)
+                fputs(*n % 3 ? ", " : "\n                ", f);
+        fprintf(f, "%s ", key);
+        print_number(f, v);
+        ++*n;
+}
+
+/* One "key:   value" line of the stats block. */
+static void stat_line(FILE *f, const char *key, const char *val)
+{
+        fprintf(f, "%s:%*s%s\n", key, strlen(key) < 15 ? (int)(15 - strlen(key)) : 1, "", val);
+}
+
+int fmt_stats(FILE *f, const json_t *st)
+{
+        char a[FMT_BUF], b[FMT_BUF], c[FMT_BUF], line[3 * FMT_BUF + 16];
+        const json_t *lat = json_object_get(st, "latency_ms");
+        const json_t *v;
+        const char *key;
+
+        /* "state" says draining too; older replies only have the bool. */
+        v = json_object_get(st, "state");
+        stat_line(f, "state", json_is_string(v) ? json_string_value(v)
+                              : json_is_false(json_object_get(st, "accepting")) ? "rejecting" : "accepting");
+        snprintf(line, sizeof(line), "%s/%s (low water %s)",
+                 num_or_dash(a, sizeof(a), json_object_get(st, "queued")),
+                 num_or_dash(b, sizeof(b), json_object_get(st, "high_water")),
+                 num_or_dash(c, sizeof(c), json_object_get(st, "low_water")));
+        stat_line(f, "queued", line);
+        snprintf(line, sizeof(line), "%s/%s",
+                 num_or_dash(a, sizeof(a), json_object_get(st, "running")),
+                 num_or_dash(b, sizeof(b), json_object_get(st, "workers")));
+        stat_line(f, "running", line);
+        stat_line(f, "connections", num_or_dash(a, sizeof(a), json_object_get(st, "connections")));
+        v = json_object_get(st, "uptime_ms");
+        stat_line(f, "uptime", json_is_integer(v) ? fmt_duration(a, sizeof(a), json_integer_value(v)) : "-");
+        json_object_foreach((json_t *)st, key, v)
+                if (json_is_number(v) && !in_list(top_known, sizeof(top_known) / sizeof(top_known[0]), key))
+                        stat_line(f, key, num_or_dash(a, sizeof(a), v));
+
+        fputs("counters:       ", f);
+        each_counter(json_object_get(st, "counters"), human_counter, f, &(unsigned){ 0 });
+        fputc('\n', f);
+
+        if (json_is_object(lat)) {
+                fprintf(f, "latency (ms):   %10s %10s %10s\n", "p50", "p99", "max");
+                json_object_foreach((json_t *)lat, key, v) {
+                        if (!json_is_object(v))
+                                continue;
+                        fprintf(f, "  %-13s", key);
+                        for (int i = 0; i < 3; i++) {
+                                const json_t *x = json_object_get(v, (const char *[]){ "p50", "p99", "max" }[i]);
+                                if (json_is_number(x))
+                                        fprintf(f, " %10.3f", json_number_value(x));
+                                else
+                                        fprintf(f, " %10s", "-");
+                        }
+                        fputc('\n', f);
+                }
+        }
+        return stream_result(f);
+}
+
+/* ---- Prometheus ---- */
+
+/* Metric names allow [a-zA-Z0-9_:]; anything else becomes '_'. */
+static void metric_name(char *buf, size_t n, const char *s)
+{
+        size_t i = 0;
+
+        for (; *s && i + 1 < n; s++, i++)
+                buf[i] = (isalnum((unsigned char)*s) && !((unsigned char)*s & 0x80)) || *s == '_' ? *s : '_';
+        buf[i] = '\0';
+}
+
+static void prom_family(FILE *f, const char *name, const char *type, const char *help)
+{
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void prom_gauge(FILE *f, const char *name, const json_t *v, const char *help)
+{
+        if (!json_is_number(v) && !json_is_boolean(v))
+                return;
+        prom_family(f, name, "gauge", help);
+        fprintf(f, "%s ", name);
+        if (json_is_boolean(v))
+                fputs(json_is_true(v) ? "1" : "0", f);
+        else
+                print_number(f, v);
+        fputc('\n', f);
+}
+
+/* counters split in three families; which one a name belongs to */
+enum { FAM_SUBMITS, FAM_JOBS, FAM_EVENTS };
+
+static int counter_family(const char *key)
+{
+        if (strcmp(key, "accepted") == 0 || strncmp(key, "rejected_", 9) == 0)
+                return FAM_SUBMITS;
+        if (strcmp(key, "succeeded") == 0 || strcmp(key, "failed") == 0 ||
+            strcmp(key, "timed_out") == 0 || strcmp(key, "canceled") == 0)
+                return FAM_JOBS;
+        return FAM_EVENTS;
+}
+
+struct prom_pass {
+        int family;
+};
+
+static void prom_counter(FILE *f, const char *key, const json_t *v, void *ud)
+{
+        const struct prom_pass *p = ud;
+        char name[128];
+        int fam = counter_family(key);
+
+        if (fam != p->family)
+                return;
+        if (fam == FAM_SUBMITS) {
+                metric_name(name, sizeof(name), key);
+                fprintf(f, "ringq_submits_total{result=\"%s\"} ", name);
+        } else if (fam == FAM_JOBS) {
+                fprintf(f, "ringq_jobs_total{result=\"%s\"} ", key);
+        } else {
+                metric_name(name, sizeof(name), key);
+                fprintf(f, "# HELP ringq_jobs_%s_total Count of %s events since ringqd started.\n"
+                           "# TYPE ringq_jobs_%s_total counter\nringq_jobs_%s_total ",
+                        name, name, name, name);
+        }
+        print_number(f, v);
+        fputc('\n', f);
+}
+
+/* "p50" -> "0.5", "p99" -> "0.99", "p999" -> "0.999"; false if not a pNN. */
+static bool quantile_label(char *buf, size_t n, const char *key)
+{
+        size_t len = strlen(key);
+
+        if (len < 2 || len > 8 || key[0] != 'p' || strspn(key + 1, "0123456789") != len - 1)
+                return false;
+        while (len > 2 && key[len - 1] == '0')
+                len--;
+        snprintf(buf, n, "0.%.*s", (int)(len - 1), key + 1);
+        return true;
+}
+
+int fmt_prometheus(FILE *f, const json_t *st)
+{
+        const json_t *counters = json_object_get(st, "counters");
+        const json_t *lat = json_object_get(st, "latency_ms");
+        const json_t *v, *x;
+        const char *key, *qk;
+        char name[128], q[16];
+
+        prom_gauge(f, "ringq_accepting", json_object_get(st, "accepting"), "1 while ringqd accepts submits, 0 while it rejects them.");
+        prom_gauge(f, "ringq_queued", json_object_get(st, "queued"), "Jobs in state queued, delayed ones included.");
+        prom_gauge(f, "ringq_running", json_object_get(st, "running"), "Jobs running now.");
+        prom_gauge(f, "ringq_workers", json_object_get(st, "workers"), "Worker slots.");
+        prom_gauge(f, "ringq_high_water", json_object_get(st, "high_water"), "Queued jobs at which submits are rejected.");
+        prom_gauge(f, "ringq_low_water", json_object_get(st, "low_water"), "Queued jobs at which submits are accepted again.");
+        prom_gauge(f, "ringq_connections", json_object_get(st, "connections"), "Open client connections.");
+        prom_gauge(f, "ringq_uptime_ms", json_object_get(st, "uptime_ms"), "Milliseconds since ringqd started.");
+        json_object_foreach((json_t *)st, key, v) {
+                char help[160];
+
+                if (!json_is_number(v) || in_list(top_known, sizeof(top_known) / sizeof(top_known[0]), key))
+                        continue;
+                metric_name(name + 6, sizeof(name) - 6, key);
+                memcpy(name, "ringq_", 6);
+                snprintf(help, sizeof(help), "ringqd stats field %s.", name + 6);
+                prom_gauge(f, name, v, help);
+        }
+
+        if (json_is_object(counters)) {
+                prom_family(f, "ringq_submits_total", "counter", "Submit requests by result since ringqd started.");
+                each_counter(counters, prom_counter, f, &(struct prom_pass){ FAM_SUBMITS });
+                prom_family(f, "ringq_jobs_total", "counter", "Finished job attempts by result since ringqd started.");
+                each_counter(counters, prom_counter, f, &(struct prom_pass){ FAM_JOBS });
+                each_counter(counters, prom_counter, f, &(struct prom_pass){ FAM_EVENTS });
+        }
+
+        if (json_is_object(lat)) {
+                prom_family(f, "ringq_latency_ms", "gauge", "Latency quantiles in milliseconds over a recent window.");
+                json_object_foreach((json_t *)lat, key, v)
+                        json_object_foreach((json_t *)v, qk, x)
+                                if (json_is_number(x) && quantile_label(q, sizeof(q), qk)) {
+                                        metric_name(name, sizeof(name), key);
+                                        fprintf(f, "ringq_latency_ms{kind=\"%s\",quantile=\"%s\"} %.6g\n",
+                                                name, q, json_number_value(x));
+                                }
+                prom_family(f, "ringq_latency_max_ms", "gauge", "Largest latency in milliseconds over a recent window.");
+                json_object_foreach((json_t *)lat, key, v) {
+                        x = json_object_get(v, "max");
+                        if (!json_is_number(x))
+                                continue;
+                        metric_name(name, sizeof(name), key);
+                        fprintf(f, "ringq_latency_max_ms{kind=\"%s\"} %.6g\n", name, json_number_value(x));
+                }
+        }
+        return stream_result(f);
+}

@@ -1,0 +1,48 @@
+/* Human and Prometheus formatting for ringq: no sockets, no exit codes, so
+ * each helper can be tested on a json_t alone. Allocating helpers return
+ * NULL on OOM; printing helpers return 0 or -errno of the stream. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Large enough for any fmt_duration() or fmt_time() result. */
+#define FMT_BUF 64
+
+/* Unix time in milliseconds. */
+int64_t fmt_now_ms(void);
+
+/* "250ms", "1.5s", "42s", "5m12s", "2h03m", "3d4h"; negative values get a
+ * leading '-'. Returns buf. */
+char *fmt_duration(char *buf, size_t n, int64_t ms);
+
+/* A unix-ms timestamp as "2026-11-27 06:01:02 (3s ago)" in local time,
+ * "(in 5s)" for the future, "-" for null. Returns buf. */
+char *fmt_time(char *buf, size_t n, const json_t *v, int64_t now_ms);
+
+/* An argv array joined by spaces with control characters shown as '?';
+ * quote=true quotes words the shell would split. Caller frees. */
+char *fmt_argv(const json_t *argv, bool quote);
+
+/* Columns to fit a table into: $COLUMNS, else the tty width of stdout,
+ * else 0 (no limit). */
+unsigned fmt_terminal_width(void);
+
+/* A text table whose last column is cut to fit the width. */
+typedef struct fmt_table fmt_table;
+fmt_table *fmt_table_new(unsigned ncols, const char *const *headers,
+                         const bool *right_align);
+fmt_table *fmt_table_free(fmt_table *t);
+/* Copy one row of ncols cells (NULL shows as "-"). */
+int fmt_table_add(fmt_table *t, const char *const *cells);
+int fmt_table_print(FILE *f, const fmt_table *t, unsigned width);
+
+/* "key: value" lines for a job object. */
+int fmt_job(FILE *f, const json_t *job, int64_t now_ms);
+/* The stats reply as a short block. */
+int fmt_stats(FILE *f, const json_t *stats);
+/* The stats reply in Prometheus text exposition format. */
+int fmt_prometheus(FILE *f, const json_t *stats);
