@@ -63,7 +63,9 @@ static int64_t retry_after_ms(struct server *s)
 {
         double rate = stats_rate(&s->stats, now_mono_ms());
         double excess = (double)MAX(s->queued + s->reserved - (int64_t)s->cfg.low_water, 1);
-        double ms = rate > 0.001 ? excess / rate * 1000.0 : 30000.0;
+        /* No recent completions: nothing to estimate from, so a short
+         * look again rather than a long guess. */
+        double ms = rate > 0.001 ? excess / rate * 1000.0 : 1000.0;
 
         return (int64_t)CLAMP(ms, 100.0, 30000.0);
 }

@@ -40,6 +40,22 @@ class Notify(DaemonTest):
         self.assertTrue(self.d.call({"op": "ping"})["ok"])
 
 
+class Idle(DaemonTest):
+    def test_idle_daemon_sleeps(self):
+        """No polling: an idle loop thread is not woken at all."""
+        self.d.wait_job(self.d.submit(["true"]))
+        time.sleep(1.5)  # let the once-a-second status update go out
+
+        def switches():
+            with open("/proc/%d/task/%d/status" % (self.d.pid(), self.d.pid())) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        return int(line.split()[1])
+        before = switches()
+        time.sleep(2)
+        self.assertEqual(switches() - before, 0)
+
+
 class Drain(DaemonTest):
     def test_running_job_finishes_then_exit(self):
         jid = self.d.submit(["sleep", "1"])
