@@ -121,8 +121,10 @@ class Cancel(DaemonTest):
         self.d.stop()
         self.d.args += ["--kill-grace", "300ms"]
         self.d.start()
-        jid = self.d.submit(["sh", "-c", "trap '' TERM; sleep 300 & while :; do sleep 0.05; done"])
+        ready = os.path.join(self.d.root, "trapped")
+        jid = self.d.submit(["sh", "-c", "trap '' TERM; touch %s; sleep 300 & while :; do sleep 0.05; done" % ready])
         pid = self.d.wait_state(jid, "running")["pid"]
+        wait_for(lambda: os.path.exists(ready), what="the job to ignore SIGTERM")
         t0 = time.monotonic()
         r = self.d.call({"op": "cancel", "id": jid})
         self.assertEqual(r["job"]["state"], "canceled")
