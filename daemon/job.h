@@ -37,6 +37,7 @@ enum store_op_kind {
         SOP_FINISH,     /* running -> final state, or back to queued */
         SOP_CANCEL,     /* queued -> canceled; reports a running job */
         SOP_RETRY,      /* failed/canceled -> queued */
+        SOP_PRUNE,      /* delete a small batch of old finished jobs */
         _SOP_MAX,
 };
 
@@ -79,6 +80,15 @@ struct store_op {
                         int priority;           /* out (retry) */
                         int64_t now_ms;         /* cancel: finished_at; retry: run_at */
                 } change;
+                struct {
+                        int64_t before_ms;      /* finished before this go */
+                        int64_t excess;         /* this many oldest go too */
+                        unsigned limit;         /* at most this many rows */
+                        unsigned deleted;       /* out */
+                        int64_t *ids;           /* out: the deleted ids */
+                        bool more;              /* out: a full batch */
+                        int64_t next_finished;  /* out: oldest one kept, -1: none */
+                } prune;
         };
 };
 

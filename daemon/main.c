@@ -166,6 +166,9 @@ void server_reload(struct server *s)
         log_notice("reloaded configuration: high_water %llu, low_water %llu", (unsigned long long)s->cfg.high_water,
                    (unsigned long long)s->cfg.low_water);
         ops_update_accepting(s);
+        /* New retention or max_finished: look again now. */
+        if (!s->prune_inflight)
+                loop_arm_timer(s, &s->prune_timer, now_mono_ms());
         notify_ready(s);
 }
 
@@ -259,6 +262,7 @@ static int setup_signals(struct server *s)
 static int run(struct server *s)
 {
         char *err = NULL;
+        int64_t finished = 0;
         int r;
 
         r = load_config(&s->cfg, &err);
@@ -295,6 +299,9 @@ static int run(struct server *s)
         r = store_load_queued(s->store, load_one, s);
         if (r < 0)
                 return log_error_errno(r, "%s: loading the queue", s->db_path);
+        r = store_count_finished(s->store, &finished);
+        if (r < 0)
+                return log_error_errno(r, "%s: counting finished jobs", s->db_path);
         r = reader_open(s->db_path, &s->reader);
         if (r < 0)
                 return log_error_errno(r, "%s: opening a read connection", s->db_path);
@@ -318,9 +325,10 @@ static int run(struct server *s)
         r = loop_init(s);
         if (r < 0)
                 return log_error_errno(r, "io_uring setup");
-        r = store_start(s->store, s->store_efd);
+        r = store_start(s->store, s->store_efd, s->output_dirfd);
         if (r < 0)
                 return log_error_errno(r, "store thread");
+        prune_init(s, finished);
 
         ops_update_accepting(s);
         notify_ready(s);

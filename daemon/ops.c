@@ -494,6 +494,7 @@ static void on_request_op(struct server *s, struct store_op *op)
                         (void)idmap_put(&s->canceled, op->id, (void *)1);
                         s->queued--;
                         s->stats.c[C_CANCELED]++;
+                        prune_note_finished(s, 1);
                         ops_update_accepting(s);
                         reply_job(s, r, op->id);
                         ops_job_final(s, op->id);
@@ -521,6 +522,7 @@ static void on_request_op(struct server *s, struct store_op *op)
                 if (op->result == 0) {
                         (void)idmap_remove(&s->canceled, op->id);
                         s->queued++;
+                        prune_note_finished(s, -1);
                         s->stats.c[C_RETRIED]++;
                         if (qindex_push(&s->qi, op->id, op->change.priority, op->change.now_ms, now_wall_ms(),
                                         now_mono_ms()) < 0)
@@ -562,6 +564,8 @@ void ops_on_store_done(struct server *s)
                         latency_add(&s->stats.commit, now - op->enqueued_us);
                 if (op->kind == SOP_START || op->kind == SOP_FINISH)
                         worker_on_store_done(s, op);
+                else if (op->kind == SOP_PRUNE)
+                        prune_on_done(s, op);
                 else
                         on_request_op(s, op);
                 store_op_free(op);

@@ -87,6 +87,11 @@ struct server {
         int store_efd;
         uint64_t efd_buf;
 
+        /* Pruning of finished jobs (prune.c). */
+        int64_t finished;             /* finished rows in the database */
+        bool prune_inflight;
+        struct timer prune_timer;
+
         struct stats stats;
         int64_t start_mono_ms;
         uid_t uid;                    /* ringqd's own uid */
@@ -147,6 +152,12 @@ void worker_on_store_done(struct server *s, struct store_op *op);
 int workers_cancel(struct server *s, int64_t id, uid_t uid);
 void workers_stop_all(struct server *s, bool hard);
 unsigned workers_busy(struct server *s);
+
+/* prune.c */
+void prune_init(struct server *s, int64_t finished);
+/* delta finished jobs appeared (or, negative, went back to queued). */
+void prune_note_finished(struct server *s, int64_t delta);
+void prune_on_done(struct server *s, struct store_op *op);
 
 /* notify.c */
 void notify_init(struct server *s);

@@ -175,6 +175,7 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
         s->busy_timeout_ms = cfg->busy_timeout_ms;
         s->max_batch = (unsigned)cfg->max_batch;
         s->efd = -1;
+        s->output_dirfd = -1;
         s->todo_tail = &s->todo;
         s->done_tail = &s->done;
         pthread_mutex_init(&s->lock, NULL);
@@ -227,8 +228,9 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
         if (r < 0)
                 goto fail;
         /* Bounded memory: the page cache is a few MiB whatever the queue
-         * holds; the OS page cache does the rest. */
-        r = exec1(s->db, "PRAGMA cache_size = -4096", ret_err, path);
+         * holds; the OS page cache does the rest. Bounded WAL: after each
+         * checkpoint it is cut back to 64 MiB at most. */
+        r = exec1(s->db, "PRAGMA cache_size = -4096; PRAGMA journal_size_limit = 67108864", ret_err, path);
         if (r < 0)
                 goto fail;
         *ret = s;
@@ -342,6 +344,13 @@ int store_load_queued(struct store *s,
         return rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
 }
 
+int store_count_finished(struct store *s, int64_t *ret)
+{
+        int rc = query_int(s->db, "SELECT count(*) FROM jobs INDEXED BY jobs_finished WHERE finished_at IS NOT NULL",
+                           ret);
+        return rc == SQLITE_OK ? 0 : (sqlite_errno(rc) ?: -EIO);
+}
+
 void store_set_busy_timeout(struct store *s, int64_t ms)
 {
         pthread_mutex_lock(&s->lock);
@@ -409,6 +418,9 @@ void store_op_free(struct store_op *op)
                 break;
         case SOP_FINISH:
                 free(op->finish.reason);
+                break;
+        case SOP_PRUNE:
+                free(op->prune.ids);
                 break;
         default:
                 break;

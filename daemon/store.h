@@ -50,8 +50,11 @@ int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t 
 int store_load_queued(struct store *s,
                       int (*fn)(void *ud, int64_t id, int prio, int64_t run_at), void *ud);
 
-/* Start the store thread; it writes to efd after each batch. */
-int store_start(struct store *s, int efd);
+/* Start the store thread; it writes to efd after each batch. Pruned
+ * jobs' output files are removed from output_dirfd (kept open). */
+int store_start(struct store *s, int efd, int output_dirfd);
+/* Finished jobs in the database now (one index count, at start-up). */
+int store_count_finished(struct store *s, int64_t *ret);
 /* Hand an op to the store thread (ownership moves with it). */
 void store_push(struct store *s, struct store_op *op);
 /* Take the finished ops (ownership back to the caller), oldest first. */

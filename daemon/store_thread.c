@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "log.h"
@@ -44,6 +45,11 @@ static const struct {
           "UPDATE jobs SET state = 'queued', run_at = ?2, attempts = 0, started_at = NULL,"
           " finished_at = NULL, exit_code = NULL, signal = NULL, reason = NULL, pid = NULL"
           " WHERE id = ?1 AND state IN ('failed', 'canceled')" },
+        { offsetof(struct store, st_prune_scan),
+          "SELECT id, finished_at FROM jobs INDEXED BY jobs_finished"
+          " WHERE finished_at IS NOT NULL ORDER BY finished_at LIMIT ?1" },
+        { offsetof(struct store, st_delete),
+          "DELETE FROM jobs WHERE id = ?1 AND finished_at IS NOT NULL" },
 };
 
 int store_prepare(struct store *s)
@@ -223,6 +229,58 @@ static int op_retry(struct store *s, struct store_op *op)
         return step_done(s->st_retry);
 }
 
+/* Delete the oldest finished jobs that are past retention or beyond
+ * max_finished, at most `limit` of them, and give a few freed pages back
+ * to the file system. Small batches keep each transaction short, so
+ * submits never wait long behind a prune. Their output files go after
+ * the commit (unlink_pruned): a crash in between leaves orphan files,
+ * never rows without their files. */
+static int op_prune(struct store *s, struct store_op *op)
+{
+        sqlite3_stmt *scan = s->st_prune_scan;
+        unsigned n = 0, limit = MIN(op->prune.limit, 4096u);
+        int rc, r = 0;
+
+        op->prune.ids = calloc(limit ? limit : 1, sizeof(int64_t));
+        if (!op->prune.ids)
+                return -ENOMEM;
+        /* One row more than the batch, to learn when the next one is due. */
+        sqlite3_bind_int(scan, 1, (int)limit + 1);
+        op->prune.next_finished = -1;
+        while ((rc = sqlite3_step(scan)) == SQLITE_ROW) {
+                int64_t fin = sqlite3_column_int64(scan, 1);
+                if (n == limit || (fin >= op->prune.before_ms && (int64_t)n >= op->prune.excess)) {
+                        op->prune.next_finished = fin;
+                        break;
+                }
+                op->prune.ids[n++] = sqlite3_column_int64(scan, 0);
+        }
+        sqlite3_reset(scan);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                return sqlite_errno(rc) ?: -EIO;
+        for (unsigned i = 0; i < n && r == 0; i++) {
+                sqlite3_bind_int64(s->st_delete, 1, op->prune.ids[i]);
+                r = step_done(s->st_delete);
+        }
+        if (r < 0)
+                return r;
+        op->prune.deleted = n;
+        op->prune.more = n == limit;
+        (void)sqlite3_exec(s->db, "PRAGMA incremental_vacuum(256)", NULL, NULL, NULL);
+        return 0;
+}
+
+static void unlink_pruned(struct store *s, struct store_op *op)
+{
+        for (unsigned i = 0; i < op->prune.deleted && s->output_dirfd >= 0; i++) {
+                char name[48];
+                snprintf(name, sizeof(name), "%lld.out", (long long)op->prune.ids[i]);
+                (void)unlinkat(s->output_dirfd, name, 0);
+                snprintf(name, sizeof(name), "%lld.err", (long long)op->prune.ids[i]);
+                (void)unlinkat(s->output_dirfd, name, 0);
+        }
+}
+
 static int run_op(struct store *s, struct store_op *op)
 {
         switch (op->kind) {
@@ -236,6 +294,8 @@ static int run_op(struct store *s, struct store_op *op)
                 return op_cancel(s, op);
         case SOP_RETRY:
                 return op_retry(s, op);
+        case SOP_PRUNE:
+                return op_prune(s, op);
         default:
                 return -EINVAL;
         }
@@ -293,6 +353,8 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms)
                 op->id = op->kind == SOP_SUBMIT ? 0 : op->id;
                 if (op->kind == SOP_SUBMIT)
                         op->submit.duplicate = false;
+                if (op->kind == SOP_PRUNE)
+                        op->prune.deleted = 0;
         }
         return r;
 }
@@ -350,8 +412,12 @@ void *store_thread_main(void *arg)
                                 ok_tail = &op->next;
                         }
                 }
-                if (r == 0)
+                if (r == 0) {
+                        for (struct store_op *op = ok; op; op = op->next)
+                                if (op->kind == SOP_PRUNE && op->result == 0)
+                                        unlink_pruned(s, op);
                         update_sizes(s);
+                }
                 retry_delay_ms = r < 0 ? CLAMP(retry_delay_ms * 2, 50, 2000) : 0;
 
                 pthread_mutex_lock(&s->lock);
@@ -374,13 +440,14 @@ void *store_thread_main(void *arg)
         return NULL;
 }
 
-int store_start(struct store *s, int efd)
+int store_start(struct store *s, int efd, int output_dirfd)
 {
         int r = store_prepare(s);
 
         if (r < 0)
                 return r;
         s->efd = efd;
+        s->output_dirfd = output_dirfd;
         r = -pthread_create(&s->thread, NULL, store_thread_main, s);
         if (r < 0)
                 return r;

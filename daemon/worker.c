@@ -917,7 +917,9 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                         s->stats.c[C_TIMED_OUT]++;
                 break;
         }
-        if (op->finish.state != RINGQ_STATE_QUEUED)
+        if (op->finish.state != RINGQ_STATE_QUEUED) {
+                prune_note_finished(s, 1);
                 ops_job_final(s, op->id);
+        }
         notify_status(s);
 }
