@@ -243,8 +243,14 @@ int config_parse_buffer(struct config *c, const char *buf, size_t len,
         unsigned lineno = 0;
 
         *ret_err = NULL;
-        if (memchr(buf, '\0', len))
-                return fail(ret_err, "%s: contains a NUL byte", name);
+        {
+                const char *nul = memchr(buf, '\0', len);
+                unsigned at = 1;
+                for (const char *p = buf; nul && p < nul; p++)
+                        at += *p == '\n';
+                if (nul)
+                        return fail(ret_err, "%s:%u: contains a NUL byte", name, at);
+        }
         copy = strndup(buf, len);
         if (!copy)
                 return -ENOMEM;

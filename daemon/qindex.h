@@ -5,6 +5,9 @@
  * scan. Jobs whose run_at is still ahead wait in a second heap keyed by
  * a monotonic due time and move over when it passes, so a wall-clock
  * jump neither starts a delayed job early nor holds it back.
+ * A job that comes due after a wall-clock jump takes, as its run_at for
+ * ordering, the moment it came due in the wall time of now (its stored
+ * run_at would compare across the jump; 16 bytes have no room for both).
  * Entries are never removed by id: a canceled job's entry is dropped when
  * it reaches the top (the caller checks), which keeps this O(log n) and
  * free of a per-job hash table.

@@ -880,7 +880,7 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 }
                 sl->barrier_w = safe_close(sl->barrier_w);
                 sl->released = sl->end == END_NONE;
-                log_debug("job %" PRId64 " started: pid=%d owner=%" PRId64 " argv0=%s attempt=%d", sl->job_id,
+                log_info("job %" PRId64 " started: pid=%d owner=%" PRId64 " argv0=%s attempt=%d", sl->job_id,
                           (int)sl->pid, sl->owner_uid, sl->argv0, sl->attempts_before + 1);
                 loop_arm_timer(s, &sl->timer, sl->started_mono_us / 1000 + sl->timeout_ms);
                 return;

@@ -149,7 +149,6 @@ static inline int ringq_exit_for_error(enum ringq_err e)
 {
         switch (e) {
         case RINGQ_ERR_BAD_REQUEST:
-        case RINGQ_ERR_TOO_LARGE:
                 return RINGQ_EXIT_BAD_REQUEST;
         case RINGQ_ERR_NOT_FOUND:
                 return RINGQ_EXIT_NOT_FOUND;
