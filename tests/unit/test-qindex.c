@@ -230,7 +230,13 @@ static void test_jump_forward_keeps_runnable_first(void **state)
  * sort before job 1, whose run_at was taken before the jump. */
 static void test_jump_back_orders_by_due_time(void **state)
 {
-        jump_order(*state, -DAY);
+        struct qindex *q = *state;
+        int64_t w = W0 + 2000 - DAY, m = M0 + 2000;
+
+        assert_int_equal(qindex_push(q, 1, 0, W0 - 100, W0, M0), 0);  /* runnable */
+        assert_int_equal(qindex_push(q, 2, 0, W0 + 1000, W0, M0), 0); /* delayed */
+        assert_int_equal(qindex_push(q, 3, 0, W0 + 500, W0, M0), 0);  /* delayed */
+        expect_pops(q, w, m, (const int64_t[]){ 3, 2, 1 }, 3);
 }
 
 /* Ahead a day: job 2 came due 1 s ago (wall W0+DAY+1000), job 4 was
