@@ -26,6 +26,15 @@ static void conn_finalize(struct conn *c)
 
         if (!c->closing || c->ring_ops)
                 return;
+        /* Closing a Unix socket with unread input makes the peer's reads
+         * fail with ECONNRESET, which would hide the reply we just sent
+         * (too_large, say) behind an error. Discard what is queued
+         * first: bounded, and it never blocks. */
+        for (int i = 0; i < 16; i++) {
+                static char sink[65536];
+                if (recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+                        break;
+        }
         close(c->fd);
         free(c->rbuf);
         free(c->sbuf);
