@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 
@@ -180,6 +181,8 @@ static void fix_stdio(void)
                         (void)open("/dev/null", fd ? O_WRONLY : O_RDONLY);
 }
 
+/* mkdir -p, with `mode` for the directories it creates, whatever the
+ * umask (which is set for files, not for these). */
 static int mkdir_p(const char *path, mode_t mode)
 {
         char buf[4096];
@@ -188,17 +191,19 @@ static int mkdir_p(const char *path, mode_t mode)
         if (len >= sizeof(buf))
                 return -ENAMETOOLONG;
         memcpy(buf, path, len + 1);
-        for (char *p = buf + 1; *p; p++) {
-                if (*p != '/')
+        for (char *p = buf + 1;; p++) {
+                if (*p != '/' && *p != '\0')
                         continue;
+                char c = *p;
                 *p = '\0';
-                if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                if (mkdir(buf, mode) == 0)
+                        (void)chmod(buf, mode);
+                else if (errno != EEXIST)
                         return -errno;
-                *p = '/';
+                *p = c;
+                if (!c)
+                        return 0;
         }
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
 }
 
 static int setup_state_dir(struct server *s)
@@ -206,7 +211,9 @@ static int setup_state_dir(struct server *s)
         const char *dir = s->cfg.state_dir;
         int r, fd;
 
-        r = mkdir_p(dir, 0750);
+        /* 0755 so job owners can reach output/ for ringq logs; the
+         * database itself is 0640 (umask). */
+        r = mkdir_p(dir, 0755);
         if (r < 0)
                 return log_error_errno(r, "state dir %s", dir);
         s->state_dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -225,8 +232,11 @@ static int setup_state_dir(struct server *s)
         if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR)
                 return log_error_errno(-errno, "state dir %s is not writable", dir);
         safe_close(fd);
-        if (mkdirat(s->state_dirfd, "output", 0755) < 0 && errno != EEXIST)
-                return log_error_errno(-errno, "state dir %s: cannot create output/", dir);
+        if (mkdirat(s->state_dirfd, "output", 0755) < 0) {
+                if (errno != EEXIST)
+                        return log_error_errno(-errno, "state dir %s: cannot create output/", dir);
+        } else
+                (void)fchmodat(s->state_dirfd, "output", 0755, 0); /* past the umask */
         s->output_dirfd = openat(s->state_dirfd, "output", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->output_dirfd < 0)
                 return log_error_errno(-errno, "state dir %s: output/", dir);
@@ -241,6 +251,28 @@ static int load_one(void *ud, int64_t id, int prio, int64_t run_at)
 
         s->queued++;
         return qindex_push(&s->qi, id, prio, run_at, now_wall_ms(), now_mono_ms());
+}
+
+/* Serving max_clients connections and the workers' pipes takes more fds
+ * than the usual soft limit of 1024: raise it to what is needed (at most
+ * the hard limit). Jobs get the original limit back (spawn.c), since
+ * programs using select(2) break above 1024. */
+static void setup_nofile(struct server *s)
+{
+        struct rlimit rl;
+        rlim_t need = s->cfg.max_clients + s->cfg.workers * 8 + 64;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        s->nofile = rl;
+        if (rl.rlim_cur >= need)
+                return;
+        rl.rlim_cur = MIN(need, rl.rlim_max);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
+                log_warning("file descriptor limit %llu is below the %llu that max_clients=%llu and workers=%llu "
+                            "need; connections beyond it are refused",
+                            (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+                            (unsigned long long)s->cfg.max_clients, (unsigned long long)s->cfg.workers);
 }
 
 static int setup_signals(struct server *s)
@@ -277,6 +309,7 @@ static int run(struct server *s)
         s->accepting = true;
         notify_init(s);
 
+        setup_nofile(s);
         r = setup_signals(s);
         if (r < 0)
                 return log_error_errno(r, "signals");
@@ -383,6 +416,9 @@ int main(int argc, char **argv)
         int r;
 
         fix_stdio();
+        /* queue.db, its WAL and anything else ringqd creates are not for
+         * every local user: job arguments and environments are in it. */
+        umask(0027);
         r = parse_args(argc, argv);
         if (r <= 0) {
                 free(arg_flags);

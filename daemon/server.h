@@ -6,6 +6,7 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/types.h>
 
@@ -95,6 +96,7 @@ struct server {
         struct stats stats;
         int64_t start_mono_ms;
         uid_t uid;                    /* ringqd's own uid */
+        struct rlimit nofile;         /* RLIMIT_NOFILE as ringqd found it */
 
         /* Lifecycle. */
         bool draining, stop, force_kill;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -131,6 +132,9 @@ CHILD static int child_main(void *arg)
         (void)rsys(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
         if (rsys(__NR_getppid, 0, 0, 0) != a->parent)
                 child_fail(a, -ESRCH);
+
+        if (a->nofile[0])
+                (void)rsys6(__NR_prlimit64, 0, RLIMIT_NOFILE, (long)a->nofile, 0, 0, 0);
 
         r = rsys(__NR_chdir, a->cwd, 0, 0);
         if (r < 0)

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct spawn_args {
@@ -33,6 +34,7 @@ struct spawn_args {
         int fd_in, fd_out, fd_err;
         int barrier_r, barrier_w;
         int err_w;               /* child writes an errno here on failure */
+        uint64_t nofile[2];      /* RLIMIT_NOFILE for the job: cur, max */
         pid_t parent;
 };
 

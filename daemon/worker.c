@@ -378,6 +378,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
                 .gid = u->gid,
                 .fd_in = s->devnull_fd,
                 .parent = getpid(),
+                .nofile = { s->nofile.rlim_cur, s->nofile.rlim_max },
         };
         if (sl->args.set_creds) {
                 sl->groups = malloc((size_t)u->ngroups * sizeof(gid_t));
