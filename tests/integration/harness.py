@@ -41,6 +41,7 @@ class Notify:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
+        os.chmod(path, 0o666)  # a ringqd run as another user must reach it
         self.sock.settimeout(0.2)
         self.messages = []
         self.lock = threading.Lock()
