@@ -89,7 +89,7 @@ class Order(DaemonTest):
 
     def test_delay_runs_later(self):
         log = os.path.join(self.d.root, "order")
-        t0 = time.time() * 1000
+        t0 = int(time.time() * 1000)
         late = self.d.submit(["sh", "-c", "echo late >> %s" % log], delay_ms=1500, priority=100)
         now = self.d.submit(["sh", "-c", "echo now >> %s" % log])
         self.assertEqual(self.d.wait_job(now)["state"], "succeeded")

@@ -1,0 +1,331 @@
+/* The layout of a ringq top frame (see top.h). At 80x24:
+ *
+ *   title: state, version, refresh period or "no reply for", clock
+ *   queue fill and worker slots as bars, with the numbers
+ *   accept/reject/finish rates
+ *   latency p50/p99/max of commit, queue_wait, run | connections, uptime,
+ *                                                   db and WAL sizes
+ *   two rows of bounds hit (refused, stalls, ...)
+ *   blank, then running jobs to the bottom: ID, UID, AGE, COMMAND
+ *
+ * Wider terminals get longer bars and commands, taller ones more jobs.
+ * Missing fields show as "-" or 0: a newer daemon must not break top.
+ */
+#include "top.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "fmt.h"
+
+#define BAR_MIN 10
+/* Column of the connections/uptime/sizes block beside the latencies. */
+#define INFO_COL 44
+
+_Static_assert(TOP_HEAD_ROWS == 1 + 2 + 1 + 4 + 2 + 1 + 1,
+               "title, bars, rates, latency, bounds, blank, jobs header");
+
+static char *ms_str(char *buf, size_t n, const json_t *v)
+{
+        double ms = json_number_value(v);
+
+        if (!json_is_number(v))
+                snprintf(buf, n, "-");
+        else if (ms < 10)
+                snprintf(buf, n, "%.2fms", ms);
+        else if (ms < 1000)
+                snprintf(buf, n, "%.0fms", ms);
+        else
+                fmt_duration(buf, n, (int64_t)ms);
+        return buf;
+}
+
+static char *bytes_str(char *buf, size_t n, const json_t *v)
+{
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        double x = (double)json_integer_value(v);
+        unsigned u = 0;
+
+        if (!json_is_integer(v)) {
+                snprintf(buf, n, "-");
+                return buf;
+        }
+        while (x >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+                x /= 1024;
+                u++;
+        }
+        snprintf(buf, n, u == 0 || x >= 10 ? "%.0f %s" : "%.1f %s", x, units[u]);
+        return buf;
+}
+
+/* "state" says draining too; older replies only have the bool. */
+static const char *state_word(const json_t *st)
+{
+        const char *s = json_string_value(json_object_get(st, "state"));
+
+        if (s)
+                return s;
+        return json_is_false(json_object_get(st, "accepting")) ? "rejecting" : "accepting";
+}
+
+static const char *state_sgr(const char *state)
+{
+        if (strcmp(state, "accepting") == 0)
+                return "\033[1;30;42m";
+        if (strcmp(state, "rejecting") == 0)
+                return "\033[1;37;41m";
+        if (strcmp(state, "draining") == 0)
+                return "\033[1;30;43m";
+        return "\033[1;7m";
+}
+
+static void draw_title(struct frame *fr, const struct top_view *v)
+{
+        const char *state = state_word(v->stats);
+        char d[FMT_BUF], clock[16];
+        time_t now = time(NULL);
+        struct tm tm;
+
+        fr_text(fr, "ringq top  ");
+        fr_attr(fr, state_sgr(state));
+        fr_printf(fr, " %s ", state);
+        fr_attr(fr, SGR_RESET);
+        fr_printf(fr, "  ringqd %s", json_string_value(json_object_get(v->stats, "version")) ?: "?");
+        if (v->stale_ms > 0) {
+                fr_attr(fr, SGR_BOLD);
+                fr_printf(fr, "  no reply for %s", fmt_duration(d, sizeof(d), v->stale_ms));
+                fr_attr(fr, SGR_RESET);
+        } else {
+                fr_printf(fr, "  every %s", fmt_duration(d, sizeof(d), v->interval_ms));
+        }
+        if (localtime_r(&now, &tm) && strftime(clock, sizeof(clock), "%H:%M:%S", &tm) &&
+            fr_room(fr) >= 2 + strlen(clock)) {
+                fr_pad_to(fr, fr->term->cols - (unsigned)strlen(clock));
+                fr_text(fr, clock);
+        }
+        fr_newline(fr);
+}
+
+/* "[####....|...]": val of max, with mark (if 0 <= mark < max) shown as
+ * '|' where the fill has not reached it. */
+static void draw_bar(struct frame *fr, unsigned width, int64_t val, int64_t max, int64_t mark,
+                     const char *sgr)
+{
+        unsigned fill = 0, at = UINT32_MAX;
+
+        if (max > 0 && val > 0) {
+                double f = val >= max ? width : (double)val / (double)max * width;
+
+                fill = (unsigned)f;
+                if (fill < width && f > fill)
+                        fill++; /* any use at all shows */
+        }
+        if (max > 0 && mark >= 0 && mark < max)
+                at = (unsigned)((double)mark / (double)max * width);
+        fr_text(fr, "[");
+        fr_attr(fr, sgr);
+        for (unsigned i = 0; i < fill; i++)
+                fr_text(fr, "#");
+        fr_attr(fr, SGR_RESET);
+        for (unsigned i = fill; i < width; i++)
+                fr_text(fr, i == at ? "|" : ".");
+        fr_text(fr, "]");
+}
+
+static void draw_bars(struct frame *fr, const json_t *st)
+{
+        int64_t queued = jint(st, "queued"), high = jint(st, "high_water"), low = jint(st, "low_water");
+        int64_t running = jint(st, "running"), workers = jint(st, "workers");
+        char qn[48], wn[48], lown[48];
+        size_t numw, used;
+        unsigned width;
+
+        snprintf(qn, sizeof(qn), "%" PRId64 "/%" PRId64, queued, high);
+        snprintf(wn, sizeof(wn), "%" PRId64 "/%" PRId64, running, workers);
+        snprintf(lown, sizeof(lown), "  (low water %" PRId64 ")", low);
+        numw = strlen(qn) > strlen(wn) ? strlen(qn) : strlen(wn);
+        /* "queued  [" bar "]  " number suffix; both bars as wide. */
+        used = 9 + 3 + numw + strlen(lown);
+        width = fr->term->cols > used + BAR_MIN ? fr->term->cols - (unsigned)used : BAR_MIN;
+
+        fr_text(fr, "queued  ");
+        draw_bar(fr, width, queued, high, low,
+                 queued >= high ? "\033[1;31m" : queued > low ? "\033[1;33m" : "\033[32m");
+        fr_printf(fr, "  %*s%s", (int)numw, qn, lown);
+        fr_newline(fr);
+        fr_text(fr, "workers ");
+        draw_bar(fr, width, running, workers, -1, "\033[36m");
+        fr_printf(fr, "  %*s", (int)numw, wn);
+        fr_newline(fr);
+}
+
+static void draw_rates(struct frame *fr, const struct top_view *v)
+{
+        static const char *const names[_TOP_RATE_MAX] = {
+                [TOP_ACCEPTED] = "accepted", [TOP_REJECTED] = "rejected", [TOP_FINISHED] = "finished",
+        };
+
+        fr_text(fr, "rates/s");
+        for (int i = 0; i < _TOP_RATE_MAX; i++) {
+                fr_printf(fr, "   %s ", names[i]);
+                if (!v->have_rate) {
+                        fr_text(fr, "-");
+                        continue;
+                }
+                if (i == TOP_REJECTED && v->rate[i] > 0)
+                        fr_attr(fr, "\033[1;31m");
+                fr_printf(fr, "%.1f", v->rate[i]);
+                fr_attr(fr, SGR_RESET);
+        }
+        fr_newline(fr);
+}
+
+/* The latency table, with connections, uptime and sizes beside it. */
+static void draw_latency(struct frame *fr, const json_t *st)
+{
+        static const char *const kinds[] = { "commit", "queue_wait", "run" };
+        const json_t *lat = json_object_get(st, "latency_ms");
+        char a[FMT_BUF], b[FMT_BUF], c[FMT_BUF];
+
+        fr_attr(fr, SGR_BOLD);
+        fr_printf(fr, "%-12s %9s %9s %9s", "latency", "p50", "p99", "max");
+        fr_attr(fr, SGR_RESET);
+        fr_pad_to(fr, INFO_COL);
+        fr_printf(fr, "connections  %" PRId64 "/%" PRId64, jint(st, "connections"), jint(st, "max_clients"));
+        fr_newline(fr);
+        for (int i = 0; i < 3; i++) {
+                const json_t *k = json_object_get(lat, kinds[i]);
+                const json_t *v = json_object_get(k, "samples");
+
+                /* An empty window reports zeros; they are no measurement. */
+                if (json_is_integer(v) && json_integer_value(v) == 0)
+                        k = NULL;
+                fr_printf(fr, "  %-10s %9s %9s %9s", kinds[i], ms_str(a, sizeof(a), json_object_get(k, "p50")),
+                          ms_str(b, sizeof(b), json_object_get(k, "p99")),
+                          ms_str(c, sizeof(c), json_object_get(k, "max")));
+                fr_pad_to(fr, INFO_COL);
+                switch (i) {
+                case 0:
+                        v = json_object_get(st, "uptime_ms");
+                        fr_printf(fr, "uptime       %s",
+                                  json_is_integer(v) ? fmt_duration(a, sizeof(a), json_integer_value(v)) : "-");
+                        break;
+                case 1:
+                        fr_printf(fr, "database     %s", bytes_str(a, sizeof(a), json_object_get(st, "db_bytes")));
+                        break;
+                default:
+                        fr_printf(fr, "wal          %s", bytes_str(a, sizeof(a), json_object_get(st, "wal_bytes")));
+                }
+                fr_newline(fr);
+        }
+}
+
+/* Counters of limits ringqd enforced, on two lines; what does not fit is
+ * left out. Counts above zero stand out. */
+static void draw_bounds(struct frame *fr, const json_t *st)
+{
+        static const struct {
+                const char *key, *label;
+        } bounds[] = {
+                { "clients_refused", "refused" },      { "pipeline_stalls", "stalls" },
+                { "slow_readers_closed", "slow_readers" }, { "idle_closed", "idle_closed" },
+                { "too_large", "too_large" },          { "output_truncated", "truncated" },
+                { "store_busy", "store_busy" },        { "store_errors", "store_errors" },
+                { "killed", "killed" },                { "pruned", "pruned" },
+        };
+        const json_t *counters = json_object_get(st, "counters");
+        unsigned line = 0; /* 0 or 1 */
+
+        fr_text(fr, "bounds");
+        for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
+                const json_t *v = json_object_get(counters, bounds[i].key);
+                char num[24];
+
+                if (!json_is_integer(v))
+                        continue;
+                snprintf(num, sizeof(num), "%" PRId64, (int64_t)json_integer_value(v));
+                if (2 + strlen(bounds[i].label) + 1 + strlen(num) > fr_room(fr)) {
+                        if (line == 1)
+                                break;
+                        fr_newline(fr);
+                        line = 1;
+                        fr_pad_to(fr, 6); /* under the values of the first line */
+                }
+                fr_printf(fr, "  %s ", bounds[i].label);
+                if (json_integer_value(v) > 0)
+                        fr_attr(fr, SGR_BOLD);
+                fr_text(fr, num);
+                fr_attr(fr, SGR_RESET);
+        }
+        /* Always two rows, so the rows left for jobs are known before the
+         * reply (TOP_HEAD_ROWS). */
+        for (; line < 2; line++)
+                fr_newline(fr);
+}
+
+static int draw_jobs(struct frame *fr, const struct top_view *v)
+{
+        const json_t *jobs = json_object_get(v->jobs, "jobs");
+        int64_t now = fmt_now_ms(), running = jint(v->stats, "running");
+        int idw = 2, uidw = 3;
+        size_t i;
+        json_t *job;
+
+        json_array_foreach(jobs, i, job) {
+                char n[24];
+                int w = snprintf(n, sizeof(n), "%" PRId64, jint(job, "id"));
+
+                idw = w > idw ? w : idw;
+                w = snprintf(n, sizeof(n), "%" PRId64, jint(job, "owner_uid"));
+                uidw = w > uidw ? w : uidw;
+        }
+        fr_attr(fr, SGR_BOLD);
+        fr_printf(fr, "%*s  %*s  %6s  %s", idw, "ID", uidw, "UID", "AGE", "COMMAND");
+        fr_attr(fr, SGR_RESET);
+        if (running > (int64_t)json_array_size(jobs) && json_array_size(jobs) > 0) {
+                char more[48];
+
+                snprintf(more, sizeof(more), "%zu of %" PRId64 " running", json_array_size(jobs), running);
+                if (fr_room(fr) >= 2 + strlen(more)) {
+                        fr_pad_to(fr, fr->term->cols - (unsigned)strlen(more));
+                        fr_text(fr, more);
+                }
+        }
+        fr_newline(fr);
+        if (json_array_size(jobs) == 0) {
+                fr_text(fr, "(no job running)");
+                fr_newline(fr);
+        }
+        json_array_foreach(jobs, i, job) {
+                const json_t *started = json_object_get(job, "started_at");
+                _cleanup_free_ char *cmd = NULL;
+                char age[FMT_BUF];
+
+                if (!fr_visible(fr))
+                        break;
+                cmd = fmt_argv(json_object_get(job, "argv"), false);
+                if (!cmd)
+                        return -ENOMEM;
+                fr_printf(fr, "%*" PRId64 "  %*" PRId64 "  %6s  ", idw, jint(job, "id"), uidw, jint(job, "owner_uid"),
+                          json_is_integer(started) ? fmt_duration(age, sizeof(age), now - json_integer_value(started))
+                                                   : "-");
+                fr_text(fr, cmd);
+                fr_newline(fr);
+        }
+        return 0;
+}
+
+int top_render(struct frame *fr, const struct top_view *v)
+{
+        draw_title(fr, v);
+        draw_bars(fr, v->stats);
+        draw_rates(fr, v);
+        draw_latency(fr, v->stats);
+        draw_bounds(fr, v->stats);
+        fr_newline(fr);
+        return v->jobs ? draw_jobs(fr, v) : 0;
+}
