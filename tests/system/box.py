@@ -1,0 +1,141 @@
+"""A real systemd (PID 1) in a container, for the project's own tests.
+
+Builds (once, cached in $RINGQ_BOX_DIR, default /var/tmp/ringq-box) a
+Debian bookworm rootfs with debootstrap, boots it with systemd-nspawn
+--boot, and runs commands inside with nsenter. The host needs no
+systemd: nspawn runs with --register=no --keep-unit, and each boot
+starts from the pristine rootfs (--volatile=overlay).
+"""
+import os
+import shutil
+import subprocess
+import time
+
+BOX_DIR = os.environ.get("RINGQ_BOX_DIR", "/var/tmp/ringq-box")
+ROOTFS = os.path.join(BOX_DIR, "rootfs")
+MIRROR = os.environ.get("RINGQ_BOX_MIRROR", "http://deb.debian.org/debian")
+# What ringq's package depends on, plus what the tests use inside.
+PACKAGES = ["systemd", "dbus", "libjansson4", "liburing2", "libsqlite3-0", "libsystemd0", "passwd", "procps",
+            "util-linux", "sqlite3"]
+IN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def run(cmd, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 600)
+    return subprocess.run(cmd, **kw)
+
+
+def host_tools():
+    missing = [p for p, b in (("systemd-container", "systemd-nspawn"), ("debootstrap", "debootstrap"))
+               if not shutil.which(b)]
+    if missing:
+        run(["apt-get", "update", "-qq"], check=True)
+        run(["apt-get", "install", "-y", "-qq"] + missing, check=True,
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+
+
+def setup():
+    """Build the cached rootfs if it is not there (about a minute)."""
+    host_tools()
+    ready = os.path.join(ROOTFS, ".ringq-box-ready")
+    if os.path.exists(ready):
+        return
+    tmp = ROOTFS + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(BOX_DIR, exist_ok=True)
+    r = run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), "bookworm", tmp, MIRROR],
+            timeout=900)
+    if r.returncode != 0:
+        raise RuntimeError("debootstrap failed:\n" + r.stdout[-3000:] + r.stderr[-3000:])
+    with open(os.path.join(tmp, "etc/hostname"), "w") as f:
+        f.write("ringqbox\n")
+    for unit in ("console-getty.service", "getty@.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+                 "dpkg-db-backup.timer", "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer"):
+        link = os.path.join(tmp, "etc/systemd/system", unit)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink("/dev/null", link)
+    for d in ("var/cache/apt/archives",):
+        for f in os.listdir(os.path.join(tmp, d)):
+            if f.endswith(".deb"):
+                os.remove(os.path.join(tmp, d, f))
+    open(os.path.join(tmp, ".ringq-box-ready"), "w").close()
+    shutil.rmtree(ROOTFS, ignore_errors=True)
+    os.rename(tmp, ROOTFS)
+
+
+class Box:
+    def __init__(self, name, binds=()):
+        self.name = name
+        self.binds = list(binds)  # (host, inside, read_only)
+        self.proc = None
+        self.console = os.path.join(BOX_DIR, name + ".console")
+
+    def boot(self, timeout=60):
+        args = ["systemd-nspawn", "-q", "-D", ROOTFS, "-M", self.name, "--boot", "--register=no", "--keep-unit",
+                "--console=read-only", "--volatile=overlay", "--private-network"]
+        for host, inside, ro in self.binds:
+            args.append(("--bind-ro=" if ro else "--bind=") + host + ":" + inside)
+        self.log = open(self.console, "wb")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("systemd-nspawn exited:\n" + open(self.console).read()[-3000:])
+            if self.leader():
+                state = self.sh("systemctl is-system-running").stdout.strip()
+                if state in ("running", "degraded"):
+                    return self
+            time.sleep(0.3)
+        raise RuntimeError("the container did not boot in %ds (state %r)" % (timeout, state))
+
+    def leader(self):
+        """Host pid of the container's PID 1: nspawn's child named systemd."""
+        if not self.proc or self.proc.poll() is not None:
+            return None
+        try:
+            for task in os.listdir("/proc/%d/task" % self.proc.pid):
+                with open("/proc/%d/task/%s/children" % (self.proc.pid, task)) as f:
+                    for c in f.read().split():
+                        with open("/proc/%s/comm" % c) as g:
+                            if g.read().strip() == "systemd":
+                                return int(c)
+        except OSError:
+            return None
+        return None
+
+    def exec(self, args, timeout=120, input=None):
+        pid = self.leader()
+        if not pid:
+            raise RuntimeError("the container is not running")
+        return run(["nsenter", "-t", str(pid), "-a", "--", "env", "-i", "PATH=" + IN_PATH, "HOME=/root",
+                    "LANG=C.UTF-8", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0"] + list(args), timeout=timeout, input=input)
+
+    def sh(self, script, timeout=120):
+        return self.exec(["sh", "-c", script], timeout=timeout)
+
+    def show(self, unit, *props):
+        r = self.exec(["systemctl", "show", "--no-pager", "-p", ",".join(props), unit])
+        return dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
+
+    def stop(self):
+        if not self.proc:
+            return
+        if self.proc.poll() is None and self.leader():
+            self.exec(["systemctl", "poweroff", "--no-block"], timeout=30)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
