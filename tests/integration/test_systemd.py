@@ -98,10 +98,11 @@ class Units(unittest.TestCase):
         import tempfile
         tmp = tempfile.mkdtemp(prefix="ringq-units-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        for name in ("ringqd.service", "ringqd.socket"):
-            with open(os.path.join(SRC, "systemd", name)) as f:
+        for name, src in (("ringqd.service", "ringqd.service.in"), ("ringqd.socket", "ringqd.socket")):
+            with open(os.path.join(SRC, "systemd", src)) as f:
                 text = f.read()
-            text = re.sub(r"^ExecStart=\S+", "ExecStart=" + os.path.abspath(RINGQD), text, flags=re.M)
+            text = text.replace("@RINGQD_PATH@", os.path.abspath(RINGQD))
+            text = text.replace("@RINGQ_DOCDIR@", "/usr/share/doc/ringq")
             with open(os.path.join(tmp, name), "w") as f:
                 f.write(text)
         r = subprocess.run(["systemd-analyze", "verify", "--man=no", os.path.join(tmp, "ringqd.service"),
