@@ -238,6 +238,7 @@ void conn_on_recv(struct server *s, struct io_uring_cqe *cqe)
                 maybe_done(c);
                 return;
         }
+        mem_defined(c->rbuf + c->rlen, (size_t)cqe->res);
         c->rlen += (size_t)cqe->res;
         process_lines(c);
         arm_recv(c);

@@ -146,6 +146,7 @@ int workers_init(struct server *s);
 void workers_done(struct server *s);
 void workers_dispatch(struct server *s);
 void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe);
+void workers_on_sigchld(struct server *s);
 void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe);
 void worker_on_file_write(struct server *s, struct io_uring_cqe *cqe);
 void worker_on_store_done(struct server *s, struct store_op *op);

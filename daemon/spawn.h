@@ -42,6 +42,7 @@ struct spawn_args {
 #define SPAWN_FAILED_STATUS 127
 
 /* Start the child on the given stack. Everything in *a must stay valid
- * and unchanged until the child has exec'd or exited. */
+ * and unchanged until the child has exec'd or exited. *ret_pidfd is -1
+ * when the child was forked without one (under valgrind). */
 int spawn_clone(const struct spawn_args *a, void *stack, size_t stack_size,
                 pid_t *ret_pid, int *ret_pidfd);

@@ -68,6 +68,18 @@ static inline int64_t now_wall_ms(void) { return now_wall_ms_fn(); }
 static inline int64_t now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 static inline int64_t now_mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
 
+/* Memory the kernel filled through io_uring (recv, read) is invisible to
+ * valgrind, which would then report every byte as uninitialised. Under
+ * valgrind this marks it defined; otherwise it costs nothing. */
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+#include <valgrind/memcheck.h>
+#define mem_defined(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
+#define under_valgrind() (RUNNING_ON_VALGRIND != 0)
+#else
+#define mem_defined(p, n) ((void)(p), (void)(n))
+#define under_valgrind() false
+#endif
+
 /* Grow *array (of *cap elements of size sz) to hold at least need.
  * Returns 0 or -ENOMEM; the array is unchanged on failure. */
 int grow_array(void **array, size_t *cap, size_t need, size_t sz);

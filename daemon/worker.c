@@ -471,7 +471,9 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
                         store_push(s->store, op);
                 }
         }
-        arm_pidfd(sl);
+        /* Without a pidfd (see spawn_clone) SIGCHLD tells of the exit. */
+        if (sl->pidfd >= 0)
+                arm_pidfd(sl);
         arm_read(sl, 0);
         arm_read(sl, 1);
         return 0;
@@ -641,26 +643,23 @@ void workers_stop_all(struct server *s, bool hard)
 
 /* ---- completions ---- */
 
-void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe)
+/* Reap the job's main process if it has exited; false if it still runs.
+ * Its pid, and so its process group id, stay ours until the reap: what is
+ * left of the group is killed first, so that id cannot have been reused. */
+static bool slot_try_reap(struct slot *sl)
 {
-        struct slot *sl = slot_from(s, cqe->user_data, NULL);
+        idtype_t type = sl->pidfd >= 0 ? (idtype_t)P_PIDFD : P_PID;
+        id_t id = sl->pidfd >= 0 ? (id_t)sl->pidfd : (id_t)sl->pid;
         siginfo_t si = { 0 };
         int e = 0;
 
-        if (!sl)
-                return;
-        sl->ring_ops--;
-        /* The main process is a zombie now: its pid, and so its group id,
-         * are still ours. Kill what is left of the group before reaping,
-         * so the group id cannot have been reused. */
+        if (syscall(SYS_waitid, type, id, &si, WEXITED | WNOHANG | WNOWAIT, NULL) == 0 && si.si_pid == 0)
+                return false;
         if (sl->released)
                 (void)kill(-sl->pid, SIGKILL);
-        if (syscall(SYS_waitid, P_PIDFD, sl->pidfd, &si, WEXITED | WNOHANG, NULL) < 0)
+        memset(&si, 0, sizeof(si));
+        if (syscall(SYS_waitid, type, id, &si, WEXITED | WNOHANG, NULL) < 0)
                 log_warning_errno(-errno, "job %" PRId64 ": waitid", sl->job_id);
-        else if (si.si_pid == 0) {
-                arm_pidfd(sl); /* woken before the exit was complete */
-                return;
-        }
         sl->reaped = true;
         sl->pidfd = safe_close(sl->pidfd);
         sl->barrier_w = safe_close(sl->barrier_w);
@@ -671,8 +670,29 @@ void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe)
         if (read(sl->err_r, &e, sizeof(e)) == sizeof(e) && e > 0)
                 sl->spawn_errno = e;
         sl->err_r = safe_close(sl->err_r);
-        loop_arm_timer(s, &sl->timer, now_mono_ms() + DRAIN_MS);
+        loop_arm_timer(sl->srv, &sl->timer, now_mono_ms() + DRAIN_MS);
         maybe_finish(sl);
+        return true;
+}
+
+void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe)
+{
+        struct slot *sl = slot_from(s, cqe->user_data, NULL);
+
+        if (!sl)
+                return;
+        sl->ring_ops--;
+        if (!slot_try_reap(sl))
+                arm_pidfd(sl); /* woken before the exit was complete */
+}
+
+void workers_on_sigchld(struct server *s)
+{
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                if (sl->active && !sl->reaped && sl->pidfd < 0)
+                        (void)slot_try_reap(sl);
+        }
 }
 
 void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe)
@@ -699,6 +719,7 @@ void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe)
                 return;
         }
         n = (size_t)cqe->res;
+        mem_defined(st->buf, n);
         room = s->cfg.max_output_bytes > st->kept ? s->cfg.max_output_bytes - st->kept : 0;
         if (n > room) {
                 /* Keep draining so the job never blocks on a full pipe,
