@@ -6,6 +6,7 @@ RINGQD, RINGQ. RINGQD_WRAPPER (e.g. "valgrind --error-exitcode=99 ...")
 runs the daemon under a tool.
 """
 import json
+import re
 import os
 import shlex
 import shutil
@@ -19,7 +20,10 @@ import unittest
 
 RINGQD = os.environ.get("RINGQD", "ringqd")
 RINGQ = os.environ.get("RINGQ", "ringq")
+# RINGQD_WRAPPER runs ringqd under a tool; "{root}" becomes the test's
+# temporary directory, e.g. "valgrind --log-file={root}/vg.%p.log ...".
 WRAPPER = shlex.split(os.environ.get("RINGQD_WRAPPER", ""))
+VALGRIND = any("valgrind" in w for w in WRAPPER)
 # Under a slow wrapper everything takes longer; scale waits, never asserts.
 SLOW = 10.0 if WRAPPER else 1.0
 
@@ -138,7 +142,8 @@ class Daemon:
 
     # --- lifecycle ---
     def command(self):
-        cmd = WRAPPER + [RINGQD, "--state-dir", self.state, "--socket", self.sock,
+        cmd = [w.replace("{root}", self.root) for w in WRAPPER] + [RINGQD, "--state-dir", self.state,
+                                                                     "--socket", self.sock,
                          "--workers", str(self.workers)]
         # Always an explicit config file, so a system one never leaks in.
         path = os.path.join(self.root, "ringqd.conf")
@@ -164,6 +169,21 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise AssertionError("ringqd exited at start (%s):\n%s" % (self.proc.returncode, self.logtext()))
         return self
+
+    def valgrind_errors(self):
+        """Error summaries of every valgrind log of this test that has errors."""
+        out = []
+        if not VALGRIND or not os.path.isdir(self.root):
+            return ""
+        for name in sorted(os.listdir(self.root)):
+            if not (name.startswith("vg.") and name.endswith(".log")):
+                continue
+            with open(os.path.join(self.root, name), errors="replace") as f:
+                text = f.read()
+            counts = [int(n) for n in re.findall(r"ERROR SUMMARY: (\d+) errors", text)]
+            if any(counts):
+                out.append(name + ":\n" + text[-4000:])
+        return "\n".join(out)
 
     def logtext(self):
         try:
@@ -197,10 +217,22 @@ class Daemon:
 
     def cleanup(self):
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            if VALGRIND:
+                # A clean stop, so valgrind reports leaks and errors.
+                self.proc.terminate()
+                try:
+                    self.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
         if self.proc is not None and not self.log.closed:
             self.log.close()
+        errors = self.valgrind_errors()
+        if errors:
+            shutil.copytree(self.root, self.root + ".kept", dirs_exist_ok=True)
+            raise AssertionError("valgrind found errors in ringqd (kept in %s.kept):\n%s" % (self.root, errors))
         if self.notify:
             self.notify.close()
         shutil.rmtree(self.root, ignore_errors=True)
