@@ -534,8 +534,11 @@ void workers_dispatch(struct server *s)
                 }
         }
 out:
+        /* Wake when the next delayed job comes due, but only with a slot
+         * free to run it: with all slots busy a finishing job dispatches,
+         * and a timer for a job already due would fire on every turn. */
         due = qindex_next_due(&s->qi);
-        if (due != INT64_MAX)
+        if (due != INT64_MAX && s->busy_slots < s->nslots)
                 loop_arm_timer(s, &s->dispatch_timer, due);
         else
                 timers_disarm(&s->timers, &s->dispatch_timer);

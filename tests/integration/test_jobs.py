@@ -98,6 +98,16 @@ class Order(DaemonTest):
         self.assertEqual(open(log).read().split(), ["now", "late"])
         self.assertGreaterEqual(job["started_at"], t0 + 1500)
 
+    def test_delayed_job_due_while_all_slots_busy(self):
+        busy = self.d.submit(["sleep", "1.5"])
+        self.d.wait_state(busy, "running")
+        late = self.d.submit(["true"], delay_ms=200)
+        time.sleep(0.5)
+        # Due, but no slot: the loop must go on answering, not spin.
+        for _ in range(5):
+            self.assertTrue(self.d.call({"op": "ping"})["ok"])
+        self.assertEqual(self.d.wait_job(late)["state"], "succeeded")
+
     def test_run_at_in_the_past_runs_now(self):
         job = self.d.wait_job(self.d.submit(["true"], run_at=1000))
         self.assertEqual(job["state"], "succeeded")

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Crash consistency: N cycles of start ringqd, submit from several
+clients while jobs run, kill -9 at a random moment, restart and check.
+
+After every cycle: PRAGMA integrity_check is ok; every id ever
+acknowledged is in the table; no job is both finished and running; no
+process of the dead daemon's jobs survives. At the end every job ends.
+
+  crashloop.py [--cycles N] [--clients K] [--seed S]     (RINGQD=path)
+Prints one line: cycles=.. acked=.. lost=.. interrupted=.. leftovers=.. ok
+"""
+import argparse
+import os
+import random
+import sqlite3
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Daemon, procs_in_session, wait_for  # noqa: E402
+
+# Jobs of every kind a crash can catch: quick ones, ones that run a while,
+# ones that leave children in their process group, ones with retries.
+JOBS = [
+    (["true"], 1),
+    (["true"], 1),
+    (["true"], 2),
+    (["true"], 1),
+    (["sh", "-c", "sleep 0.2"], 2),
+    (["sh", "-c", "sleep 0.3 & sleep 0.3; wait"], 1),
+    (["sh", "-c", "exit 3"], 2),
+]
+PER_CLIENT = 25  # submits per client per cycle, so the backlog stays finite
+
+
+def rows(d, sql):
+    db = sqlite3.connect("file:%s/queue.db?mode=ro" % d.state, uri=True, timeout=30)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def drive(d, acked, stop, rnd):
+    c = d.client()
+    try:
+        for _ in range(PER_CLIENT):
+            if stop.is_set():
+                break
+            time.sleep(rnd.uniform(0, 0.02))
+            argv, attempts = rnd.choice(JOBS)
+            r = c.call({"op": "submit", "argv": argv, "max_attempts": attempts, "backoff_ms": 50})
+            if r is None:
+                return
+            if r.get("ok"):
+                acked.append(r["id"])
+    except (OSError, EOFError, ValueError):
+        return
+    finally:
+        c.close()
+
+
+def check(d, acked):
+    """The invariants after a restart; returns (interrupted, leftovers)."""
+    (ok,) = rows(d, "PRAGMA integrity_check")[0]
+    assert ok == "ok", "integrity_check: " + ok
+    have = set(r[0] for r in rows(d, "SELECT id FROM jobs"))
+    lost = set(acked) - have
+    assert not lost, "acknowledged jobs lost: %s" % sorted(lost)[:20]
+    bad = rows(d, "SELECT id, state, finished_at, pid FROM jobs WHERE"
+                  " (state IN ('succeeded','failed','canceled') AND (finished_at IS NULL OR pid IS NOT NULL))"
+                  " OR (state IN ('queued','running') AND finished_at IS NOT NULL)")
+    assert not bad, "jobs both finished and not: %s" % bad[:10]
+    return rows(d, "SELECT count(*) FROM jobs WHERE reason = 'interrupted'")[0][0]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cycles", type=int, default=5)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=None)
+    args = ap.parse_args(argv)
+    seed = args.seed if args.seed is not None else int(time.time())
+    rnd = random.Random(seed)
+    d = Daemon(workers=args.workers)
+    acked, leftovers, interrupted = [], 0, 0
+    try:
+        d.start()
+        for cycle in range(args.cycles):
+            stop = threading.Event()
+            threads = [threading.Thread(target=drive, args=(d, acked, stop, random.Random(rnd.random())))
+                       for _ in range(args.clients)]
+            for t in threads:
+                t.start()
+            time.sleep(rnd.uniform(0.05, 1.0))
+            d.kill9()
+            stop.set()
+            for t in threads:
+                t.join(30)
+            running = rows(d, "SELECT id, pid FROM jobs WHERE state = 'running' AND pid IS NOT NULL")
+            d.start()
+            for jid, pid in running:
+                left = procs_in_session(pid)
+                assert not left, "cycle %d: job %d's processes %s survived" % (cycle, jid, left)
+            leftovers += len(running)
+            interrupted = check(d, acked)
+        # Every job ends: nothing stays queued or running for ever.
+        wait_for(lambda: rows(d, "SELECT count(*) FROM jobs WHERE state IN ('queued','running')")[0][0] == 0,
+                 timeout=120, what="every job to end")
+        check(d, acked)
+        assert d.stop() == 0
+    except AssertionError as e:
+        print("crashloop: seed=%d: %s\n--- ringqd log ---\n%s" % (seed, e, d.logtext()[-3000:]), file=sys.stderr)
+        d.cleanup()
+        return 1
+    d.cleanup()
+    print("cycles=%d acked=%d lost=0 interrupted=%d running_at_crash=%d seed=%d ok" %
+          (args.cycles, len(acked), interrupted, leftovers, seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
