@@ -314,6 +314,10 @@ int client_recv(client *c, int timeout_ms, json_t **ret_reply)
                         return r;
                 if (c->eof || c->rlen > c->rscan)
                         continue;
+                /* recv() just said EAGAIN: a poll() with no time would
+                 * only repeat it. */
+                if (timeout_ms == 0)
+                        return -ETIMEDOUT;
                 r = wait_io(c, true, remaining(deadline));
                 if (r < 0)
                         return r;
