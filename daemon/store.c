@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "ringq/protocol.h"
@@ -160,6 +161,42 @@ static int check_schema(sqlite3 *db, const char *path, char **ret_err)
         return 0;
 }
 
+/* Before SQLite opens it: a file that is not an SQLite database, or one
+ * shorter than its own header says (cut off by a full disk or a bad
+ * copy), is refused with a clear reason rather than served until some
+ * query happens on a missing page. */
+static int check_file(const char *path, char **ret_err)
+{
+        unsigned char h[100];
+        struct stat st;
+        uint64_t page, pages;
+        ssize_t n;
+        int fd;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : fail(ret_err, -errno, "%s: %s", path, strerror(errno));
+        n = read(fd, h, sizeof(h));
+        if (fstat(fd, &st) < 0)
+                n = -1;
+        close(fd);
+        if (n == 0)
+                return 0; /* empty: SQLite makes it a database */
+        if (n != sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0)
+                return fail(ret_err, -EBADMSG, "%s: not an SQLite database; refusing to touch it", path);
+        page = (uint64_t)h[16] << 8 | h[17];
+        if (page == 1)
+                page = 65536;
+        pages = (uint64_t)h[28] << 24 | (uint64_t)h[29] << 16 | (uint64_t)h[30] << 8 | h[31];
+        /* The in-header size counts only when it is current (SQLite's
+         * rule: change counter == version-valid-for). */
+        if (memcmp(h + 24, h + 92, 4) == 0 && pages && (uint64_t)st.st_size < page * pages)
+                return fail(ret_err, -EBADMSG,
+                            "%s: truncated: %lld bytes where its header says %llu; refusing to touch it", path,
+                            (long long)st.st_size, (unsigned long long)(page * pages));
+        return 0;
+}
+
 int store_open(const char *path, const struct config *cfg, struct store **ret, char **ret_err)
 {
         struct store *s;
@@ -192,6 +229,9 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
                 goto fail;
         }
 
+        r = check_file(path, ret_err);
+        if (r < 0)
+                goto fail;
         rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK) {

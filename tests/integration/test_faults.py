@@ -1,0 +1,131 @@
+"""Faults: a corrupt, truncated or foreign queue.db is refused and left
+untouched; a full disk fails submits with storage_error while ringqd
+stays up, and what ran meanwhile is recorded once space returns."""
+import errno
+import hashlib
+import os
+import sqlite3
+import subprocess
+import time
+import unittest
+
+from harness import VALGRIND, Daemon, DaemonTest, wait_for
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class BadDatabase(unittest.TestCase):
+    def daemon(self):
+        d = Daemon()
+        self.addCleanup(d.cleanup)
+        os.makedirs(d.state)
+        return d
+
+    def refused(self, d, expect):
+        db = os.path.join(d.state, "queue.db")
+        before = digest(db)
+        p = subprocess.run(d.command(), capture_output=True, text=True, timeout=30 * (10 if VALGRIND else 1))
+        self.assertNotEqual(p.returncode, 0)
+        lines = [l for l in p.stderr.splitlines() if not l.startswith("==")]
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertIn(expect, lines[0])
+        self.assertEqual(digest(db), before, "ringqd changed the file it refused")
+        self.assertFalse(os.path.exists(d.sock))
+
+    def real_db(self, d, jobs=20):
+        d.start()
+        for _ in range(jobs):
+            d.submit(["true"], env={"PAD": "x" * 2000})
+        d.stop()
+
+    def test_garbage(self):
+        d = self.daemon()
+        with open(os.path.join(d.state, "queue.db"), "wb") as f:
+            f.write(os.urandom(8192))
+        self.refused(d, "not an SQLite database; refusing to touch it")
+
+    def test_truncated(self):
+        d = self.daemon()
+        self.real_db(d)
+        db = os.path.join(d.state, "queue.db")
+        size = os.path.getsize(db)
+        os.truncate(db, size // 2)
+        self.refused(d, "truncated")
+
+    def test_newer_schema(self):
+        d = self.daemon()
+        self.real_db(d, jobs=1)
+        c = sqlite3.connect(os.path.join(d.state, "queue.db"))
+        c.execute("PRAGMA user_version = 2")
+        c.commit()
+        c.close()
+        self.refused(d, "schema version 2 is newer than this ringqd understands (1); refusing to touch it")
+
+    def test_foreign_database(self):
+        d = self.daemon()
+        c = sqlite3.connect(os.path.join(d.state, "queue.db"))
+        c.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount)")
+        c.commit()
+        c.close()
+        self.refused(d, "not a ringq database")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "mounts a small tmpfs")
+class DiskFull(DaemonTest):
+    start_daemon = False
+
+    def setUp(self):
+        super().setUp()
+        os.makedirs(self.d.state)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "ringq-test", self.d.state], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", self.d.state])
+        self.d.start()
+        self.filler = os.path.join(self.d.state, "filler")
+
+    def fill(self):
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError as e:
+            self.assertEqual(e.errno, errno.ENOSPC)
+        finally:
+            os.close(fd)
+
+    def test_full_disk(self):
+        running = self.d.submit(["sh", "-c", "sleep 1; echo done"])
+        self.d.wait_state(running, "running")
+        self.fill()
+        # Submits fail (sooner or later the WAL needs a new page), clearly.
+        c = self.d.client()
+        errors = 0
+        for i in range(3000):
+            r = c.call({"op": "submit", "argv": ["true"], "env": {"PAD": "y" * 3000}})
+            if not r["ok"]:
+                self.assertEqual(r["error"], "storage_error", r)
+                errors += 1
+                if errors >= 3:
+                    break
+        self.assertGreaterEqual(errors, 3, "the disk never filled")
+        # ringqd is up and answers.
+        self.assertTrue(c.call({"op": "ping"})["ok"])
+        self.assertTrue(c.call({"op": "status", "id": running})["ok"])
+        self.assertGreater(self.d.stats()["counters"]["store_errors"], 0)
+        time.sleep(1.5)  # the job ends while the disk is full
+        os.remove(self.filler)
+        job = self.d.wait_job(running)
+        # Its output could not be written while the disk was full, and
+        # the record says so.
+        self.assertEqual((job["state"], job["reason"]), ("succeeded", "exit 0; stdout truncated"))
+        self.assertTrue(c.call({"op": "submit", "argv": ["true"]})["ok"])
+        db = sqlite3.connect("file:%s/queue.db?mode=ro" % self.d.state, uri=True)
+        self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+        db.close()
+        self.assertEqual(self.d.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
