@@ -400,9 +400,17 @@ void store_set_busy_timeout(struct store *s, int64_t ms)
 
 void store_get_info(struct store *s, struct store_info *ret)
 {
+        char wal[4096];
+        struct stat st;
+
         pthread_mutex_lock(&s->lock);
         *ret = s->info;
         pthread_mutex_unlock(&s->lock);
+        /* Sizes on demand (two stat calls for a stats request), not after
+         * every commit. */
+        ret->db_bytes = stat(s->path, &st) == 0 ? st.st_size : 0;
+        snprintf(wal, sizeof(wal), "%s-wal", s->path);
+        ret->wal_bytes = stat(wal, &st) == 0 ? st.st_size : 0;
 }
 
 void store_close(struct store *s)

@@ -65,7 +65,7 @@ unsigned store_inflight(struct store *s);
 void store_set_busy_timeout(struct store *s, int64_t ms);
 /* What the store thread reports about itself. */
 struct store_info {
-        int64_t db_bytes, wal_bytes;  /* after the last commit */
+        int64_t db_bytes, wal_bytes;  /* now */
         uint64_t commits;             /* group commits done */
 };
 void store_get_info(struct store *s, struct store_info *ret);

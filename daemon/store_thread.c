@@ -301,20 +301,9 @@ static int run_op(struct store *s, struct store_op *op)
         }
 }
 
-static void update_sizes(struct store *s)
+static void count_commit(struct store *s)
 {
-        char wal[4096];
-        struct stat st;
-        int64_t db = 0, w = 0;
-
-        if (stat(s->path, &st) == 0)
-                db = st.st_size;
-        snprintf(wal, sizeof(wal), "%s-wal", s->path);
-        if (stat(wal, &st) == 0)
-                w = st.st_size;
         pthread_mutex_lock(&s->lock);
-        s->info.db_bytes = db;
-        s->info.wal_bytes = w;
         s->info.commits++;
         pthread_mutex_unlock(&s->lock);
 }
@@ -416,7 +405,7 @@ void *store_thread_main(void *arg)
                         for (struct store_op *op = ok; op; op = op->next)
                                 if (op->kind == SOP_PRUNE && op->result == 0)
                                         unlink_pruned(s, op);
-                        update_sizes(s);
+                        count_commit(s);
                 }
                 retry_delay_ms = r < 0 ? CLAMP(retry_delay_ms * 2, 50, 2000) : 0;
 
