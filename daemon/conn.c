@@ -393,11 +393,16 @@ void req_reply(struct req *r, json_t *reply)
         }
         r->reply = proto_line(reply, r->tag, &r->reply_len);
         if (!r->reply) {
-                /* Out of memory for one reply: the client cannot be told
-                 * in order, so it is told by the connection closing. */
-                r->state = REQ_DONE;
-                conn_close(c);
-                return;
+                /* No reply could be built (out of memory): the client still
+                 * gets one line, in order, so its other replies stand. */
+                static const char oom[] = "{\"ok\":false,\"error\":\"internal\",\"message\":\"out of memory\"}\n";
+                r->reply = strdup(oom);
+                r->reply_len = r->reply ? sizeof(oom) - 1 : 0;
+                if (!r->reply) {
+                        r->state = REQ_DONE;
+                        conn_close(c);
+                        return;
+                }
         }
         r->state = REQ_DONE;
         if (r != c->head)

@@ -264,9 +264,49 @@ json_t *proto_ok(void)
         return json_pack("{s:b}", "ok", 1);
 }
 
+/* Replace every byte that is not part of valid UTF-8 with '?'. Error
+ * messages quote the client's bytes (and jansson's own error text cuts
+ * them anywhere), and a JSON string must be valid UTF-8. */
+static void utf8_scrub(char *s)
+{
+        unsigned char *p = (unsigned char *)s;
+
+        while (*p) {
+                unsigned n, cp;
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                }
+                n = (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : 0;
+                cp = n == 1 ? *p & 0x1f : n == 2 ? *p & 0x0f : *p & 0x07;
+                for (unsigned i = 1; n && i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80) {
+                                n = 0;
+                                break;
+                        }
+                        cp = cp << 6 | (p[i] & 0x3f);
+                }
+                /* Overlong forms, surrogates and code points past U+10FFFF
+                 * are not valid either. */
+                if (n && ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+                          (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff))
+                        n = 0;
+                if (!n) {
+                        *p++ = '?';
+                        continue;
+                }
+                p += n + 1;
+        }
+}
+
 static json_t *err_obj(enum ringq_err code, const char *field, const char *message)
 {
-        json_t *o = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", ringq_err_names[code], "message", message);
+        char msg[512];
+        json_t *o;
+
+        snprintf(msg, sizeof(msg), "%s", message);
+        utf8_scrub(msg);
+        o = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", ringq_err_names[code], "message", msg);
 
         if (o && field)
                 json_object_set_new(o, "field", json_string(field));

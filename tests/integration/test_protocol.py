@@ -44,6 +44,21 @@ class Errors(DaemonTest):
             self.assertTrue(r["message"], line)
         self.assertTrue(c.call({"op": "ping"})["ok"])
 
+    def test_error_quoting_cut_utf8_still_answers(self):
+        """An error message that quotes the client's bytes, cut inside a
+        UTF-8 character, is still valid JSON: every line gets its reply
+        and the pipelined submit before it keeps its id."""
+        c = self.d.client()
+        c.send_raw(b'{"op":"submit","argv":["true"]}\n'
+                   b'{"op":"ping","tag":"\\u0\xc3\xa9"}\n'
+                   b'{"op":"ping","' + b"a" * 63 + b'\xc3\xa9":1}\n')
+        first = c.recv()
+        self.assertTrue(first["ok"] and first["id"] > 0, first)
+        for _ in range(2):
+            r = c.recv()
+            self.assertEqual(r["error"], "bad_request", r)
+        self.assertTrue(c.call({"op": "ping"})["ok"])
+
     def test_tag_echoed_even_on_error(self):
         c = self.d.client()
         self.assertEqual(c.call({"op": "ping", "tag": {"x": [1, 2]}})["tag"], {"x": [1, 2]})
