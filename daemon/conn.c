@@ -345,12 +345,12 @@ void conn_close(struct conn *c)
                 if (r->state == REQ_WAIT) {
                         ops_unwait(r);
                         req_free(r);
-                } else if (r->state == REQ_DONE)
+                } else if (r->state == REQ_DONE || r->state == REQ_DEFERRED)
                         req_free(r);
                 /* REQ_STORE: the store still holds it; freed on return. */
         }
         c->tail = &c->head;
-        c->npending = 0;
+        c->npending = c->ndeferred = c->writes = 0;
         /* Freed by conn_reap() after the current batch of completions,
          * never under a caller that may still hold c. */
         s->reap_conns = true;
@@ -377,6 +377,8 @@ void req_free(struct req *r)
 {
         if (!r)
                 return;
+        if (r->has_rq)
+                request_done(&r->rq);
         json_decref(r->tag);
         free(r->reply);
         free(r);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proto.h"
 #include "server.h"
 #include "timers.h"
 
@@ -25,6 +26,7 @@ enum req_state {
         REQ_DONE,       /* reply ready */
         REQ_STORE,      /* an op for it is in the store */
         REQ_WAIT,       /* waiting for a job to end (wait, cancel) */
+        REQ_DEFERRED,   /* parsed, held behind this connection's writes */
 };
 
 struct req {
@@ -39,6 +41,9 @@ struct req {
         struct timer wtimer;     /* REQ_WAIT: wait timeout */
         struct server *srv;
         int64_t t0_us;
+        bool is_write;           /* changes a job; counted in conn->writes */
+        bool has_rq;             /* REQ_DEFERRED: rq is owned here */
+        struct request rq;
 };
 
 struct conn {
@@ -64,6 +69,8 @@ struct conn {
 
         struct req *head, **tail;
         unsigned npending;       /* requests not yet written out */
+        unsigned writes;         /* its submits/cancels/retries in flight */
+        unsigned ndeferred;      /* its requests in REQ_DEFERRED */
         unsigned nwaits;         /* REQ_WAIT among them: not idle */
         struct timer idle;
         int64_t last_active_ms;
@@ -77,7 +84,13 @@ void req_free(struct req *r);
 /* Begin closing a connection (idempotent). */
 void conn_close(struct conn *c);
 
-/* ops.c: handle one complete request line. */
+/* ops.c: handle one complete request line. A connection reads its own
+ * writes: a status, list or wait that follows a submit, cancel or retry
+ * of the same connection runs once that write is committed. */
 void ops_handle(struct conn *c, const char *line, size_t len);
-/* ops.c: a request in REQ_WAIT is being dropped with its connection. */
+/* ops.c: answer r (consumes reply) and let what waited on it run. */
+void ops_answer(struct req *r, json_t *reply);
+/* waiters.c: park r until job id ends (timeout_ms < 0: no timeout). */
+void ops_park(struct server *s, struct req *r, int64_t id, int64_t timeout_ms);
+/* waiters.c: a request in REQ_WAIT is being dropped with its connection. */
 void ops_unwait(struct req *r);

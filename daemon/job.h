@@ -57,6 +57,10 @@ struct store_op {
         void *owner;            /* the loop's: request or worker slot */
         uint64_t owner_gen;
         int64_t enqueued_us;    /* monotonic, for commit latency */
+        /* CANCEL, RETRY, FINISH: the job as this op left it, read in the
+         * same transaction, so a reply never shows what a later op in the
+         * same group commit did. Owned by the op; NULL if not read. */
+        struct job_rec *row;
         union {
                 struct {
                         struct job_rec rec;     /* owned by the op */

@@ -8,7 +8,8 @@
 
 int log_max_level = LOG_INFO;
 
-static void log_write(int prio, const char *suffix, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_write(int prio, const char *suffix, const char *fmt,
+                                                          va_list ap)
 {
         char buf[2048];
         int n, m;

@@ -83,7 +83,7 @@ static void arm_signal(struct server *s)
         io_uring_sqe_set_data64(sqe, ud_pack(UD_SIGNAL, 0, 0));
 }
 
-static void arm_store(struct server *s)
+void loop_arm_store(struct server *s)
 {
         struct io_uring_sqe *sqe = get_sqe(s);
 
@@ -121,8 +121,8 @@ static void on_signal(struct server *s, struct io_uring_cqe *cqe)
         if (cqe->res == sizeof(s->sig_buf)) {
                 mem_defined(&s->sig_buf, sizeof(s->sig_buf));
                 int sig = (int)s->sig_buf.ssi_signo;
-                if (sig == SIGHUP)
-                        server_reload(s);
+                if (sig == SIGHUP && s->on_reload)
+                        s->on_reload(s);
                 else if (sig == SIGCHLD)
                         workers_on_sigchld(s);
                 else
@@ -148,7 +148,7 @@ static void handle(struct server *s, struct io_uring_cqe *cqe)
                 break;
         case UD_STORE:
                 ops_on_store_done(s);
-                arm_store(s);
+                loop_arm_store(s);
                 break;
         case UD_PIDFD:
                 worker_on_pidfd(s, cqe);
@@ -206,43 +206,52 @@ static int valgrind_wait(struct server *s, struct __kernel_timespec *tsp)
         return io_uring_submit_and_get_events(&s->ring);
 }
 
+int loop_turn(struct server *s, int64_t max_wait_ms)
+{
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts, *tsp = NULL;
+        int64_t next = timers_next(&s->timers);
+        unsigned head, n = 0;
+        int r;
+
+        if (max_wait_ms >= 0)
+                next = MIN(next, now_mono_ms() + max_wait_ms);
+        if (next != INT64_MAX) {
+                int64_t ms = MAX(next - now_mono_ms(), 0);
+                ts.tv_sec = ms / 1000;
+                ts.tv_nsec = (ms % 1000) * 1000000;
+                tsp = &ts;
+        }
+        if (under_valgrind())
+                r = valgrind_wait(s, tsp);
+        else
+                r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+        if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
+                return r;
+        io_uring_for_each_cqe(&s->ring, head, cqe) {
+                handle(s, cqe);
+                n++;
+        }
+        io_uring_cq_advance(&s->ring, n);
+        timers_run(&s->timers, now_mono_ms());
+        conn_reap(s);
+        return (int)n;
+}
+
 int loop_run(struct server *s)
 {
         int64_t exit_deadline = 0;
 
         timer_init(&s->shutdown_timer, shutdown_grace_over);
         arm_signal(s);
-        arm_store(s);
+        loop_arm_store(s);
         listener_arm(s);
 
         while (!s->stop) {
-                struct io_uring_cqe *cqe;
-                struct __kernel_timespec ts, *tsp = NULL;
-                int64_t next = timers_next(&s->timers);
-                unsigned head, n = 0;
-                int r;
-
-                if (exit_deadline)
-                        next = MIN(next, now_mono_ms() + 50);
-                if (next != INT64_MAX) {
-                        int64_t ms = MAX(next - now_mono_ms(), 0);
-                        ts.tv_sec = ms / 1000;
-                        ts.tv_nsec = (ms % 1000) * 1000000;
-                        tsp = &ts;
-                }
-                if (under_valgrind())
-                        r = valgrind_wait(s, tsp);
-                else
-                        r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
-                if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
+                /* While draining ends, look at the replies often. */
+                int r = loop_turn(s, exit_deadline ? 50 : -1);
+                if (r < 0)
                         return log_error_errno(r, "io_uring wait failed");
-                io_uring_for_each_cqe(&s->ring, head, cqe) {
-                        handle(s, cqe);
-                        n++;
-                }
-                io_uring_cq_advance(&s->ring, n);
-                timers_run(&s->timers, now_mono_ms());
-                conn_reap(s);
                 check_exit(s, &exit_deadline);
         }
         return 0;

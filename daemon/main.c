@@ -124,7 +124,7 @@ static int load_config(struct config *cfg, char **ret_err)
         return config_finalize(cfg, ret_err);
 }
 
-void server_reload(struct server *s)
+static void server_reload(struct server *s)
 {
         struct config nc;
         char *err = NULL;
@@ -245,14 +245,6 @@ static int setup_state_dir(struct server *s)
         return 0;
 }
 
-static int load_one(void *ud, int64_t id, int prio, int64_t run_at)
-{
-        struct server *s = ud;
-
-        s->queued++;
-        return qindex_push(&s->qi, id, prio, run_at, now_wall_ms(), now_mono_ms());
-}
-
 /* Serving max_clients connections and the workers' pipes takes more fds
  * than the usual soft limit of 1024: raise it to what is needed (at most
  * the hard limit). Jobs get the original limit back (spawn.c), since
@@ -311,6 +303,7 @@ static int run(struct server *s)
         s->uid = getuid();
         s->start_mono_ms = now_mono_ms();
         s->accepting = true;
+        s->on_reload = server_reload;
         notify_init(s);
 
         setup_nofile(s);
@@ -333,7 +326,7 @@ static int run(struct server *s)
         r = recover_interrupted(s->store);
         if (r < 0)
                 return log_error_errno(r, "%s: recovering interrupted jobs", s->db_path);
-        r = store_load_queued(s->store, load_one, s);
+        r = workers_load_queue(s);
         if (r < 0)
                 return log_error_errno(r, "%s: loading the queue", s->db_path);
         r = store_count_finished(s->store, &finished);

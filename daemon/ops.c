@@ -22,22 +22,78 @@ static bool may_touch(const struct conn *c, int64_t owner_uid)
         return c->uid == 0 || (int64_t)c->uid == owner_uid;
 }
 
-/* Reply with the job as committed, or with why it cannot be read. */
-static void reply_job(struct server *s, struct req *r, int64_t id)
+/* Reply with the job: as the op's own transaction left it when the
+ * store copied it (row), else as last committed. */
+static void reply_job(struct server *s, struct req *r, int64_t id, const struct job_rec *row)
 {
         struct job_rec j;
-        int e = reader_get(s->reader, id, &j);
+        int e = 0;
 
+        if (!row) {
+                e = reader_get(s->reader, id, &j);
+                row = e == 0 ? &j : NULL;
+        }
         if (e == -ENOENT)
-                req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)id));
+                ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)id));
         else if (e < 0)
-                req_reply(r, storage_err(e));
+                ops_answer(r, storage_err(e));
         else {
                 json_t *o = proto_ok();
-                json_object_set_new(o, "job", proto_job(&j, s->output_dir));
-                req_reply(r, o);
-                job_rec_done(&j);
+                json_object_set_new(o, "job", proto_job(row, s->output_dir));
+                ops_answer(r, o);
         }
+        if (row == &j)
+                job_rec_done(&j);
+}
+
+/* A request of this connection that changes a job is in flight. */
+static void begin_write(struct req *r)
+{
+        r->is_write = true;
+        r->conn->writes++;
+}
+
+static bool is_read(enum ringq_op op)
+{
+        return op == RINGQ_OP_STATUS || op == RINGQ_OP_LIST || op == RINGQ_OP_WAIT;
+}
+
+static void execute(struct server *s, struct req *r, struct request *rq);
+
+/* Run the requests held back behind this connection's writes, in order,
+ * as far as the rule allows: a read waits until no write of its own
+ * connection is in flight, so a client reads what it wrote; a write goes
+ * as soon as everything before it went, so pipelined submits still share
+ * one commit. */
+static void run_deferred(struct conn *c)
+{
+        while (!c->closing && c->ndeferred) {
+                struct req *r = c->head;
+                struct request rq;
+
+                while (r && r->state != REQ_DEFERRED)
+                        r = r->next;
+                if (!r || (is_read(r->rq.op) && c->writes))
+                        return;
+                rq = r->rq;
+                r->has_rq = false;
+                r->state = REQ_STORE;
+                c->ndeferred--;
+                execute(c->srv, r, &rq);
+                request_done(&rq);
+        }
+}
+
+void ops_answer(struct req *r, json_t *reply)
+{
+        struct conn *c = r->conn;
+        bool write = r->is_write;
+
+        r->is_write = false;
+        req_reply(r, reply);
+        /* The connection outlives this turn even if the reply closed it. */
+        if (write && c && !c->closing && --c->writes == 0)
+                run_deferred(c);
 }
 
 void ops_update_accepting(struct server *s)
@@ -79,7 +135,7 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
 
         if (s->draining) {
                 s->stats.c[C_REJECTED_OTHER]++;
-                req_reply(r, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
+                ops_answer(r, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
                 return;
         }
         ops_update_accepting(s);
@@ -92,7 +148,7 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
                               (unsigned long long)s->cfg.low_water);
                 if (e)
                         json_object_set_new(e, "retry_after_ms", json_integer(retry_after_ms(s)));
-                req_reply(r, e);
+                ops_answer(r, e);
                 return;
         }
         op = calloc(1, sizeof(*op));
@@ -126,107 +182,11 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
         op->enqueued_us = now_mono_us();
         r->state = REQ_STORE;
         s->reserved++;
+        begin_write(r);
         store_push(s->store, op);
         return;
 oom:
-        req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
-}
-
-static void wait_timeout(struct timer *t)
-{
-        struct req *r = container_of(t, struct req, wtimer);
-
-        ops_unwait(r);
-        req_reply(r, proto_err(RINGQ_ERR_TIMEOUT, NULL, "job %lld has not ended yet", (long long)r->job_id));
-}
-
-/* Park r until job id ends; timeout_ms < 0 waits for ever. */
-static void park(struct server *s, struct req *r, int64_t id, int64_t timeout_ms)
-{
-        r->state = REQ_WAIT;
-        r->job_id = id;
-        r->wnext = idmap_get(&s->waiters, id);
-        if (idmap_put(&s->waiters, id, r) < 0) {
-                r->state = REQ_STORE;
-                req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
-                return;
-        }
-        if (r->conn)
-                r->conn->nwaits++;
-        timer_init(&r->wtimer, wait_timeout);
-        if (timeout_ms >= 0)
-                loop_arm_timer(s, &r->wtimer, now_mono_ms() + timeout_ms);
-}
-
-void ops_unwait(struct req *r)
-{
-        struct server *s = r->srv;
-        struct req *head = idmap_get(&s->waiters, r->job_id), **pp;
-
-        timers_disarm(&s->timers, &r->wtimer);
-        for (pp = &head; *pp; pp = &(*pp)->wnext)
-                if (*pp == r) {
-                        *pp = r->wnext;
-                        break;
-                }
-        if (head)
-                (void)idmap_put(&s->waiters, r->job_id, head); /* replaces: no allocation */
-        else
-                idmap_remove(&s->waiters, r->job_id);
-        if (r->conn && r->conn->nwaits)
-                r->conn->nwaits--;
-        r->state = REQ_STORE;
-        r->wnext = NULL;
-}
-
-void ops_job_final(struct server *s, int64_t id)
-{
-        struct req *r = idmap_remove(&s->waiters, id);
-        struct job_rec j;
-        int e;
-
-        if (!r)
-                return;
-        e = reader_get(s->reader, id, &j);
-        while (r) {
-                struct req *next = r->wnext;
-                timers_disarm(&s->timers, &r->wtimer);
-                if (r->conn && r->conn->nwaits)
-                        r->conn->nwaits--;
-                r->state = REQ_STORE;
-                r->wnext = NULL;
-                if (e < 0)
-                        req_reply(r, storage_err(e));
-                else {
-                        json_t *o = proto_ok();
-                        json_object_set_new(o, "job", proto_job(&j, s->output_dir));
-                        req_reply(r, o);
-                }
-                r = next;
-        }
-        if (e == 0)
-                job_rec_done(&j);
-}
-
-void ops_fail_waiters(struct server *s)
-{
-        for (size_t i = 0; i < s->waiters.cap; i++) {
-                struct idmap_slot *sl = &s->waiters.slots[i];
-                struct req *r;
-                if (sl->key <= 0)
-                        continue;
-                r = sl->value;
-                sl->value = NULL;
-                while (r) {
-                        struct req *next = r->wnext;
-                        timers_disarm(&s->timers, &r->wtimer);
-                        r->state = REQ_STORE;
-                        r->wnext = NULL;
-                        req_reply(r, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
-                        r = next;
-                }
-        }
-        idmap_done(&s->waiters);
+        ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
 }
 
 static void do_wait(struct server *s, struct req *r, struct request *rq)
@@ -235,22 +195,22 @@ static void do_wait(struct server *s, struct req *r, struct request *rq)
         int e = reader_get(s->reader, rq->id, &j);
 
         if (e == -ENOENT) {
-                req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
+                ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
                 return;
         }
         if (e < 0) {
-                req_reply(r, storage_err(e));
+                ops_answer(r, storage_err(e));
                 return;
         }
         if (!may_touch(r->conn, j.owner_uid)) {
-                req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld",
+                ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld",
                                        (long long)rq->id, (long long)j.owner_uid));
         } else if (ringq_state_is_final(j.state)) {
                 json_t *o = proto_ok();
                 json_object_set_new(o, "job", proto_job(&j, s->output_dir));
-                req_reply(r, o);
+                ops_answer(r, o);
         } else
-                park(s, r, rq->id, rq->timeout_ms);
+                ops_park(s, r, rq->id, rq->timeout_ms);
         job_rec_done(&j);
 }
 
@@ -260,17 +220,17 @@ static void do_status(struct server *s, struct req *r, struct request *rq)
         int e = reader_get(s->reader, rq->id, &j);
 
         if (e == -ENOENT)
-                req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
+                ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
         else if (e < 0)
-                req_reply(r, storage_err(e));
+                ops_answer(r, storage_err(e));
         else {
                 if (!may_touch(r->conn, j.owner_uid))
-                        req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld",
+                        ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld",
                                                (long long)rq->id, (long long)j.owner_uid));
                 else {
                         json_t *o = proto_ok();
                         json_object_set_new(o, "job", proto_job(&j, s->output_dir));
-                        req_reply(r, o);
+                        ops_answer(r, o);
                 }
                 job_rec_done(&j);
         }
@@ -301,19 +261,19 @@ static void do_list(struct server *s, struct req *r, struct request *rq)
         int e;
 
         if (!lc.jobs) {
-                req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
+                ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
                 return;
         }
         e = reader_list(s->reader, &f, list_one, &lc);
         if (e == -ETIME)
-                req_reply(r, proto_err(RINGQ_ERR_TIMEOUT, NULL,
+                ops_answer(r, proto_err(RINGQ_ERR_TIMEOUT, NULL,
                                        "the list filter matched too few jobs to scan for; narrow it with state or after_id"));
         else if (e < 0)
-                req_reply(r, storage_err(e));
+                ops_answer(r, storage_err(e));
         else {
                 json_t *o = proto_ok();
                 json_object_set(o, "jobs", lc.jobs);
-                req_reply(r, o);
+                ops_answer(r, o);
         }
         json_decref(lc.jobs);
 }
@@ -325,18 +285,19 @@ static void do_change(struct server *s, struct req *r, struct request *rq, enum 
         if (kind == SOP_CANCEL) {
                 int e = workers_cancel(s, rq->id, r->conn->uid);
                 if (e == 0) {
-                        park(s, r, rq->id, -1);
+                        begin_write(r);
+                        ops_park(s, r, rq->id, -1);
                         return;
                 }
                 if (e == -EPERM) {
-                        req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
+                        ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
                                                (long long)rq->id));
                         return;
                 }
         }
         op = calloc(1, sizeof(*op));
         if (!op) {
-                req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
+                ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
                 return;
         }
         op->kind = kind;
@@ -346,6 +307,7 @@ static void do_change(struct server *s, struct req *r, struct request *rq, enum 
         op->change.now_ms = now_wall_ms();
         op->enqueued_us = now_mono_us();
         r->state = REQ_STORE;
+        begin_write(r);
         store_push(s->store, op);
 }
 
@@ -393,6 +355,43 @@ static json_t *stats_reply(struct server *s)
         return o;
 }
 
+static void execute(struct server *s, struct req *r, struct request *rq)
+{
+        switch (rq->op) {
+        case RINGQ_OP_PING: {
+                json_t *o = proto_ok();
+                json_object_set_new(o, "version", json_string(RINGQ_VERSION));
+                json_object_set_new(o, "protocol", json_integer(RINGQ_PROTOCOL));
+                ops_answer(r, o);
+                break;
+        }
+        case RINGQ_OP_SUBMIT:
+                do_submit(s, r, rq);
+                break;
+        case RINGQ_OP_STATUS:
+                do_status(s, r, rq);
+                break;
+        case RINGQ_OP_LIST:
+                do_list(s, r, rq);
+                break;
+        case RINGQ_OP_CANCEL:
+                do_change(s, r, rq, SOP_CANCEL);
+                break;
+        case RINGQ_OP_RETRY:
+                do_change(s, r, rq, SOP_RETRY);
+                break;
+        case RINGQ_OP_WAIT:
+                do_wait(s, r, rq);
+                break;
+        case RINGQ_OP_STATS:
+                ops_answer(r, stats_reply(s));
+                break;
+        default:
+                ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "unhandled op"));
+                break;
+        }
+}
+
 void ops_handle(struct conn *c, const char *line, size_t len)
 {
         struct server *s = c->srv;
@@ -409,7 +408,6 @@ void ops_handle(struct conn *c, const char *line, size_t len)
         r->conn = c;
         r->state = REQ_STORE;
         r->t0_us = now_mono_us();
-        timer_init(&r->wtimer, wait_timeout);
         *c->tail = r;
         c->tail = &r->next;
         c->npending++;
@@ -420,43 +418,20 @@ void ops_handle(struct conn *c, const char *line, size_t len)
         if (e < 0) {
                 if (rq.op == RINGQ_OP_SUBMIT)
                         s->stats.c[C_REJECTED_OTHER]++;
-                req_reply(r, proto_err_from(&perr));
+                ops_answer(r, proto_err_from(&perr));
                 request_done(&rq);
                 return;
         }
-        switch (rq.op) {
-        case RINGQ_OP_PING: {
-                json_t *o = proto_ok();
-                json_object_set_new(o, "version", json_string(RINGQ_VERSION));
-                json_object_set_new(o, "protocol", json_integer(RINGQ_PROTOCOL));
-                req_reply(r, o);
-                break;
+        if (c->ndeferred || (is_read(rq.op) && c->writes)) {
+                /* Held back to keep this connection's order (run_deferred);
+                 * it keeps its parsed request until then. */
+                r->rq = rq;
+                r->has_rq = true;
+                r->state = REQ_DEFERRED;
+                c->ndeferred++;
+                return;
         }
-        case RINGQ_OP_SUBMIT:
-                do_submit(s, r, &rq);
-                break;
-        case RINGQ_OP_STATUS:
-                do_status(s, r, &rq);
-                break;
-        case RINGQ_OP_LIST:
-                do_list(s, r, &rq);
-                break;
-        case RINGQ_OP_CANCEL:
-                do_change(s, r, &rq, SOP_CANCEL);
-                break;
-        case RINGQ_OP_RETRY:
-                do_change(s, r, &rq, SOP_RETRY);
-                break;
-        case RINGQ_OP_WAIT:
-                do_wait(s, r, &rq);
-                break;
-        case RINGQ_OP_STATS:
-                req_reply(r, stats_reply(s));
-                break;
-        default:
-                req_reply(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "unhandled op"));
-                break;
-        }
+        execute(s, r, &rq);
         request_done(&rq);
 }
 
@@ -481,10 +456,10 @@ static void on_request_op(struct server *s, struct store_op *op)
                         json_object_set_new(o, "id", json_integer(op->id));
                         if (op->submit.duplicate)
                                 json_object_set_new(o, "duplicate", json_true());
-                        req_reply(r, o);
+                        ops_answer(r, o);
                 } else {
                         s->stats.c[C_REJECTED_OTHER]++;
-                        req_reply(r, storage_err(op->result));
+                        ops_answer(r, storage_err(op->result));
                 }
                 ops_update_accepting(s);
                 break;
@@ -496,27 +471,27 @@ static void on_request_op(struct server *s, struct store_op *op)
                         s->stats.c[C_CANCELED]++;
                         prune_note_finished(s, 1);
                         ops_update_accepting(s);
-                        reply_job(s, r, op->id);
-                        ops_job_final(s, op->id);
+                        reply_job(s, r, op->id, op->row);
+                        ops_job_final(s, op->id, op->row);
                 } else if (op->result == 0 && op->change.prev_state == RINGQ_STATE_RUNNING) {
                         /* It started between our look and the store's. */
                         int e = r->conn ? workers_cancel(s, op->id, r->conn->uid) : -ENOENT;
                         if (e == 0)
-                                park(s, r, op->id, -1);
+                                ops_park(s, r, op->id, -1); /* still a write in flight */
                         else
-                                reply_job(s, r, op->id);
+                                reply_job(s, r, op->id, NULL);
                 } else if (op->result == 0)
-                        reply_job(s, r, op->id);
+                        reply_job(s, r, op->id, op->row);
                 else if (op->result == -EALREADY)
-                        req_reply(r, proto_err(RINGQ_ERR_INVALID_STATE, "id", "job %lld already %s",
+                        ops_answer(r, proto_err(RINGQ_ERR_INVALID_STATE, "id", "job %lld already %s",
                                                (long long)op->id, ringq_state_names[op->change.prev_state]));
                 else if (op->result == -ENOENT)
-                        req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)op->id));
+                        ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)op->id));
                 else if (op->result == -EPERM)
-                        req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
+                        ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
                                                (long long)op->id));
                 else
-                        req_reply(r, storage_err(op->result));
+                        ops_answer(r, storage_err(op->result));
                 break;
         case SOP_RETRY:
                 if (op->result == 0) {
@@ -528,18 +503,18 @@ static void on_request_op(struct server *s, struct store_op *op)
                                         now_mono_ms()) < 0)
                                 log_error("job %lld: out of memory for the dispatch index", (long long)op->id);
                         ops_update_accepting(s);
-                        reply_job(s, r, op->id);
+                        reply_job(s, r, op->id, op->row);
                 } else if (op->result == -EALREADY)
-                        req_reply(r, proto_err(RINGQ_ERR_INVALID_STATE, "id",
+                        ops_answer(r, proto_err(RINGQ_ERR_INVALID_STATE, "id",
                                                "job %lld is %s; only failed or canceled jobs can be retried",
                                                (long long)op->id, ringq_state_names[op->change.prev_state]));
                 else if (op->result == -ENOENT)
-                        req_reply(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)op->id));
+                        ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)op->id));
                 else if (op->result == -EPERM)
-                        req_reply(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
+                        ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
                                                (long long)op->id));
                 else
-                        req_reply(r, storage_err(op->result));
+                        ops_answer(r, storage_err(op->result));
                 break;
         default:
                 break;

@@ -111,11 +111,19 @@ struct server {
         uint64_t watchdog_usec;
         struct timer watchdog_timer;
         bool reloading;
+        /* SIGHUP: set by main (the config and flags live there). */
+        void (*on_reload)(struct server *s);
 };
 
 /* loop.c */
 int loop_init(struct server *s);
 int loop_run(struct server *s);
+/* One turn: submit, wait for a completion or the earliest timer (at most
+ * max_wait_ms unless negative), handle the batch, run due timers, free
+ * closed connections. Returns completions handled or a negative errno. */
+int loop_turn(struct server *s, int64_t max_wait_ms);
+/* Keep a read armed on the store's eventfd. */
+void loop_arm_store(struct server *s);
 void loop_done(struct server *s);
 struct io_uring_sqe *get_sqe(struct server *s);
 void loop_arm_timer(struct server *s, struct timer *t, int64_t due_ms);
@@ -137,7 +145,9 @@ void conn_idle_check_all(struct server *s);
 
 /* ops.c: request handling */
 void ops_on_store_done(struct server *s);
-void ops_job_final(struct server *s, int64_t id);
+struct job_rec;
+/* waiters.c: job id ended; answer its waiters with row (NULL: read it). */
+void ops_job_final(struct server *s, int64_t id, const struct job_rec *row);
 void ops_update_accepting(struct server *s);
 void ops_fail_waiters(struct server *s);
 
@@ -145,6 +155,8 @@ void ops_fail_waiters(struct server *s);
 int workers_init(struct server *s);
 void workers_done(struct server *s);
 void workers_dispatch(struct server *s);
+/* Rebuild the dispatch index (and s->queued) from the database. */
+int workers_load_queue(struct server *s);
 void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe);
 void workers_on_sigchld(struct server *s);
 void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe);
@@ -173,5 +185,4 @@ void notify_status(struct server *s);
 void notify_status_text(struct server *s, char *buf, size_t size);
 const char *server_state_word(struct server *s);
 
-/* main.c: SIGHUP */
-void server_reload(struct server *s);
+

@@ -19,8 +19,8 @@
 #define __NR_close_range 436
 #endif
 
-#define CHILD __attribute__((no_sanitize_address, no_sanitize_undefined, noinline, used))
-#define RAW static inline __attribute__((always_inline, no_sanitize_address, no_sanitize_undefined))
+#define CHILD __attribute__((no_sanitize("address", "undefined"), noinline, used))
+#define RAW static inline __attribute__((always_inline, no_sanitize("address", "undefined")))
 
 /* System calls without libc: the return is the kernel's (-errno on
  * failure) and nothing is written outside the child's stack. */

@@ -460,6 +460,10 @@ void store_op_free(struct store_op *op)
 {
         if (!op)
                 return;
+        if (op->row) {
+                job_rec_done(op->row);
+                free(op->row);
+        }
         switch (op->kind) {
         case SOP_SUBMIT:
                 job_rec_done(&op->submit.rec);

@@ -38,7 +38,7 @@ struct store {
         /* Owned by the store thread once it runs. */
         sqlite3_stmt *st_insert, *st_idem, *st_start, *st_finish,
                 *st_get_owner, *st_cancel, *st_retry,
-                *st_prune_scan, *st_delete;
+                *st_prune_scan, *st_delete, *st_get;
         int output_dirfd;                     /* for pruning output files */
 };
 

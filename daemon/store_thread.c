@@ -50,6 +50,8 @@ static const struct {
           " WHERE finished_at IS NOT NULL ORDER BY finished_at LIMIT ?1" },
         { offsetof(struct store, st_delete),
           "DELETE FROM jobs WHERE id = ?1 AND finished_at IS NOT NULL" },
+        { offsetof(struct store, st_get),
+          "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1" },
 };
 
 int store_prepare(struct store *s)
@@ -281,24 +283,55 @@ static void unlink_pruned(struct store *s, struct store_op *op)
         }
 }
 
+/* Copy the job as op left it (see struct store_op.row). */
+static int read_row(struct store *s, struct store_op *op)
+{
+        sqlite3_stmt *st = s->st_get;
+        int rc, r = 0;
+
+        sqlite3_bind_int64(st, 1, op->id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                op->row = calloc(1, sizeof(*op->row));
+                r = op->row ? job_rec_from_row(st, op->row) : -ENOMEM;
+                if (r < 0) {
+                        free(op->row);
+                        op->row = NULL;
+                }
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : (sqlite_errno(rc) ?: -EIO);
+        sqlite3_reset(st);
+        return r;
+}
+
 static int run_op(struct store *s, struct store_op *op)
 {
+        int r;
+
         switch (op->kind) {
         case SOP_SUBMIT:
                 return op_submit(s, op);
         case SOP_START:
                 return op_start(s, op);
         case SOP_FINISH:
-                return op_finish(s, op);
+                r = op_finish(s, op);
+                break;
         case SOP_CANCEL:
-                return op_cancel(s, op);
+                r = op_cancel(s, op);
+                break;
         case SOP_RETRY:
-                return op_retry(s, op);
+                r = op_retry(s, op);
+                break;
         case SOP_PRUNE:
                 return op_prune(s, op);
         default:
                 return -EINVAL;
         }
+        /* Without the copy the reply falls back to a read after the
+         * commit; not worth failing the op for. */
+        if (r == 0)
+                (void)read_row(s, op);
+        return r;
 }
 
 static void count_commit(struct store *s)
@@ -344,6 +377,11 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms)
                         op->submit.duplicate = false;
                 if (op->kind == SOP_PRUNE)
                         op->prune.deleted = 0;
+                if (op->row) {
+                        job_rec_done(op->row);
+                        free(op->row);
+                        op->row = NULL;
+                }
         }
         return r;
 }

@@ -490,6 +490,19 @@ fail:
         return r;
 }
 
+static int load_one(void *ud, int64_t id, int prio, int64_t run_at)
+{
+        struct server *s = ud;
+
+        s->queued++;
+        return qindex_push(&s->qi, id, prio, run_at, now_wall_ms(), now_mono_ms());
+}
+
+int workers_load_queue(struct server *s)
+{
+        return store_load_queued(s->store, load_one, s);
+}
+
 static void dispatch_due(struct timer *t)
 {
         struct server *s = container_of(t, struct server, dispatch_timer);
@@ -944,7 +957,7 @@ void worker_on_store_done(struct server *s, struct store_op *op)
         }
         if (op->finish.state != RINGQ_STATE_QUEUED) {
                 prune_note_finished(s, 1);
-                ops_job_final(s, op->id);
+                ops_job_final(s, op->id, op->row);
         }
         notify_status(s);
 }

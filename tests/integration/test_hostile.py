@@ -116,6 +116,12 @@ class HostileClients(DaemonTest):
         stop.set()
         t.join(30)
 
+        # Closing 100 sockets takes ringqd a moment; until then a new
+        # client may be told "busy", which is the bound working.
+        def calm():
+            r = self.d.call({"op": "stats"})
+            return r["ok"] and r["connections"] <= 2
+        wait_for(calm, timeout=30, what="connections to close")
         self.assertTrue(served and all(ok for ok, _ in served), served[:5])
         self.assertGreaterEqual(busy, 70)
         errs = [r["error"] if r and not r["ok"] else (r and "ok") for r in replies]
@@ -125,10 +131,11 @@ class HostileClients(DaemonTest):
         big = replies[10]["id"]
         self.assertEqual(self.d.wait_job(big)["state"], "succeeded")
         self.assertEqual(self.d.wait_job(replies[9]["id"])["state"], "succeeded")
-        wait_for(lambda: self.d.stats()["connections"] <= 2, timeout=30, what="connections to close")
         wait_for(lambda: nfds(pid) <= fds0, timeout=30, what="fds back to %d" % fds0)
-        # Bounded memory: a few MiB of allocator slack at most.
-        self.assertLess(rss_kib(pid) - rss0, 16 * 1024)
+        # Bounded memory: a few MiB of allocator slack at most (not
+        # measurable under a sanitizer, which keeps freed memory).
+        if not os.environ.get("RINGQ_SANITIZED"):
+            self.assertLess(rss_kib(pid) - rss0, 16 * 1024)
         self.assertTrue(self.d.call({"op": "ping"})["ok"])
         good.close()
 

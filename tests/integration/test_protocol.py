@@ -86,6 +86,36 @@ class Pipelining(DaemonTest):
         tags = [c.recv()["tag"] for _ in lines]
         self.assertEqual(tags, list(range(200)))
 
+    def test_a_connection_reads_its_own_writes(self):
+        c = self.d.client()
+        jid = c.call({"op": "submit", "argv": ["true"], "delay_ms": 3600000})["id"]
+        # Pipelined: the list after a submit, and the status after a
+        # cancel, see what the writes before them did.
+        c.send_raw(b'{"op":"submit","argv":["true"],"delay_ms":3600000,"tag":"s"}\n'
+                   b'{"op":"list","state":"queued","tag":"l"}\n'
+                   b'{"op":"cancel","id":%d,"tag":"c"}\n'
+                   b'{"op":"status","id":%d,"tag":"st"}\n' % (jid, jid))
+        s, l, cancel, st = (c.recv() for _ in range(4))
+        self.assertEqual([s["tag"], l["tag"], cancel["tag"], st["tag"]], ["s", "l", "c", "st"])
+        self.assertIn(s["id"], [j["id"] for j in l["jobs"]])
+        self.assertEqual(st["job"]["state"], "canceled")
+
+    def test_replies_show_the_state_each_op_left(self):
+        """A cancel and a retry of one job in one group commit: the cancel
+        reply and the wait it ends say canceled, not the retry's queued."""
+        jid = self.d.submit(["true"], delay_ms=3600000)
+        waiter = self.d.client()
+        waiter.send({"op": "wait", "id": jid})
+        time.sleep(0.2)
+        a, b = self.d.client(), self.d.client()
+        a.send({"op": "cancel", "id": jid})
+        b.send({"op": "retry", "id": jid})
+        ra, rb = a.recv(), b.recv()
+        self.assertEqual(ra["job"]["state"], "canceled")
+        self.assertIn(rb.get("job", {}).get("state", rb.get("error")), ("queued", "invalid_state"))
+        self.assertEqual(waiter.recv()["job"]["state"], "canceled")
+        self.d.call({"op": "cancel", "id": jid})
+
     def test_wait_does_not_block_other_connections(self):
         jid = self.d.submit(["sleep", "2"])
         waiter = self.d.client()
