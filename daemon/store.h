@@ -11,7 +11,7 @@
  *
  * Schema version history (PRAGMA user_version), so a later change knows
  * what to migrate:
- *   1: jobs table, queue_summary view, dispatch/idem/state/queue/finished
+ *   1: jobs table, queue_summary view, idem/state/queue/finished
  *      indexes, auto_vacuum=INCREMENTAL.
  * To change the schema: bump STORE_SCHEMA_VERSION, add a migration step
  * from the previous version in store.c, keep every column the SPEC

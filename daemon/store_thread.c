@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "config.h"
 #include "log.h"
 #include "ringq/protocol.h"
 #include "store.h"
@@ -347,8 +348,19 @@ static void count_commit(struct store *s)
 static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms)
 {
         struct store_op *op;
+        bool relaxed = s->durability == DURABILITY_FULL;
         int rc, r = 0;
 
+        /* A batch of job starts only is committed without fsync: the
+         * record of a start (with its pid) must survive a crash of
+         * ringqd, and a written WAL frame does; after a crash of the host
+         * the job's process is gone too, and the job is recovered from
+         * its last durable state, queued, to run again. The next fsync'd
+         * commit makes these frames durable as well. */
+        for (op = batch; relaxed && op; op = op->next)
+                relaxed = op->kind == SOP_START;
+        if (relaxed)
+                (void)sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
         sqlite3_busy_timeout(s->db, (int)busy_ms);
         rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         if (rc != SQLITE_OK)
@@ -365,6 +377,8 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms)
                 if (rc != SQLITE_OK)
                         r = sqlite_errno(rc) ?: -EIO;
         }
+        if (relaxed)
+                (void)sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
         if (r == 0)
                 return 0;
         if (!sqlite3_get_autocommit(s->db))

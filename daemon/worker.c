@@ -490,17 +490,26 @@ fail:
         return r;
 }
 
+struct load {
+        struct server *s;
+        int64_t wall, mono;      /* one "now" for the whole load */
+};
+
 static int load_one(void *ud, int64_t id, int prio, int64_t run_at)
 {
-        struct server *s = ud;
+        struct load *l = ud;
 
-        s->queued++;
-        return qindex_push(&s->qi, id, prio, run_at, now_wall_ms(), now_mono_ms());
+        l->s->queued++;
+        return qindex_append(&l->s->qi, id, prio, run_at, l->wall, l->mono);
 }
 
 int workers_load_queue(struct server *s)
 {
-        return store_load_queued(s->store, load_one, s);
+        struct load l = { s, now_wall_ms(), now_mono_ms() };
+        int r = store_load_queued(s->store, load_one, &l);
+
+        qindex_heapify(&s->qi);
+        return r;
 }
 
 static void dispatch_due(struct timer *t)

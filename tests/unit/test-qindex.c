@@ -301,6 +301,37 @@ static void test_many(void **state)
         assert_int_equal(qindex_bytes(q), 0);
 }
 
+/* qindex_append + qindex_heapify (the start-up load) pop in the same
+ * order as pushes would. */
+static void test_bulk_load(void **state)
+{
+        enum { N = 5000 };
+        struct qindex *a = *state, b = { 0 };
+        struct qentry ea, eb;
+        uint32_t x = 777;
+        size_t n = 0;
+
+        for (int64_t id = 1; id <= N; id++) {
+                int prio;
+                int64_t run_at;
+                x = x * 1103515245u + 12345u;
+                prio = (int)((x >> 8) % 7) - 3;
+                run_at = W0 - 500 + (int64_t)((x >> 4) % 1000); /* half delayed */
+                assert_int_equal(qindex_push(a, id, prio, run_at, W0, M0), 0);
+                assert_int_equal(qindex_append(&b, id, prio, run_at, W0, M0), 0);
+        }
+        qindex_heapify(&b);
+        assert_int_equal(qindex_next_due(a), qindex_next_due(&b));
+        while (qindex_pop(a, W0 + 1000, M0 + 1000, &ea) == 1) {
+                assert_int_equal(qindex_pop(&b, W0 + 1000, M0 + 1000, &eb), 1);
+                assert_int_equal(ea.id, eb.id);
+                n++;
+        }
+        assert_int_equal(n, N);
+        assert_int_equal(qindex_pop(&b, W0 + 1000, M0 + 1000, &eb), 0);
+        qindex_done(&b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -318,6 +349,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_jump_back_orders_by_due_time, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jump_forward_orders_by_due_time, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bulk_load, setup, teardown),
         };
 
         return cmocka_run_group_tests_name("qindex", tests, NULL, NULL);
