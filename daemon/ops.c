@@ -435,6 +435,18 @@ void ops_handle(struct conn *c, const char *line, size_t len)
         request_done(&rq);
 }
 
+/* The failures cancel and retry share. */
+static void answer_change_error(struct req *r, const struct store_op *op)
+{
+        if (op->result == -ENOENT)
+                ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)op->id));
+        else if (op->result == -EPERM)
+                ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
+                                        (long long)op->id));
+        else
+                ops_answer(r, storage_err(op->result));
+}
+
 /* A store op for a request came back. */
 static void on_request_op(struct server *s, struct store_op *op)
 {
@@ -485,13 +497,8 @@ static void on_request_op(struct server *s, struct store_op *op)
                 else if (op->result == -EALREADY)
                         ops_answer(r, proto_err(RINGQ_ERR_INVALID_STATE, "id", "job %lld already %s",
                                                (long long)op->id, ringq_state_names[op->change.prev_state]));
-                else if (op->result == -ENOENT)
-                        ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)op->id));
-                else if (op->result == -EPERM)
-                        ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
-                                               (long long)op->id));
                 else
-                        ops_answer(r, storage_err(op->result));
+                        answer_change_error(r, op);
                 break;
         case SOP_RETRY:
                 if (op->result == 0) {
@@ -508,13 +515,8 @@ static void on_request_op(struct server *s, struct store_op *op)
                         ops_answer(r, proto_err(RINGQ_ERR_INVALID_STATE, "id",
                                                "job %lld is %s; only failed or canceled jobs can be retried",
                                                (long long)op->id, ringq_state_names[op->change.prev_state]));
-                else if (op->result == -ENOENT)
-                        ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)op->id));
-                else if (op->result == -EPERM)
-                        ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to another user",
-                                               (long long)op->id));
                 else
-                        ops_answer(r, storage_err(op->result));
+                        answer_change_error(r, op);
                 break;
         default:
                 break;
