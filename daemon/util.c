@@ -4,9 +4,6 @@
 
 #include "util.h"
 
-static int64_t wall_ms_real(void) { return clock_ms(CLOCK_REALTIME); }
-int64_t (*now_wall_ms_fn)(void) = wall_ms_real;
-
 int grow_array(void **array, size_t *cap, size_t need, size_t sz)
 {
         size_t n = *cap ? *cap : 8;
