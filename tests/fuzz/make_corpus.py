@@ -149,8 +149,8 @@ put("config", "bad-nul", b"workers = 4\nx\x00y = 1\n")
 put("config", "bad-number", "workers = 4x\nhigh_water = -1\nmax_batch = 18446744073709551616\n")
 put("config", "bad-duration", "retention = 7y\n")
 
-# Known bug (error message cut inside a UTF-8 sequence: no reply, the
-# connection closes). Tolerated unless RINGQ_FUZZ_STRICT=1.
+# Once a bug (dc2610c): an error message cut inside a UTF-8 sequence got
+# no reply and the connection closed. Now every line gets its reply.
 put("proto", "bug-utf8-jansson-text", b'{"op":"ping","tag":"\\u0\xc3\xa9"}')
 put("proto", "bug-utf8-unknown-field", b'{"op":"ping","' + b'a' * 63 + '\u00e9'.encode() + b'":1}')
 put("dispatch", "bug-utf8-after-submit", b'{"op":"submit","argv":["true"]}\n{"op":"ping","tag":"\\u0\xc3\xa9"}\n')
@@ -167,5 +167,30 @@ put("dispatch", "conns-owner-checks",
     '{"op":"status","id":3}\n{"op":"cancel","id":3}\n{"op":"retry","id":3}\n{"op":"cancel","id":2}\n'
     '@@\n'
     '{"op":"retry","id":2}\n{"op":"list","state":"canceled"}\n')
+# Read your writes: a status, list or wait after a submit, cancel or
+# retry of the same connection sees it (and a cancel and a retry of one
+# job in one group commit each answer with the state they left).
+put("dispatch", "ryw-cancel-then-read",
+    '{"op":"submit","argv":["true"],"queue":"q","key":"a"}\n'
+    '{"op":"cancel","id":1}\n{"op":"status","id":1}\n{"op":"wait","id":1,"timeout_ms":0}\n'
+    '{"op":"list","state":"canceled"}\n{"op":"list","state":"queued"}\n'
+    '{"op":"retry","id":1}\n{"op":"status","id":1}\n{"op":"list","queue":"q","limit":1}\n'
+    '{"op":"cancel","id":1}\n{"op":"retry","id":1}\n{"op":"cancel","id":1}\n{"op":"wait","id":1}\n')
+put("dispatch", "ryw-submit-then-list",
+    '{"op":"submit","argv":["true"]}\n{"op":"list"}\n'
+    '{"op":"submit","argv":["true"],"queue":"q"}\n{"op":"submit","argv":["true"],"queue":"q","key":"k"}\n'
+    '{"op":"list","queue":"q","after_id":1}\n{"op":"submit","argv":["true"],"queue":"q","key":"k"}\n'
+    '{"op":"list","queue":"q","limit":1,"after_id":2}\n{"op":"list","state":"queued","limit":2}\n')
+put("dispatch", "ryw-wait-then-cancel",
+    '{"op":"submit","argv":["true"]}\n{"op":"wait","id":1}\n{"op":"status","id":1}\n'
+    '{"op":"cancel","id":1}\n{"op":"status","id":1}\n{"op":"retry","id":1}\n'
+    '{"op":"wait","id":1,"timeout_ms":0}\n')
+put("dispatch", "ryw-other-user",
+    '{"op":"submit","argv":["true"]}\n{"op":"submit","argv":["true"],"key":"k"}\n'
+    '@@\n'
+    '{"op":"submit","argv":["true"],"key":"k"}\n{"op":"submit","argv":["true"]}\n'
+    '{"op":"cancel","id":3}\n{"op":"list"}\n{"op":"status","id":3}\n{"op":"cancel","id":1}\n'
+    '@@\n'
+    '{"op":"list","state":"canceled"}\n{"op":"retry","id":3}\n{"op":"list"}\n')
 put("dispatch", "queue-full",
     "".join('{"op":"submit","argv":["true"],"tag":%d}\n' % i for i in range(40)) + '{"op":"stats"}\n')
