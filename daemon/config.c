@@ -146,16 +146,6 @@ void config_done(struct config *c)
         c->state_dir = c->socket = NULL;
 }
 
-_printf_(2, 3) static int fail(char **ret_err, const char *fmt, ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        if (vasprintf(ret_err, fmt, ap) < 0)
-                *ret_err = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
 
 int config_set(struct config *c, const char *key, const char *value, char **ret_err)
 {
@@ -167,7 +157,7 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
 
         *ret_err = NULL;
         if (!k) {
-                fail(ret_err, "unknown key '%s'", key);
+                set_error(ret_err, -EINVAL, "unknown key '%s'", key);
                 return -ENOENT;
         }
         field = (char *)c + k->off;
@@ -175,7 +165,7 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
         case K_PATH: {
                 char *p;
                 if (value[0] != '/')
-                        return fail(ret_err, "%s: '%s' is not an absolute path", key, value);
+                        return set_error(ret_err, -EINVAL, "%s: '%s' is not an absolute path", key, value);
                 p = strdup(value);
                 if (!p)
                         return -ENOMEM;
@@ -186,37 +176,37 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
         case K_COUNT:
                 r = ringq_parse_u64(value, &u, &(const char *){ NULL });
                 if (r < 0 || strspn(value, "0123456789") != strlen(value))
-                        return fail(ret_err, "%s: '%s' is not a whole number", key, value);
+                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a whole number", key, value);
                 break;
         case K_SIZE:
                 r = ringq_parse_size(value, &u);
                 if (r < 0)
-                        return fail(ret_err, "%s: '%s' is not a size (like 65536, 64K, 16M)", key, value);
+                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a size (like 65536, 64K, 16M)", key, value);
                 break;
         case K_DURATION:
                 r = ringq_parse_duration_ms(value, &ms);
                 if (r < 0)
-                        return fail(ret_err, "%s: '%s' is not a duration (like 250ms, 30s, 5m, 2h, 7d)", key, value);
+                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a duration (like 250ms, 30s, 5m, 2h, 7d)", key, value);
                 if ((uint64_t)ms < k->min || (uint64_t)ms > k->max)
-                        return fail(ret_err, "%s: %s is out of range (%llums..%llums)", key, value,
+                        return set_error(ret_err, -EINVAL, "%s: %s is out of range (%llums..%llums)", key, value,
                                     (unsigned long long)k->min, (unsigned long long)k->max);
                 *(int64_t *)field = ms;
                 return 0;
         case K_DURABILITY:
                 r = ringq_lookup(durability_names, _DURABILITY_MAX, value);
                 if (r < 0)
-                        return fail(ret_err, "%s: '%s' is not one of full, normal", key, value);
+                        return set_error(ret_err, -EINVAL, "%s: '%s' is not one of full, normal", key, value);
                 *(int *)field = r;
                 return 0;
         case K_LOGLEVEL:
                 r = log_level_from_string(value);
                 if (r < 0)
-                        return fail(ret_err, "%s: '%s' is not a log level (debug, info, notice, warning, err)", key, value);
+                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a log level (debug, info, notice, warning, err)", key, value);
                 *(int *)field = r;
                 return 0;
         }
         if (u < k->min || u > k->max)
-                return fail(ret_err, "%s: %s is out of range (%llu..%llu)", key, value,
+                return set_error(ret_err, -EINVAL, "%s: %s is out of range (%llu..%llu)", key, value,
                             (unsigned long long)k->min, (unsigned long long)k->max);
         *(uint64_t *)field = u;
         if (k->off == OFF(low_water))
@@ -249,7 +239,7 @@ int config_parse_buffer(struct config *c, const char *buf, size_t len,
                 for (const char *p = buf; nul && p < nul; p++)
                         at += *p == '\n';
                 if (nul)
-                        return fail(ret_err, "%s:%u: contains a NUL byte", name, at);
+                        return set_error(ret_err, -EINVAL, "%s:%u: contains a NUL byte", name, at);
         }
         copy = strndup(buf, len);
         if (!copy)
@@ -267,7 +257,7 @@ int config_parse_buffer(struct config *c, const char *buf, size_t len,
                         continue;
                 eq = strchr(line, '=');
                 if (!eq)
-                        return fail(ret_err, "%s:%u: expected 'key = value'", name, lineno);
+                        return set_error(ret_err, -EINVAL, "%s:%u: expected 'key = value'", name, lineno);
                 *eq = '\0';
                 key = strip(line);
                 value = strip(eq + 1);
@@ -275,12 +265,12 @@ int config_parse_buffer(struct config *c, const char *buf, size_t len,
                 value[strcspn(value, "#")] = '\0';
                 value = strip(value);
                 if (*value == '\0')
-                        return fail(ret_err, "%s:%u: %s: missing value", name, lineno, key);
+                        return set_error(ret_err, -EINVAL, "%s:%u: %s: missing value", name, lineno, key);
                 r = config_set(c, key, value, &why);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {
-                        fail(ret_err, "%s:%u: %s", name, lineno, why ? why : "invalid");
+                        set_error(ret_err, -EINVAL, "%s:%u: %s", name, lineno, why ? why : "invalid");
                         free(why);
                         return -EINVAL;
                 }
@@ -300,10 +290,10 @@ int config_parse_file(struct config *c, const char *path, bool missing_ok, char 
         if (fd < 0) {
                 if (errno == ENOENT && missing_ok)
                         return 0;
-                return fail(ret_err, "%s: %s", path, strerror(errno));
+                return set_error(ret_err, -EINVAL, "%s: %s", path, strerror(errno));
         }
         if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode))
-                return fail(ret_err, "%s: not a file", path);
+                return set_error(ret_err, -EINVAL, "%s: not a file", path);
         for (;;) {
                 ssize_t n;
                 if (grow_array((void **)&buf, &cap, len + 4096, 1) < 0)
@@ -312,14 +302,14 @@ int config_parse_file(struct config *c, const char *path, bool missing_ok, char 
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return fail(ret_err, "%s: %s", path, strerror(errno));
+                        return set_error(ret_err, -EINVAL, "%s: %s", path, strerror(errno));
                 }
                 if (n == 0)
                         break;
                 len += (size_t)n;
                 /* A config file is a few hundred bytes. */
                 if (len > 1 << 20)
-                        return fail(ret_err, "%s: larger than 1 MiB", path);
+                        return set_error(ret_err, -EINVAL, "%s: larger than 1 MiB", path);
         }
         return config_parse_buffer(c, buf ? buf : "", len, path, ret_err);
 }
@@ -332,7 +322,7 @@ int config_finalize(struct config *c, char **ret_err)
         if (!c->low_water_set)
                 c->low_water = c->high_water * 9 / 10;
         if (c->low_water >= c->high_water)
-                return fail(ret_err, "low_water (%llu) must be below high_water (%llu)",
+                return set_error(ret_err, -EINVAL, "low_water (%llu) must be below high_water (%llu)",
                             (unsigned long long)c->low_water, (unsigned long long)c->high_water);
         return 0;
 }

@@ -287,22 +287,24 @@ static int setup_signals(struct server *s)
         return s->sig_fd < 0 ? -errno : 0;
 }
 
+/* Log a start-up failure's one line and pass r on. */
+static int fail(int r, char *err)
+{
+        log_error("%s", err ? err : strerror(-r));
+        free(err);
+        return r;
+}
+
 static int run(struct server *s)
 {
         char *err = NULL;
-        int64_t finished = 0;
         int r;
 
         r = load_config(&s->cfg, &err);
-        if (r < 0) {
-                log_error("%s", err ? err : strerror(-r));
-                free(err);
-                return r;
-        }
+        if (r < 0)
+                return fail(r, err);
         log_max_level = s->cfg.log_level;
         s->uid = getuid();
-        s->start_mono_ms = now_mono_ms();
-        s->accepting = true;
         s->on_reload = server_reload;
         notify_init(s);
 
@@ -313,54 +315,12 @@ static int run(struct server *s)
         r = setup_state_dir(s);
         if (r < 0)
                 return r;
-        s->devnull_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (s->devnull_fd < 0)
-                return log_error_errno(-errno, "/dev/null");
-
-        r = store_open(s->db_path, &s->cfg, &s->store, &err);
-        if (r < 0) {
-                log_error("%s", err ? err : strerror(-r));
-                free(err);
-                return r;
-        }
-        r = recover_interrupted(s->store);
+        r = server_open(s, &err);
         if (r < 0)
-                return log_error_errno(r, "%s: recovering interrupted jobs", s->db_path);
-        r = workers_load_queue(s);
-        if (r < 0)
-                return log_error_errno(r, "%s: loading the queue", s->db_path);
-        r = store_count_finished(s->store, &finished);
-        if (r < 0)
-                return log_error_errno(r, "%s: counting finished jobs", s->db_path);
-        r = reader_open(s->db_path, &s->reader);
-        if (r < 0)
-                return log_error_errno(r, "%s: opening a read connection", s->db_path);
-
-        s->conn_cap = (unsigned)s->cfg.max_clients;
-        s->conns = calloc(s->conn_cap, sizeof(*s->conns));
-        if (!s->conns)
-                return log_error_errno(-ENOMEM, "connection table");
-        r = workers_init(s);
-        if (r < 0)
-                return log_error_errno(r, "worker slots");
+                return fail(r, err);
         r = listener_open(s, &err);
-        if (r < 0) {
-                log_error("%s", err ? err : strerror(-r));
-                free(err);
-                return r;
-        }
-        s->store_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (s->store_efd < 0)
-                return log_error_errno(-errno, "eventfd");
-        r = loop_init(s);
         if (r < 0)
-                return log_error_errno(r, "io_uring setup");
-        r = store_start(s->store, s->store_efd, s->output_dirfd);
-        if (r < 0)
-                return log_error_errno(r, "store thread");
-        prune_init(s, finished);
-
-        ops_update_accepting(s);
+                return fail(r, err);
         notify_ready(s);
         log_notice("ringqd %s ready: %lld queued, %u workers, socket %s%s, state dir %s", RINGQ_VERSION,
                    (long long)s->queued, s->nslots, s->cfg.socket, s->listen_activated ? " (from systemd)" : "",
@@ -372,46 +332,13 @@ static int run(struct server *s)
         return r;
 }
 
-static void server_done(struct server *s)
-{
-        if (s->conns) {
-                conn_close_all(s);
-                s->reap_conns = true;
-                /* Connections still waiting on ring ops are freed here,
-                 * the ring being gone with them. */
-                for (unsigned i = 0; i < s->conn_cap; i++)
-                        if (s->conns[i])
-                                s->conns[i]->ring_ops = 0;
-                conn_reap(s);
-                free(s->conns);
-        }
-        listener_close(s);
-        store_close(s->store);
-        reader_close(s->reader);
-        workers_done(s);
-        loop_done(s);
-        qindex_done(&s->qi);
-        idmap_done(&s->canceled);
-        idmap_done(&s->waiters);
-        users_flush();
-        safe_close(s->sig_fd);
-        safe_close(s->store_efd);
-        safe_close(s->devnull_fd);
-        safe_close(s->output_dirfd);
-        safe_close(s->state_dirfd);
-        free(s->db_path);
-        free(s->output_dir);
-        config_done(&s->cfg);
-}
 
 int main(int argc, char **argv)
 {
-        struct server s = {
-                .listen_fd = -1, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1,
-                .state_dirfd = -1, .output_dirfd = -1,
-        };
+        struct server s;
         int r;
 
+        server_init(&s);
         fix_stdio();
         /* queue.db, its WAL and anything else ringqd creates are not for
          * every local user: job arguments and environments are in it. */

@@ -115,6 +115,15 @@ struct server {
         void (*on_reload)(struct server *s);
 };
 
+/* server.c: set-up and tear-down shared by ringqd and the fuzz harness.
+ * server_open needs cfg, db_path, output_dir and output_dirfd set; it
+ * opens the store (recovering interrupted jobs), rebuilds the dispatch
+ * index, and sets up workers, ring and store thread. On failure
+ * *ret_err is one malloc'd line. server_done frees whatever is set. */
+void server_init(struct server *s);
+int server_open(struct server *s, char **ret_err);
+void server_done(struct server *s);
+
 /* loop.c */
 int loop_init(struct server *s);
 int loop_run(struct server *s);

@@ -81,16 +81,6 @@ int sqlite_errno(int rc)
         }
 }
 
-_printf_(3, 4) static int fail(char **ret_err, int r, const char *fmt, ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        if (vasprintf(ret_err, fmt, ap) < 0)
-                *ret_err = NULL;
-        va_end(ap);
-        return r;
-}
 
 static int exec1(sqlite3 *db, const char *sql, char **ret_err, const char *path)
 {
@@ -98,7 +88,7 @@ static int exec1(sqlite3 *db, const char *sql, char **ret_err, const char *path)
         int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
 
         if (rc != SQLITE_OK) {
-                fail(ret_err, sqlite_errno(rc), "%s: %s", path, msg ? msg : sqlite3_errstr(rc));
+                set_error(ret_err, sqlite_errno(rc), "%s: %s", path, msg ? msg : sqlite3_errstr(rc));
                 sqlite3_free(msg);
                 return sqlite_errno(rc) ?: -EIO;
         }
@@ -131,14 +121,14 @@ static int check_schema(sqlite3 *db, const char *path, char **ret_err)
         if (rc == SQLITE_OK)
                 rc = query_int(db, "SELECT count(*) FROM sqlite_master", &tables);
         if (rc != SQLITE_OK)
-                return fail(ret_err, sqlite_errno(rc) ?: -EIO, "%s: cannot read the database: %s",
+                return set_error(ret_err, sqlite_errno(rc) ?: -EIO, "%s: cannot read the database: %s",
                             path, sqlite3_errstr(rc));
         if (version > STORE_SCHEMA_VERSION)
-                return fail(ret_err, -EPROTO,
+                return set_error(ret_err, -EPROTO,
                             "%s: schema version %lld is newer than this ringqd understands (%d); refusing to touch it",
                             path, (long long)version, STORE_SCHEMA_VERSION);
         if (version == 0 && tables > 0)
-                return fail(ret_err, -EPROTO,
+                return set_error(ret_err, -EPROTO,
                             "%s: not a ringq database (it has tables but no schema version); refusing to touch it", path);
         if (version == 0) {
                 int r;
@@ -175,7 +165,7 @@ static int check_file(const char *path, char **ret_err)
 
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return errno == ENOENT ? 0 : fail(ret_err, -errno, "%s: %s", path, strerror(errno));
+                return errno == ENOENT ? 0 : set_error(ret_err, -errno, "%s: %s", path, strerror(errno));
         n = read(fd, h, sizeof(h));
         if (fstat(fd, &st) < 0)
                 n = -1;
@@ -183,7 +173,7 @@ static int check_file(const char *path, char **ret_err)
         if (n == 0)
                 return 0; /* empty: SQLite makes it a database */
         if (n != sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0)
-                return fail(ret_err, -EBADMSG, "%s: not an SQLite database; refusing to touch it", path);
+                return set_error(ret_err, -EBADMSG, "%s: not an SQLite database; refusing to touch it", path);
         page = (uint64_t)h[16] << 8 | h[17];
         if (page == 1)
                 page = 65536;
@@ -191,7 +181,7 @@ static int check_file(const char *path, char **ret_err)
         /* The in-header size counts only when it is current (SQLite's
          * rule: change counter == version-valid-for). */
         if (memcmp(h + 24, h + 92, 4) == 0 && pages && (uint64_t)st.st_size < page * pages)
-                return fail(ret_err, -EBADMSG,
+                return set_error(ret_err, -EBADMSG,
                             "%s: truncated: %lld bytes where its header says %llu; refusing to touch it", path,
                             (long long)st.st_size, (unsigned long long)(page * pages));
         return 0;
@@ -235,7 +225,7 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
         rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK) {
-                r = fail(ret_err, sqlite_errno(rc) ?: -EIO, "%s: %s", path,
+                r = set_error(ret_err, sqlite_errno(rc) ?: -EIO, "%s: %s", path,
                          s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
                 goto fail;
         }
@@ -257,7 +247,7 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
                 sqlite3_finalize(st);
         }
         if (!mode || strcmp(mode, "wal") != 0) {
-                r = fail(ret_err, -EIO, "%s: cannot switch to WAL mode (got %s)", path, mode ? mode : "an error");
+                r = set_error(ret_err, -EIO, "%s: cannot switch to WAL mode (got %s)", path, mode ? mode : "an error");
                 free(mode);
                 goto fail;
         }

@@ -1,6 +1,8 @@
 /* Definitions behind util.h. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "util.h"
 
@@ -24,4 +26,15 @@ int grow_array(void **array, size_t *cap, size_t need, size_t sz)
         *array = p;
         *cap = n;
         return 0;
+}
+
+int set_error(char **ret_err, int r, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(ret_err, fmt, ap) < 0)
+                *ret_err = NULL;
+        va_end(ap);
+        return r;
 }

@@ -82,6 +82,11 @@ static inline int64_t now_mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
 #define under_valgrind() false
 #endif
 
+/* Set *ret_err to a malloc'd one-line reason (NULL if even that fails)
+ * and return r, so `return set_error(ret_err, -EINVAL, "...")` reads
+ * well. */
+int set_error(char **ret_err, int r, const char *fmt, ...) _printf_(3, 4);
+
 /* Grow *array (of *cap elements of size sz) to hold at least need.
  * Returns 0 or -ENOMEM; the array is unchanged on failure. */
 int grow_array(void **array, size_t *cap, size_t need, size_t sz);

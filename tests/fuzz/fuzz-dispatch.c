@@ -1,16 +1,15 @@
 /* fuzz-dispatch: the daemon's request path end to end, in process.
  *
- * A real struct server is put together the way main.c does it (config,
- * state dir, store_open, recovery, reader_open, workers_init with one
- * slot, an eventfd for the store thread, a real io_uring, store_start,
- * prune_init), minus the listener, the signalfd and sd_notify. Each input
+ * A real struct server is put together with the same server_open() as
+ * ringqd (store, recovery, dispatch index, one worker slot, the store
+ * thread and a real io_uring), minus the listener, the signalfd and
+ * sd_notify. Each input
  * is one client connection (or several in turn, split at lines "@@";
  * as root, every second one is made as uid 65534 so owner checks are
  * reached): a socketpair whose daemon end goes through conn_new(), the
  * input bytes written into the peer end, then the peer's write side shut
- * down. The loop machinery then runs, one bounded turn
- * at a time exactly like loop_run() (submit and wait, handle the batch of
- * completions, advance, run due timers, reap connections), until that
+ * down. The daemon's loop_turn() then runs, one bounded turn at a time,
+ * until that
  * connection has been answered and closed and the store has nothing in
  * flight. Submits really commit to SQLite; no job ever runs, because the
  * harness starts with dispatch_blocked set (nothing in the daemon clears
@@ -65,17 +64,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
-#include "recover.h"
 #include "ringq/protocol.h"
 #include "server.h"
-#include "users.h"
 
 #define CHECK(x)                                                                               \
         do {                                                                                   \
@@ -289,13 +285,9 @@ static struct server *server_up(void)
 {
         struct server *s = calloc(1, sizeof(*s));
         char dir[4200], *err = NULL;
-        int64_t finished = 0;
 
         CHECK(s);
-        *s = (struct server){
-                .listen_fd = -1, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1,
-                .state_dirfd = -1, .output_dirfd = -1,
-        };
+        server_init(s);
         snprintf(dir, sizeof(dir), "%s/state-%u", state_root, server_serial++);
         config_init(&s->cfg);
         set(s, "state_dir", dir);
@@ -306,11 +298,9 @@ static struct server *server_up(void)
         set(s, "high_water", "32");   /* queue_full within one input */
         MUST(config_finalize(&s->cfg, &err));
         s->uid = getuid();
-        s->start_mono_ms = now_mono_ms();
-        s->accepting = true;
         notify_init(s);
 
-        /* main.c: setup_state_dir(), without the lock (the dir is ours). */
+        /* main.c's state dir, without the lock (the dir is ours). */
         CHECK(mkdir(dir, 0755) == 0);
         s->state_dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         CHECK(s->state_dirfd >= 0);
@@ -319,28 +309,12 @@ static struct server *server_up(void)
         CHECK(s->output_dirfd >= 0);
         CHECK(asprintf(&s->db_path, "%s/queue.db", dir) > 0);
         CHECK(asprintf(&s->output_dir, "%s/output", dir) > 0);
-        s->devnull_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        CHECK(s->devnull_fd >= 0);
         copy_file(template_db, s->state_dirfd, "queue.db");
 
-        MUST(store_open(s->db_path, &s->cfg, &s->store, &err));
-        MUST(recover_interrupted(s->store));
-        MUST(workers_load_queue(s));
-        MUST(store_count_finished(s->store, &finished));
-        MUST(reader_open(s->db_path, &s->reader));
-        s->conn_cap = (unsigned)s->cfg.max_clients;
-        s->conns = calloc(s->conn_cap, sizeof(*s->conns));
-        CHECK(s->conns);
-        MUST(workers_init(s));
+        MUST(server_open(s, &err));
         /* Nothing may run: workers_dispatch() returns at once while this
          * is set, and only the spawn-retry timer clears it. */
         s->dispatch_blocked = true;
-        s->store_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        CHECK(s->store_efd >= 0);
-        MUST(loop_init(s));
-        MUST(store_start(s->store, s->store_efd, s->output_dirfd));
-        prune_init(s, finished);
-        ops_update_accepting(s);
         notify_ready(s);
         workers_dispatch(s);
         loop_arm_store(s);
@@ -355,36 +329,12 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
         return 0;
 }
 
-/* main.c: server_done() */
 static void server_down(struct server *s)
 {
         char dir[4200];
 
         snprintf(dir, sizeof(dir), "%s", s->cfg.state_dir);
-        conn_close_all(s);
-        s->reap_conns = true;
-        for (unsigned i = 0; i < s->conn_cap; i++)
-                if (s->conns[i])
-                        s->conns[i]->ring_ops = 0;
-        conn_reap(s);
-        free(s->conns);
-        listener_close(s);
-        store_close(s->store);
-        reader_close(s->reader);
-        workers_done(s);
-        loop_done(s);
-        qindex_done(&s->qi);
-        idmap_done(&s->canceled);
-        idmap_done(&s->waiters);
-        users_flush();
-        safe_close(s->sig_fd);
-        safe_close(s->store_efd);
-        safe_close(s->devnull_fd);
-        safe_close(s->output_dirfd);
-        safe_close(s->state_dirfd);
-        free(s->db_path);
-        free(s->output_dir);
-        config_done(&s->cfg);
+        server_done(s);
         free(s);
         (void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
