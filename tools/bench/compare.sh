@@ -21,8 +21,10 @@
 #   sweep    open loop at 0.25x..2x of each system's 8x16 capacity: p50/p99
 #            of accepted submits against offered load -> sweep.csv, and
 #            plot.sh turns it into sweep.png.
-#   overload ringqd with its default high_water at 2x its capacity:
-#            accepted/s, rejected/s, reject latency, RSS.
+#   overload ringqd filled to its default high_water (10000), then offered
+#            2x its capacity: rejected/s, reject latency, RSS start -> end.
+#            (The sweep's 2x point shows the accepted rate under overload
+#            when the queue has room.)
 #
 # OUTDIR gets runs.txt (every run, one key=value line each), results.csv
 # and results.json (medians), sweep.csv, table.md (what is printed),
@@ -314,12 +316,16 @@ for sys in ringq beanstalkd redis; do
         done
 done
 
-# ---- 4. ringqd's backpressure: default high_water at 2x capacity ----
+# ---- 4. ringqd's backpressure: at its high-water mark, at 2x capacity ----
+# The queue is filled to high_water (10000) first, with jobs that do not
+# start; then 2x the measured capacity is offered: every submit must be
+# rejected at once, and memory must stay flat.
 cap=$(median submit ringq "$SWEEP_SHAPE" accepted_per_s)
 rate=$(awk -v c="$cap" 'BEGIN { r = int(2 * c); print r < 1 ? 1 : r }')
 for run in $(seq "$RUNS"); do
-        log "overload ringq high_water 10000 at $rate/s run $run"
+        log "overload ringq full at high_water 10000, $rate/s offered, run $run"
         start_server ringq-hw
+        "$BENCH" submit -s "$SRV_SOCK" -c 4 -d 16 -n 10000 -t 120s >/dev/null
         line=$("$BENCH" overload -s "$SRV_SOCK" -c 8 -d 16 -r "$rate" -t "$T_OVER" --pid "$SRV_PID")
         record overload ringq-hw 2x "$run" "$line"
         stop_server
