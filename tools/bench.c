@@ -46,7 +46,9 @@ static const struct mode_help {
                 "      --delay DUR       the jobs' delay (default 24h)\n"
                 "      --cmd CMD         the jobs' command, split on blanks (default \"true\")\n"
                 "      --target T        ringq (default), beanstalkd:HOST:PORT,\n"
-                "                        beanstalkd:unix:PATH, redis:HOST:PORT or redis:unix:PATH\n",
+                "                        beanstalkd:unix:PATH, redis:HOST:PORT or redis:unix:PATH\n"
+                "      --ping            send pings instead of submits (ringq only): the floor\n"
+                "                        a request costs, to set other figures against\n",
         },
         [MODE_E2E] = {
                 "N jobs of a command submitted as one pipelined batch on one connection,\n"
@@ -70,7 +72,8 @@ static const struct mode_help {
                 "  -n, --count N         send at most N requests (default: no limit but time)\n"
                 "      --delay DUR       the jobs' delay (default 24h)\n"
                 "      --cmd CMD         the jobs' command, split on blanks (default \"true\")\n"
-                "      --target T        as for submit\n",
+                "      --target T        as for submit\n"
+                "      --ping            as for submit\n",
         },
 };
 
@@ -80,6 +83,7 @@ enum {
         OPT_CMD,
         OPT_TARGET,
         OPT_PID,
+        OPT_PING,
 };
 
 static void usage(FILE *f, int mode)
@@ -256,6 +260,7 @@ int main(int argc, char **argv)
                 { "target", required_argument, NULL, OPT_TARGET },
                 { "pid", required_argument, NULL, OPT_PID },
                 { "json", no_argument, NULL, OPT_JSON },
+                { "ping", no_argument, NULL, OPT_PING },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -341,6 +346,9 @@ int main(int argc, char **argv)
                 case OPT_JSON:
                         o.json = true;
                         break;
+                case OPT_PING:
+                        o.ping = true;
+                        break;
                 case 'h':
                         usage(stdout, mode);
                         return 0;
@@ -352,6 +360,8 @@ int main(int argc, char **argv)
                 return usage_error(mode, "unexpected argument", argv[optind]);
         if (rate_set && o.mode != MODE_OVERLOAD)
                 return usage_error(mode, "--rate is for overload", NULL);
+        if (o.ping && (o.mode == MODE_E2E || o.tgt.kind != TARGET_RINGQ))
+                return usage_error(mode, "--ping is for submit and overload against ringqd", NULL);
         if (tgt_set && o.mode == MODE_E2E)
                 return usage_error(mode, "e2e runs against ringqd only", NULL);
         if (c_set && o.mode == MODE_E2E)

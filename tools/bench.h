@@ -93,6 +93,7 @@ typedef struct bench_opts {
         int pid;                /* daemon pid; 0: SO_PEERCRED */
         bool json;
         bool quiet;
+        bool ping;              /* submit/overload send {"op":"ping"} */
 } bench_opts;
 
 /* ---- the runs (bench_load.c, bench_e2e.c) ---- */

@@ -82,6 +82,15 @@ class Submit(BenchTest):
         self.assertEqual(jobs[0]["argv"], ["sleep", "1"])
         self.assertGreater(jobs[0]["run_at"], jobs[0]["submitted_at"] + 3600 * 1000)
 
+    def test_ping_queues_nothing(self):
+        s = self.bench_kv("submit", "--ping", "-n", "40", "-c", "2", "-d", "4")
+        self.assertEqual((int(s["accepted"]), int(s["errors"]), int(s["latency_ms_count"])), (40, 0, 40))
+        st = self.d.stats()
+        self.assertEqual((st["queued"], st["counters"]["accepted"]), (0, 0))
+        r = subprocess.run([RINGQ_BENCH, "e2e", "--ping", "-s", self.d.sock], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 64, r.stderr)
+
     def test_count_bounds_the_run(self):
         j = self.bench_json("submit", "-n", "5", "-c", "4", "-d", "64", "-t", "30s")
         self.assertEqual(j["sent"], 5)
