@@ -386,14 +386,29 @@ void req_free(struct req *r)
 
 void req_reply(struct req *r, json_t *reply)
 {
-        struct conn *c = r->conn;
+        char *line;
+        size_t len = 0;
 
-        if (!c) {
+        if (!r->conn) {
                 json_decref(reply);
                 req_free(r);
                 return;
         }
-        r->reply = proto_line(reply, r->tag, &r->reply_len);
+        line = proto_line(reply, r->tag, &len);
+        req_reply_line(r, line, len);
+}
+
+void req_reply_line(struct req *r, char *line, size_t len)
+{
+        struct conn *c = r->conn;
+
+        if (!c) {
+                free(line);
+                req_free(r);
+                return;
+        }
+        r->reply = line;
+        r->reply_len = len;
         if (!r->reply) {
                 /* No reply could be built (out of memory): the client still
                  * gets one line, in order, so its other replies stand. */

@@ -79,6 +79,9 @@ struct conn {
 /* Set a request's reply (consumes the reply reference) and write out
  * whatever is ready in order. */
 void req_reply(struct req *r, json_t *reply);
+/* The same with the reply already rendered: a malloc'd line ending in
+ * '\n' (consumed; NULL: out of memory). */
+void req_reply_line(struct req *r, char *line, size_t len);
 /* Free a request no connection holds any more. */
 void req_free(struct req *r);
 /* Begin closing a connection (idempotent). */

@@ -126,6 +126,50 @@ static int64_t retry_after_ms(struct server *s)
         return (int64_t)CLAMP(ms, 100.0, 30000.0);
 }
 
+static json_t *full_err(struct server *s, int64_t queued, int64_t retry_ms)
+{
+        json_t *e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
+                              "queue full: %lld jobs queued (high water %llu); accepting again below %llu",
+                              (long long)queued, (unsigned long long)s->cfg.high_water,
+                              (unsigned long long)s->cfg.low_water);
+
+        if (e)
+                json_object_set_new(e, "retry_after_ms", json_integer(retry_ms));
+        return e;
+}
+
+/* At the high-water mark rejects are the hot path and should cost about
+ * what a ping does: the reply line is rendered again only when what it
+ * says changes (a request with a tag gets its own). */
+static void answer_full(struct server *s, struct req *r)
+{
+        int64_t key[4] = { s->queued + s->reserved, retry_after_ms(s), (int64_t)s->cfg.high_water,
+                           (int64_t)s->cfg.low_water };
+        char *line;
+
+        if (r->tag) {
+                ops_answer(r, full_err(s, key[0], key[1]));
+                return;
+        }
+        if (!s->full_line || memcmp(s->full_key, key, sizeof(key)) != 0) {
+                size_t len = 0;
+
+                line = proto_line(full_err(s, key[0], key[1]), NULL, &len);
+                if (!line) {
+                        req_reply_line(r, NULL, 0);
+                        return;
+                }
+                free(s->full_line);
+                s->full_line = line;
+                s->full_len = len;
+                memcpy(s->full_key, key, sizeof(key));
+        }
+        line = malloc(s->full_len + 1);
+        if (line)
+                memcpy(line, s->full_line, s->full_len + 1);
+        req_reply_line(r, line, s->full_len);
+}
+
 static void do_submit(struct server *s, struct req *r, struct request *rq)
 {
         struct conn *c = r->conn;
@@ -140,15 +184,8 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
         }
         ops_update_accepting(s);
         if (!s->accepting) {
-                json_t *e;
                 s->stats.c[C_REJECTED_FULL]++;
-                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
-                              "queue full: %lld jobs queued (high water %llu); accepting again below %llu",
-                              (long long)(s->queued + s->reserved), (unsigned long long)s->cfg.high_water,
-                              (unsigned long long)s->cfg.low_water);
-                if (e)
-                        json_object_set_new(e, "retry_after_ms", json_integer(retry_after_ms(s)));
-                ops_answer(r, e);
+                answer_full(s, r);
                 return;
         }
         op = calloc(1, sizeof(*op));

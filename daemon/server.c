@@ -92,6 +92,8 @@ void server_done(struct server *s)
         idmap_done(&s->canceled);
         idmap_done(&s->waiters);
         users_flush();
+        free(s->full_line);
+        s->full_line = NULL;
         s->sig_fd = safe_close(s->sig_fd);
         s->store_efd = safe_close(s->store_efd);
         s->devnull_fd = safe_close(s->devnull_fd);

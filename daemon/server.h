@@ -65,6 +65,11 @@ struct server {
         int64_t queued;               /* committed queued jobs */
         int64_t reserved;             /* submits handed to the store */
         bool accepting;               /* high/low-water hysteresis */
+        /* The last queue_full reply line and what it said: queued,
+         * retry_after_ms, high and low water (ops.c). */
+        char *full_line;
+        size_t full_len;
+        int64_t full_key[4];
         struct timer dispatch_timer;  /* next delayed job comes due */
         bool dispatch_blocked;        /* spawn failed for lack of resources */
 

@@ -30,10 +30,17 @@ class HighWater(DaemonTest):
         # Rejecting wrote nothing: no commit happened.
         self.assertEqual(s["counters"]["commits"], commits)
         wait_for(lambda: self.d.notify.statuses()[-1].startswith("rejecting; queued 5/5"), what="rejecting status")
-        # Hysteresis: 4 and 3 queued are still above low water.
-        for jid in ids[:2]:
+        self.assertIn("5 jobs queued", r["message"])
+        tagged = c.call({"op": "submit", "argv": ["true"], "tag": "t1"})
+        self.assertEqual((tagged["error"], tagged["tag"]), ("queue_full", "t1"))
+        # Hysteresis: 4 and 3 queued are still above low water, and the
+        # reply says how many are queued now.
+        for n, jid in zip((4, 3), ids[:2]):
             self.assertEqual(c.call({"op": "cancel", "id": jid})["job"]["state"], "canceled")
-            self.assertEqual(c.call({"op": "submit", "argv": ["true"]})["error"], "queue_full")
+            r = c.call({"op": "submit", "argv": ["true"]})
+            self.assertEqual(r["error"], "queue_full")
+            self.assertIn("%d jobs queued" % n, r["message"])
+            self.assertNotIn("tag", r)
         self.assertEqual(c.call({"op": "cancel", "id": ids[2]})["job"]["state"], "canceled")
         r = c.call({"op": "submit", "argv": ["true"], "delay_ms": 3600000})
         self.assertTrue(r["ok"], r)
