@@ -234,6 +234,22 @@ class Pruning(DaemonTest):
         self.assertEqual(db.execute("select count(*) from jobs").fetchone()[0], 0)
         self.assertEqual(os.listdir(out), [])
         self.assertEqual(self.d.call({"op": "status", "id": ids[0]})["error"], "not_found")
+        # An id is never given twice, even when every row is gone.
+        self.assertGreater(self.d.submit(["true"]), max(ids))
+
+
+class WalBound(DaemonTest):
+    def test_wal_is_checkpointed(self):
+        # 400 commits of one submit each write over 1,600 WAL pages (6 MiB
+        # and more); checkpoints keep the file near 1,000 pages (4 MiB).
+        c = self.d.client()
+        for _ in range(400):
+            self.assertTrue(c.call({"op": "submit", "argv": ["true"], "delay_ms": 3600000})["ok"])
+        st = self.d.stats()
+        wal = os.path.getsize(os.path.join(self.d.state, "queue.db-wal"))
+        self.assertLess(wal, 4608 * 1024)
+        self.assertEqual(st["wal_bytes"], wal)
+        self.assertEqual(st["db_bytes"], os.path.getsize(os.path.join(self.d.state, "queue.db")))
 
 
 class Watchdog(DaemonTest):
