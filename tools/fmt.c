@@ -88,6 +88,75 @@ static bool shell_safe(const char *s)
         return true;
 }
 
+size_t fmt_utf8_next(const char *s, int32_t *ret_cp)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        size_t n;
+        int32_t cp;
+
+        if (p[0] < 0x80) {
+                *ret_cp = p[0];
+                return 1;
+        }
+        if ((p[0] & 0xe0) == 0xc0)
+                n = 2, cp = p[0] & 0x1f;
+        else if ((p[0] & 0xf0) == 0xe0)
+                n = 3, cp = p[0] & 0x0f;
+        else if ((p[0] & 0xf8) == 0xf0)
+                n = 4, cp = p[0] & 0x07;
+        else
+                goto bad;
+        for (size_t i = 1; i < n; i++) {
+                if ((p[i] & 0xc0) != 0x80)
+                        goto bad;
+                cp = cp << 6 | (p[i] & 0x3f);
+        }
+        *ret_cp = cp;
+        return n;
+bad:
+        *ret_cp = -1;
+        return 1;
+}
+
+bool fmt_cp_unsafe(int32_t cp)
+{
+        return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0);
+}
+
+/* s with what fmt_cp_unsafe() refuses shown as '?'; a quote=true word
+ * also escapes its single quotes for the shell. */
+static void put_safe(FILE *f, const char *s, bool quote)
+{
+        while (*s) {
+                int32_t cp;
+                size_t n = fmt_utf8_next(s, &cp);
+
+                if (fmt_cp_unsafe(cp))
+                        fputc('?', f);
+                else if (quote && cp == '\'')
+                        fputs("'\\''", f);
+                else
+                        fwrite(s, 1, n, f);
+                s += n;
+        }
+}
+
+char *fmt_safe(const char *s)
+{
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+
+        if (!f)
+                return NULL;
+        put_safe(f, s, false);
+        if (fclose(f) != 0) {
+                free(out);
+                return NULL;
+        }
+        return out;
+}
+
 char *fmt_argv(const json_t *argv, bool quote)
 {
         char *out = NULL;
@@ -114,16 +183,7 @@ char *fmt_argv(const json_t *argv, bool quote)
                         fputc(' ', f);
                 if (q)
                         fputc('\'', f);
-                for (; *s; s++) {
-                        unsigned char ch = (unsigned char)*s;
-
-                        if (ch < 0x20 || ch == 0x7f)
-                                fputc('?', f);
-                        else if (q && ch == '\'')
-                                fputs("'\\''", f);
-                        else
-                                fputc(ch, f);
-                }
+                put_safe(f, s, q);
                 if (q)
                         fputc('\'', f);
         }
@@ -235,7 +295,7 @@ int fmt_table_add(fmt_table *t, const char *const *cells)
                 t->cap = ncap;
         }
         for (unsigned i = 0; i < t->ncols; i++) {
-                char *s = strdup(cells[i] ? cells[i] : "-");
+                char *s = fmt_safe(cells[i] ? cells[i] : "-");
 
                 if (!s) {
                         while (i > 0)
@@ -310,7 +370,9 @@ static char *num_or_dash(char *buf, size_t n, const json_t *v)
 
 static void kv(FILE *f, const char *key, const char *val)
 {
-        fprintf(f, "%s:%*s%s\n", key, (int)(KEY_W - strlen(key)), "", val);
+        fprintf(f, "%s:%*s", key, (int)(KEY_W - strlen(key)), "");
+        put_safe(f, val, false);
+        fputc('\n', f);
 }
 
 int fmt_job(FILE *f, const json_t *job, int64_t now_ms)

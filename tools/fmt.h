@@ -23,7 +23,16 @@ char *fmt_duration(char *buf, size_t n, int64_t ms);
  * "(in 5s)" for the future, "-" for null. Returns buf. */
 char *fmt_time(char *buf, size_t n, const json_t *v, int64_t now_ms);
 
-/* An argv array joined by spaces with control characters shown as '?';
+/* One code point at s: its length, and *ret_cp (-1 if s does not start a
+ * valid UTF-8 sequence; then the length is 1). */
+size_t fmt_utf8_next(const char *s, int32_t *ret_cp);
+/* Must not reach a terminal as is: C0 and C1 controls (a UTF-8 terminal
+ * obeys both), DEL, and bytes that are not UTF-8 (cp -1). */
+bool fmt_cp_unsafe(int32_t cp);
+/* A copy of s with unsafe code points shown as '?'. Caller frees. */
+char *fmt_safe(const char *s);
+
+/* An argv array joined by spaces with unsafe code points shown as '?';
  * quote=true quotes words the shell would split. Caller frees. */
 char *fmt_argv(const json_t *argv, bool quote);
 

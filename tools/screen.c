@@ -14,6 +14,7 @@
 #include <wchar.h>
 
 #include "cli.h"
+#include "fmt.h"
 
 #define SCREEN_ON "\033[?1049h\033[?25l" /* alternate screen, hide cursor */
 /* And back. The alternate screen is cleared first: after a resize, tmux
@@ -105,44 +106,12 @@ void fr_pad_to(struct frame *fr, unsigned col)
                 fr->pad = col - fr->col;
 }
 
-/* One code point at s: its length, and *ret_cp (-1 if s does not start a
- * valid UTF-8 sequence; then the length is 1). */
-static size_t utf8_next(const char *s, int32_t *ret_cp)
-{
-        const unsigned char *p = (const unsigned char *)s;
-        size_t n;
-        int32_t cp;
-
-        if (p[0] < 0x80) {
-                *ret_cp = p[0];
-                return 1;
-        }
-        if ((p[0] & 0xe0) == 0xc0)
-                n = 2, cp = p[0] & 0x1f;
-        else if ((p[0] & 0xf0) == 0xe0)
-                n = 3, cp = p[0] & 0x0f;
-        else if ((p[0] & 0xf8) == 0xf0)
-                n = 4, cp = p[0] & 0x07;
-        else
-                goto bad;
-        for (size_t i = 1; i < n; i++) {
-                if ((p[i] & 0xc0) != 0x80)
-                        goto bad;
-                cp = cp << 6 | (p[i] & 0x3f);
-        }
-        *ret_cp = cp;
-        return n;
-bad:
-        *ret_cp = -1;
-        return 1;
-}
-
 /* Columns a code point takes, or -1 if it must not reach the terminal:
  * controls (C1 ones too, which a UTF-8 terminal obeys), invalid bytes,
  * and any non-ASCII when the terminal's charset is not UTF-8. */
 static int cp_width(int32_t cp, bool utf8)
 {
-        if (cp < 0x20 || cp == 0x7f)
+        if (fmt_cp_unsafe(cp))
                 return -1;
         if (cp < 0x80)
                 return 1;
@@ -161,7 +130,7 @@ void fr_text(struct frame *fr, const char *s)
         fr->pad = 0;
         while (*s) {
                 int32_t cp;
-                size_t n = utf8_next(s, &cp);
+                size_t n = fmt_utf8_next(s, &cp);
                 int w = cp < 0 ? -1 : cp_width(cp, fr->term->utf8);
 
                 if (fr->col + (unsigned)(w < 0 ? 1 : w) > cols)

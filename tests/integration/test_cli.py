@@ -113,6 +113,21 @@ class Inspect(DaemonTest):
         self.assertEqual(self.run_ok("retry", b).stdout.split(), [b, "queued"])
         self.run_ok("cancel", b)
 
+    def test_terminal_controls_are_not_printed(self):
+        # Root lists every user's jobs: what a job was given must not
+        # drive root's terminal. C0, DEL, C1 (UTF-8) and invalid bytes.
+        odd = os.path.join(self.d.root, "d\x1b]0;x\x07")
+        os.mkdir(odd)
+        jid = self.d.call({"op": "submit", "argv": ["echo", "\x1b[2J", "\u009b31m", "a\x7fb", "ok\u00e9"],
+                           "cwd": odd, "delay_ms": 3600000})["id"]
+        for args in (["status", str(jid)], ["list"]):
+            r = self.d.cli(*args, env={"COLUMNS": "300"})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            for bad in ("\x1b", "\x07", "\x7f", "\u009b"):
+                self.assertNotIn(bad, r.stdout, args)
+            self.assertIn("ok\u00e9", r.stdout)
+        self.assertIn("d?]0;x?", self.d.cli("status", str(jid)).stdout)
+
     def test_logs_follow(self):
         jid = self.run_ok("submit", "--", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done").stdout.strip()
         r = self.run_ok("logs", "-f", jid)
