@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +344,11 @@ int main(int argc, char **argv)
         /* queue.db, its WAL and anything else ringqd creates are not for
          * every local user: job arguments and environments are in it. */
         umask(0027);
+        /* Big replies (a list of jobs with long argvs) are short-lived;
+         * with the default sliding threshold glibc would serve them from
+         * the heap after the first one and keep the memory. A fixed
+         * threshold gives every buffer over 256 KiB back on free. */
+        (void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
         r = parse_args(argc, argv);
         if (r <= 0) {
                 free(arg_flags);
