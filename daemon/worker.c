@@ -520,6 +520,13 @@ static void dispatch_due(struct timer *t)
         workers_dispatch(s);
 }
 
+bool workers_would_start(struct server *s)
+{
+        if (s->draining || s->dispatch_blocked || s->busy_slots >= s->nslots)
+                return false;
+        return s->qi.nrun > 0 || qindex_next_due(&s->qi) <= now_mono_ms();
+}
+
 void workers_dispatch(struct server *s)
 {
         int64_t due;
