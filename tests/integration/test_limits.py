@@ -217,7 +217,8 @@ class JobLimits(DaemonTest):
 
 
 class Pruning(DaemonTest):
-    daemon_kwargs = {"args": ["--max-finished", "3", "--retention", "2s"]}
+    # One slot, so jobs finish in id order and "oldest finished" is known.
+    daemon_kwargs = {"workers": 1, "args": ["--max-finished", "3", "--retention", "2s"]}
 
     def test_max_finished_then_retention(self):
         ids = [self.d.submit(["echo", str(i)]) for i in range(6)]
