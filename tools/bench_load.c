@@ -163,34 +163,12 @@ static void conn_close(struct bconn *c)
         free(c->sent);
 }
 
-static int grow(char **buf, size_t *start, size_t *len, size_t *cap, size_t n)
-{
-        if (*start > 0) {
-                memmove(*buf, *buf + *start, *len - *start);
-                *len -= *start;
-                *start = 0;
-        }
-        if (*cap - *len < n) {
-                size_t ncap = *cap ? *cap : 4096;
-                char *p;
-
-                while (ncap - *len < n)
-                        ncap *= 2;
-                p = realloc(*buf, ncap);
-                if (!p)
-                        return -ENOMEM;
-                *buf = p;
-                *cap = ncap;
-        }
-        return 0;
-}
-
 /* Queue one request on c, stamped with t (ns). */
 static int conn_issue(struct load *l, struct bconn *c, int64_t t)
 {
         int r;
 
-        r = grow(&c->wbuf, &c->wstart, &c->wlen, &c->wcap, l->raw_len);
+        r = client_buf_reserve(&c->wbuf, &c->wstart, &c->wlen, &c->wcap, l->raw_len);
         if (r < 0)
                 return r;
         memcpy(c->wbuf + c->wlen, l->raw, l->raw_len);
@@ -329,7 +307,7 @@ static int conn_read(struct load *l, struct bconn *c)
                 size_t space;
                 int r;
 
-                r = grow(&c->rbuf, &c->rstart, &c->rlen, &c->rcap, RAW_CHUNK);
+                r = client_buf_reserve(&c->rbuf, &c->rstart, &c->rlen, &c->rcap, RAW_CHUNK);
                 if (r < 0)
                         return r;
                 space = c->rcap - c->rlen;

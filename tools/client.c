@@ -107,8 +107,7 @@ unsigned client_outstanding(const client *c)
 }
 
 /* Make room for n more bytes at the end of a buffer, compacting first. */
-static int buf_reserve(char **buf, size_t *start, size_t *len, size_t *cap,
-                       size_t n)
+int client_buf_reserve(char **buf, size_t *start, size_t *len, size_t *cap, size_t n)
 {
         size_t need, ncap;
         char *p;
@@ -144,7 +143,7 @@ int client_queue(client *c, const json_t *req)
         if (!s)
                 return -ENOMEM;
         n = strlen(s);
-        r = buf_reserve(&c->wbuf, &c->wstart, &c->wlen, &c->wcap, n + 1);
+        r = client_buf_reserve(&c->wbuf, &c->wstart, &c->wlen, &c->wcap, n + 1);
         if (r < 0)
                 return r;
         memcpy(c->wbuf + c->wlen, s, n);
@@ -187,7 +186,7 @@ static int try_read(client *c)
                 int r;
 
                 /* Compaction moves rstart; rscan moves with it. */
-                r = buf_reserve(&c->rbuf, &c->rstart, &c->rlen, &c->rcap, READ_CHUNK);
+                r = client_buf_reserve(&c->rbuf, &c->rstart, &c->rlen, &c->rcap, READ_CHUNK);
                 c->rscan = c->rstart + scanned;
                 if (r < 0)
                         return r;

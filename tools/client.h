@@ -23,6 +23,10 @@
 /* Largest reply line accepted; a longer one fails with -EMSGSIZE. A list
  * of 1000 jobs with long argvs fits many times over. */
 #define CLIENT_MAX_LINE (64u << 20)
+/* Room for n more bytes at buf[len..cap): the unread part [start..len) is
+ * moved to the front when that makes room, else the buffer grows, to at
+ * most CLIENT_MAX_LINE plus one read (-EMSGSIZE beyond). 0 or -errno. */
+int client_buf_reserve(char **buf, size_t *start, size_t *len, size_t *cap, size_t n);
 /* ringqd stops reading a connection with this many unanswered requests. */
 #define CLIENT_WINDOW_MAX 64u
 

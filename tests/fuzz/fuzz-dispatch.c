@@ -613,14 +613,41 @@ static void model_unsure(int64_t id)
  * tag; hold each against what was asked, and against the model of the
  * queue, which learns from each reply in turn. Returns how many requests
  * the replies answered. */
+/* A cancel or retry: a job in state from_a or from_b goes to state to;
+ * any other state is invalid_state. */
+static void check_change(unsigned i, const struct asked *a, json_t *reply, const struct mjob *m, int64_t uid,
+                         bool known, bool soft, int from_a, int from_b, int to)
+{
+        static const char *const change_errs[] = { "not_found", "forbidden", "invalid_state", "storage_error",
+                                                   "internal", NULL };
+        bool ok = json_is_true(json_object_get(reply, "ok"));
+        json_t *job = json_object_get(reply, "job");
+
+        EXPECT(ok ? job_is(reply, a->id) && job_state(job) == to : is_error(reply, change_errs));
+        if (soft) {
+                model_unsure(a->id);
+                return;
+        }
+        if (known) {
+                if (!m)
+                        EXPECT(is_err(reply, "not_found"));
+                else if (!mine(m, uid))
+                        EXPECT(is_err(reply, "forbidden"));
+                else if ((int)m->state == from_a || (int)m->state == from_b)
+                        EXPECT(ok && job_is_in(job, m, to));
+                else
+                        EXPECT(is_err(reply, "invalid_state"));
+        }
+        if (ok)
+                model_learn(job);
+}
+
 static unsigned check_replies(const struct asked_list *l, json_t *got, int64_t uid)
 {
         static const char *const bad_request[] = { "bad_request", NULL };
         static const char *const soft_errs[] = { "storage_error", "internal", NULL };
         static const char *const submit_errs[] = { "queue_full", "storage_error", "shutting_down", "internal", NULL };
         static const char *const lookup_errs[] = { "not_found", "forbidden", "storage_error", "internal", NULL };
-        static const char *const change_errs[] = { "not_found", "forbidden", "invalid_state", "storage_error",
-                                                   "internal", NULL };
         static const char *const wait_errs[] = { "not_found", "forbidden", "timeout", "storage_error",
                                                  "shutting_down", "internal", NULL };
         static const char *const list_errs[] = { "timeout", "storage_error", "internal", NULL };
@@ -694,44 +721,12 @@ static unsigned check_replies(const struct asked_list *l, json_t *got, int64_t u
                                 EXPECT(ok && job_is_in(job, m, m->state));
                         break;
                 case RINGQ_OP_CANCEL:
-                        EXPECT(ok ? job_is(reply, a->id) && job_state(job) == RINGQ_STATE_CANCELED
-                                  : is_error(reply, change_errs));
-                        if (soft) {
-                                model_unsure(a->id);
-                                break;
-                        }
-                        if (known) {
-                                if (!m)
-                                        EXPECT(is_err(reply, "not_found"));
-                                else if (!mine(m, uid))
-                                        EXPECT(is_err(reply, "forbidden"));
-                                else if (m->state == RINGQ_STATE_QUEUED || m->state == RINGQ_STATE_CANCELED)
-                                        EXPECT(ok && job_is_in(job, m, RINGQ_STATE_CANCELED));
-                                else
-                                        EXPECT(is_err(reply, "invalid_state"));
-                        }
-                        if (ok)
-                                model_learn(job);
+                        check_change(i, a, reply, m, uid, known, soft, RINGQ_STATE_QUEUED, RINGQ_STATE_CANCELED,
+                                     RINGQ_STATE_CANCELED);
                         break;
                 case RINGQ_OP_RETRY:
-                        EXPECT(ok ? job_is(reply, a->id) && job_state(job) == RINGQ_STATE_QUEUED
-                                  : is_error(reply, change_errs));
-                        if (soft) {
-                                model_unsure(a->id);
-                                break;
-                        }
-                        if (known) {
-                                if (!m)
-                                        EXPECT(is_err(reply, "not_found"));
-                                else if (!mine(m, uid))
-                                        EXPECT(is_err(reply, "forbidden"));
-                                else if (m->state == RINGQ_STATE_CANCELED || m->state == RINGQ_STATE_FAILED)
-                                        EXPECT(ok && job_is_in(job, m, RINGQ_STATE_QUEUED));
-                                else
-                                        EXPECT(is_err(reply, "invalid_state"));
-                        }
-                        if (ok)
-                                model_learn(job);
+                        check_change(i, a, reply, m, uid, known, soft, RINGQ_STATE_CANCELED, RINGQ_STATE_FAILED,
+                                     RINGQ_STATE_QUEUED);
                         break;
                 case RINGQ_OP_WAIT:
                         EXPECT(ok ? job_is(reply, a->id) && ringq_state_is_final(job_state(job))

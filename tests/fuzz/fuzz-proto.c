@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "job.h"
 #include "proto.h"
 #include "ringq/protocol.h"
 
@@ -88,14 +89,30 @@ static void job_from_request(const struct request *rq, struct job_rec *j)
         j->idem_key = rq->key ? strdup(rq->key) : NULL;
 }
 
-static void job_free(struct job_rec *j)
+/* The job reply for rq renders and frames; for a submit its argv is the
+ * request's. */
+static void check_job_reply(const struct request *rq)
 {
-        free(j->queue);
-        free(j->argv);
-        free(j->env);
-        free(j->cwd);
-        free(j->idem_key);
-        free(j->reason);
+        struct job_rec j;
+        json_t *job, *reply;
+        char *line;
+        size_t len = 0;
+
+        job_from_request(rq, &j);
+        if (rq->op == RINGQ_OP_SUBMIT)
+                CHECK(j.queue && j.argv && j.cwd);
+        job = proto_job(&j, "/var/lib/ringq/output");
+        /* A job that was accepted can always be shown. */
+        CHECK(job);
+        if (rq->op == RINGQ_OP_SUBMIT)
+                CHECK(json_equal(json_object_get(job, "argv"), rq->argv));
+        reply = proto_ok();
+        CHECK(reply);
+        json_object_set_new(reply, "job", job);
+        line = proto_line(reply, rq->tag, &len);
+        check_line(line, len, rq->tag, 1);
+        free(line);
+        job_rec_done(&j);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -126,49 +143,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(rq.op >= 0 && rq.op < _RINGQ_OP_MAX);
         CHECK(rq.root && json_is_object(rq.root));
         if (rq.op == RINGQ_OP_SUBMIT) {
-                struct job_rec j;
-                json_t *job, *argv;
-
                 CHECK(json_is_array(rq.argv) && json_array_size(rq.argv) > 0);
                 CHECK(rq.cwd && rq.cwd[0] == '/');
                 CHECK(rq.queue && rq.queue[0]);
                 CHECK(rq.priority >= RINGQ_PRIO_MIN && rq.priority <= RINGQ_PRIO_MAX);
                 CHECK(rq.max_attempts >= 1 && rq.max_attempts <= RINGQ_ATTEMPTS_MAX);
                 CHECK(!(rq.delay_ms >= 0 && rq.run_at >= 0));
-                job_from_request(&rq, &j);
-                CHECK(j.queue && j.argv && j.cwd);
-                job = proto_job(&j, "/var/lib/ringq/output");
-                /* A job that was accepted can always be shown. */
-                CHECK(job);
-                argv = json_object_get(job, "argv");
-                CHECK(json_equal(argv, rq.argv));
-                reply = proto_ok();
-                CHECK(reply);
-                json_object_set_new(reply, "job", job);
-                line = proto_line(reply, rq.tag, &len);
-                check_line(line, len, rq.tag, 1);
-                free(line);
-                job_free(&j);
         } else {
-                struct job_rec j;
-                json_t *job;
-
                 if (rq.op == RINGQ_OP_STATUS || rq.op == RINGQ_OP_CANCEL || rq.op == RINGQ_OP_RETRY ||
                     rq.op == RINGQ_OP_WAIT)
                         CHECK(rq.id >= 1);
                 if (rq.op == RINGQ_OP_LIST)
                         CHECK(rq.limit >= 1 && rq.limit <= RINGQ_LIST_MAX);
-                job_from_request(&rq, &j);
-                job = proto_job(&j, "/var/lib/ringq/output");
-                CHECK(job);
-                reply = proto_ok();
-                CHECK(reply);
-                json_object_set_new(reply, "job", job);
-                line = proto_line(reply, rq.tag, &len);
-                check_line(line, len, rq.tag, 1);
-                free(line);
-                job_free(&j);
         }
+        check_job_reply(&rq);
 
         /* An error reply for a request that parsed (storage_error, say)
          * echoes the tag the same way. */

@@ -283,9 +283,8 @@ class Daemon:
             return f.read()
 
 
-def procs_in_session(sid):
-    """Live (non-zombie) processes whose session or process group is sid."""
-    out = []
+def proc_stats():
+    """(pid, state, ppid, pgrp, session) of every process in /proc."""
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -293,12 +292,15 @@ def procs_in_session(sid):
             with open("/proc/%s/stat" % d) as f:
                 s = f.read()
         except OSError:
-            continue
+            continue  # gone meanwhile
         rest = s[s.rfind(")") + 2:].split()
-        state, pgrp, session = rest[0], int(rest[2]), int(rest[3])
-        if state not in ("Z", "X") and (pgrp == sid or session == sid):
-            out.append(int(d))
-    return out
+        yield int(d), rest[0], int(rest[1]), int(rest[2]), int(rest[3])
+
+
+def procs_in_session(sid):
+    """Live (non-zombie) processes whose session or process group is sid."""
+    return [pid for pid, state, _, pgrp, session in proc_stats()
+            if state not in ("Z", "X") and (pgrp == sid or session == sid)]
 
 
 class DaemonTest(unittest.TestCase):
