@@ -585,10 +585,5 @@ void ops_on_store_done(struct server *s)
                 store_op_free(op);
                 op = next;
         }
-        /* Replies first: starting a job holds the loop for a clone and two
-         * opens, and the clients whose writes just committed should not
-         * wait behind that. */
-        if (io_uring_sq_ready(&s->ring) && workers_would_start(s))
-                (void)io_uring_submit(&s->ring);
         workers_dispatch(s);
 }

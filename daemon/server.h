@@ -169,8 +169,6 @@ void ops_fail_waiters(struct server *s);
 int workers_init(struct server *s);
 void workers_done(struct server *s);
 void workers_dispatch(struct server *s);
-/* Would workers_dispatch start a job now (a free slot and a due job)? */
-bool workers_would_start(struct server *s);
 /* Rebuild the dispatch index (and s->queued) from the database. */
 int workers_load_queue(struct server *s);
 void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe);

@@ -520,15 +520,9 @@ static void dispatch_due(struct timer *t)
         workers_dispatch(s);
 }
 
-bool workers_would_start(struct server *s)
-{
-        if (s->draining || s->dispatch_blocked || s->busy_slots >= s->nslots)
-                return false;
-        return s->qi.nrun > 0 || qindex_next_due(&s->qi) <= now_mono_ms();
-}
-
 void workers_dispatch(struct server *s)
 {
+        bool flushed = false;
         int64_t due;
 
         if (s->draining || s->dispatch_blocked)
@@ -545,6 +539,12 @@ void workers_dispatch(struct server *s)
                                 goto out;
                         if (idmap_remove(&s->canceled, e.id))
                                 continue; /* canceled while queued */
+                        /* Replies first: a start holds the loop for a clone
+                         * and two opens, and the clients whose writes made
+                         * this job runnable should not wait behind that. */
+                        if (!flushed && io_uring_sq_ready(&s->ring))
+                                (void)io_uring_submit(&s->ring);
+                        flushed = true;
                         r = slot_launch(s, sl, e.id);
                         if (r == -ESTALE)
                                 continue;
