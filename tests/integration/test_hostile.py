@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from harness import SLOW, VALGRIND, Client, DaemonTest, procs_in_session, wait_for
+from harness import SLOW, VALGRIND, Client, DaemonTest, proc_stats, procs_in_session, wait_for
 
 # Under valgrind every fork is slow: fewer runs prove the same.
 RUNS = int(os.environ.get("RINGQ_HOSTILE_RUNS", "200" if VALGRIND else "2000"))
@@ -28,18 +28,7 @@ def nfds(pid):
 
 def children(pid):
     """Children of pid that are not reaped (zombies) or still alive."""
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    s = f.read()
-            except OSError:
-                continue
-            rest = s[s.rfind(")") + 2:].split()
-            if int(rest[1]) == pid:
-                out.append((int(d), rest[0]))
-    return out
+    return [(p, state) for p, state, ppid, _, _ in proc_stats() if ppid == pid]
 
 
 class HostileClients(DaemonTest):
@@ -128,10 +117,15 @@ class HostileClients(DaemonTest):
             r = self.d.call({"op": "stats"})
             return r["ok"] and r["connections"] <= most
         wait_for(lambda: calm(3), timeout=30, what="connections to close")
-        # Clients that vanish in the middle of a big reply.
+        # Clients that vanish in the middle of a big reply. They come
+        # faster than ringqd closes the ones before, so a few may be told
+        # "busy" and closed before they send: the bound working.
         for _ in range(50):
             c = Client(self.d.sock)
-            c.send_raw(b'{"op":"list","limit":1000}\n' * 10)
+            try:
+                c.send_raw(b'{"op":"list","limit":1000}\n' * 10)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
             c.close()
         stop.set()
         t.join(30)
