@@ -30,9 +30,16 @@ class SocketActivation(unittest.TestCase):
                               RINGQD, "--state-dir", d.state,
                               "--config", conf, "--workers", "1"], env=env, stdout=log, stderr=log)
         self.addCleanup(lambda: p.poll() is None and p.kill())
-        wait_for(lambda: os.path.exists(d.sock), what="the listening socket")
+        # The socket file appears at bind, a moment before listen: wait
+        # until it takes a connection.
+        def connect():
+            try:
+                return Client(d.sock)
+            except (FileNotFoundError, ConnectionRefusedError):
+                return None
         self.assertFalse(notify.has("READY"), "ringqd starts on the first connection")
-        c = Client(d.sock)
+        c = wait_for(connect, what="the listening socket")
+        self.addCleanup(c.close)
         self.assertTrue(c.call({"op": "ping"})["ok"])
         wait_for(lambda: notify.has("READY", "1"), what="READY=1")
         self.assertIn("(from systemd)", d.logtext())
