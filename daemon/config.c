@@ -12,7 +12,7 @@
 #include "log.h"
 #include "ringq/parse.h"
 
-enum ktype { K_PATH, K_COUNT, K_DURATION, K_SIZE, K_DURABILITY, K_LOGLEVEL };
+enum ktype { K_PATH, K_COUNT, K_DURATION, K_SIZE, K_DURABILITY, K_LOGLEVEL, K_FAIRSHARE, K_CGROUP, K_NAME };
 
 struct kdef {
         struct config_key pub;
@@ -66,6 +66,20 @@ static const struct kdef kdefs[] = {
           K_DURATION, OFF(busy_timeout_ms), 0, 60 * 1000, true },
         { { "max_batch", "max-batch", "operations grouped into one commit", "4096" },
           K_COUNT, OFF(max_batch), 1, 1000000, false },
+        { { "max_clients_per_user", "max-clients-per-user", "connections of one non-root user (0: no cap)", "64" },
+          K_COUNT, OFF(max_clients_per_user), 0, 65536, true },
+        { { "root_reserve_clients", "root-reserve-clients", "connections beyond max_clients that only root can take", "16" },
+          K_COUNT, OFF(root_reserve_clients), 0, 4096, false },
+        { { "max_queued_per_user", "max-queued-per-user", "queued jobs of one non-root user (0: no cap)", "0" },
+          K_COUNT, OFF(max_queued_per_user), 0, 100000000, true },
+        { { "root_reserve_jobs", "root-reserve-jobs", "queued jobs root may add above high_water", "5% of high_water" },
+          K_COUNT, OFF(root_reserve_jobs), 0, 100000000, true },
+        { { "fair_share", "fair-share", "users (a free slot goes to the user running fewest jobs) or off", "users" },
+          K_FAIRSHARE, OFF(fair_share), 0, 0, false },
+        { { "cgroup", "cgroup", "auto, off, or a cgroup v2 directory for the jobs' cgroups", "auto" },
+          K_CGROUP, OFF(cgroup), 0, 0, false },
+        { { "pam_service", "pam-service", "PAM service whose session gives jobs their owner's login limits, or none", "ringq" },
+          K_NAME, OFF(pam_service), 0, 0, true },
 };
 
 const size_t config_nkeys = ELEMENTSOF(kdefs);
@@ -77,6 +91,10 @@ const struct config_key *config_key_at(size_t i)
 
 static const char *const durability_names[_DURABILITY_MAX] = {
         [DURABILITY_FULL] = "full", [DURABILITY_NORMAL] = "normal",
+};
+
+static const char *const fair_share_names[_FAIR_SHARE_MAX] = {
+        [FAIR_SHARE_USERS] = "users", [FAIR_SHARE_OFF] = "off",
 };
 
 static const struct kdef *kdef_find(const char *key)
@@ -125,6 +143,9 @@ void config_init(struct config *c)
                 .max_reply_bytes = 1 << 20,
                 .busy_timeout_ms = 1000,
                 .max_batch = 4096,
+                .max_clients_per_user = 64,
+                .root_reserve_clients = 16,
+                .fair_share = FAIR_SHARE_USERS,
         };
         /* systemd may pass several colon-separated directories; the
          * first one is ours. */
@@ -137,13 +158,17 @@ void config_init(struct config *c)
                         c->socket = NULL;
         } else
                 c->socket = strdup(RINGQ_SOCKET_DEFAULT);
+        c->cgroup = strdup("auto");
+        c->pam_service = strdup("ringq");
 }
 
 void config_done(struct config *c)
 {
         free(c->state_dir);
         free(c->socket);
-        c->state_dir = c->socket = NULL;
+        free(c->cgroup);
+        free(c->pam_service);
+        c->state_dir = c->socket = c->cgroup = c->pam_service = NULL;
 }
 
 
@@ -162,9 +187,16 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
         }
         field = (char *)c + k->off;
         switch (k->type) {
-        case K_PATH: {
+        case K_PATH:
+        case K_CGROUP:
+        case K_NAME: {
                 char *p;
-                if (value[0] != '/')
+                if (k->type == K_NAME && (strlen(value) > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyz"
+                                                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(value)))
+                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a name of letters, digits, '_', '.' and '-'", key, value);
+                if (k->type == K_CGROUP && value[0] != '/' && strcmp(value, "auto") != 0 && strcmp(value, "off") != 0)
+                        return set_error(ret_err, -EINVAL, "%s: '%s' is not auto, off or an absolute path", key, value);
+                if (k->type == K_PATH && value[0] != '/')
                         return set_error(ret_err, -EINVAL, "%s: '%s' is not an absolute path", key, value);
                 p = strdup(value);
                 if (!p)
@@ -198,6 +230,12 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
                         return set_error(ret_err, -EINVAL, "%s: '%s' is not one of full, normal", key, value);
                 *(int *)field = r;
                 return 0;
+        case K_FAIRSHARE:
+                r = ringq_lookup(fair_share_names, _FAIR_SHARE_MAX, value);
+                if (r < 0)
+                        return set_error(ret_err, -EINVAL, "%s: '%s' is not one of users, off", key, value);
+                *(int *)field = r;
+                return 0;
         case K_LOGLEVEL:
                 r = log_level_from_string(value);
                 if (r < 0)
@@ -211,6 +249,8 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
         *(uint64_t *)field = u;
         if (k->off == OFF(low_water))
                 c->low_water_set = true;
+        if (k->off == OFF(root_reserve_jobs))
+                c->root_reserve_jobs_set = true;
         return 0;
 }
 
@@ -317,14 +357,68 @@ int config_parse_file(struct config *c, const char *path, bool missing_ok, char 
 int config_finalize(struct config *c, char **ret_err)
 {
         *ret_err = NULL;
-        if (!c->state_dir || !c->socket)
+        if (!c->state_dir || !c->socket || !c->cgroup || !c->pam_service)
                 return -ENOMEM;
+        if (!c->root_reserve_jobs_set)
+                c->root_reserve_jobs = MAX(c->high_water / 20, 1);
         if (!c->low_water_set)
                 c->low_water = c->high_water * 9 / 10;
         if (c->low_water >= c->high_water)
                 return set_error(ret_err, -EINVAL, "low_water (%llu) must be below high_water (%llu)",
                             (unsigned long long)c->low_water, (unsigned long long)c->high_water);
         return 0;
+}
+
+static bool is_string(enum ktype t)
+{
+        return t == K_PATH || t == K_CGROUP || t == K_NAME;
+}
+
+static size_t value_size(enum ktype t)
+{
+        switch (t) {
+        case K_COUNT:
+        case K_SIZE:
+                return sizeof(uint64_t);
+        case K_DURATION:
+                return sizeof(int64_t);
+        default:
+                return sizeof(int);
+        }
+}
+
+void config_keep_restart_keys(struct config *nc, const struct config *old, void (*changed)(const char *key))
+{
+        for (size_t i = 0; i < ELEMENTSOF(kdefs); i++) {
+                const struct kdef *k = &kdefs[i];
+                char *nf = (char *)nc + k->off;
+                const char *of = (const char *)old + k->off;
+
+                if (k->reloadable)
+                        continue;
+                if (is_string(k->type)) {
+                        char **np = (char **)nf;
+                        char *const *op = (char *const *)of;
+                        char *copy;
+                        if (strcmp(*np, *op) == 0)
+                                continue;
+                        copy = strdup(*op);
+                        if (!copy)
+                                continue; /* keeps the new text; reported all the same */
+                        free(*np);
+                        *np = copy;
+                } else {
+                        if (memcmp(nf, of, value_size(k->type)) == 0)
+                                continue;
+                        memcpy(nf, of, value_size(k->type));
+                }
+                changed(k->pub.key);
+        }
+}
+
+const char *fair_share_to_string(int f)
+{
+        return f >= 0 && f < _FAIR_SHARE_MAX ? fair_share_names[f] : "?";
 }
 
 const char *durability_to_string(int d)

@@ -16,6 +16,12 @@ enum durability {
         _DURABILITY_MAX,
 };
 
+enum fair_share {
+        FAIR_SHARE_USERS,  /* a free slot goes to the user running fewest jobs */
+        FAIR_SHARE_OFF,    /* one global order: priority, run_at, id */
+        _FAIR_SHARE_MAX,
+};
+
 struct config {
         char *state_dir;
         char *socket;
@@ -37,11 +43,22 @@ struct config {
         uint64_t max_reply_bytes;  /* unread replies per connection */
         int64_t busy_timeout_ms;   /* how long a commit waits for a lock */
         uint64_t max_batch;        /* operations per group commit */
-        bool low_water_set;
+        /* Sharing one ringqd between users. */
+        uint64_t max_clients_per_user;  /* one non-root uid's connections; 0: no cap */
+        uint64_t root_reserve_clients;  /* connections beyond max_clients only root takes */
+        uint64_t max_queued_per_user;   /* one non-root uid's queued jobs; 0: no cap */
+        uint64_t root_reserve_jobs;     /* root's room above high_water */
+        int fair_share;
+        char *cgroup;                   /* "auto", "off" or a cgroup v2 directory */
+        char *pam_service;              /* PAM service for login limits; "none": off */
+        bool low_water_set, root_reserve_jobs_set;
 };
 
 /* Which keys can change on reload; the rest need a restart. */
 bool config_key_reloadable(const char *key);
+/* On reload: give every restart-only key of nc the value it has in old,
+ * calling changed(key) for each that the new file tried to change. */
+void config_keep_restart_keys(struct config *nc, const struct config *old, void (*changed)(const char *key));
 
 void config_init(struct config *c);
 void config_done(struct config *c);
@@ -71,4 +88,5 @@ struct config_key {
 extern const size_t config_nkeys;
 const struct config_key *config_key_at(size_t i);
 const char *durability_to_string(int d);
+const char *fair_share_to_string(int f);
 const struct config_key *config_key_by_flag(const char *flag);

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "conn.h"
@@ -36,6 +38,17 @@ static void conn_finalize(struct conn *c)
                         break;
         }
         close(c->fd);
+        for (size_t i = 0; i < c->nfdq; i++)
+                close(c->fdq[i].fd);
+        free(c->fdq);
+        if (c->uid != 0) {
+                uintptr_t n = (uintptr_t)idmap_get(&s->conn_users, (int64_t)c->uid + 1);
+                if (n > 1)
+                        (void)idmap_put(&s->conn_users, (int64_t)c->uid + 1, (void *)(n - 1));
+                else
+                        idmap_remove(&s->conn_users, (int64_t)c->uid + 1);
+        }
+        free(c->groups_json);
         free(c->rbuf);
         free(c->sbuf);
         free(c->wbuf);
@@ -75,6 +88,7 @@ static void arm_recv(struct conn *c)
 static void arm_send(struct conn *c)
 {
         struct io_uring_sqe *sqe;
+        size_t len;
 
         if (c->send_armed || c->closing)
                 return;
@@ -91,8 +105,30 @@ static void arm_send(struct conn *c)
         }
         if (c->soff == c->slen)
                 return;
+        len = c->slen - c->soff;
         sqe = get_sqe(c->srv);
-        io_uring_prep_send(sqe, c->fd, c->sbuf + c->soff, c->slen - c->soff, MSG_NOSIGNAL);
+        if (c->nfdq && c->fdq[0].pos == c->sent) {
+                /* This send begins the reply that carries a descriptor. */
+                if (c->nfdq > 1)
+                        len = MIN(len, c->fdq[1].pos - c->sent);
+                c->iov = (struct iovec){ c->sbuf + c->soff, len };
+                c->msg = (struct msghdr){
+                        .msg_iov = &c->iov, .msg_iovlen = 1,
+                        .msg_control = c->cmsg.buf, .msg_controllen = sizeof(c->cmsg.buf),
+                };
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&c->msg);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &c->fdq[0].fd, sizeof(int));
+                io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+                c->fd_in_flight = true;
+        } else {
+                /* Stop short of the next reply that carries one. */
+                if (c->nfdq)
+                        len = MIN(len, c->fdq[0].pos - c->sent);
+                io_uring_prep_send(sqe, c->fd, c->sbuf + c->soff, len, MSG_NOSIGNAL);
+        }
         io_uring_sqe_set_data64(sqe, ud_pack(UD_SEND, c->idx, c->gen));
         c->send_armed = true;
         c->ring_ops++;
@@ -116,6 +152,14 @@ static void flush_replies(struct conn *c)
 
         while (c->head && c->head->state == REQ_DONE) {
                 struct req *r = c->head;
+                if (r->reply && r->pass_fd >= 0) {
+                        if (grow_array((void **)&c->fdq, &c->capfdq, c->nfdq + 1, sizeof(*c->fdq)) < 0) {
+                                conn_close(c);
+                                return;
+                        }
+                        c->fdq[c->nfdq++] = (struct fdpass){ c->sent + unsent(c), r->pass_fd };
+                        r->pass_fd = -1;
+                }
                 if (r->reply) {
                         if (grow_array((void **)&c->wbuf, &c->wcap, c->wlen + r->reply_len, 1) < 0) {
                                 conn_close(c);
@@ -143,24 +187,36 @@ static void flush_replies(struct conn *c)
         arm_send(c);
 }
 
+struct req *req_new(struct conn *c)
+{
+        struct req *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return NULL;
+        r->srv = c->srv;
+        r->conn = c;
+        r->state = REQ_STORE; /* not ready until it has a reply */
+        r->pass_fd = -1;
+        r->t0_us = now_mono_us();
+        *c->tail = r;
+        c->tail = &r->next;
+        c->npending++;
+        return r;
+}
+
 static void too_large(struct conn *c)
 {
         struct server *s = c->srv;
-        struct req *r = calloc(1, sizeof(*r));
+        struct req *r;
 
         s->stats.c[C_TOO_LARGE]++;
         c->rlen = c->rstart = c->scanned = 0;
         c->close_after_flush = true;
+        r = req_new(c);
         if (!r) {
                 conn_close(c);
                 return;
         }
-        r->srv = s;
-        r->conn = c;
-        r->state = REQ_STORE; /* not ready until req_reply */
-        *c->tail = r;
-        c->tail = &r->next;
-        c->npending++;
         req_reply(r, proto_err(RINGQ_ERR_TOO_LARGE, NULL, "request line longer than %llu bytes",
                                (unsigned long long)s->cfg.max_request_bytes));
 }
@@ -230,7 +286,7 @@ void conn_on_recv(struct server *s, struct io_uring_cqe *cqe)
                  * request; answer what it asked, then close. */
                 if (cqe->res < 0 && cqe->res != -ECONNRESET)
                         log_debug("connection %u: recv: %s", c->idx, strerror(-cqe->res));
-                if (cqe->res < 0) {
+                if (cqe->res < 0 || c->peer_gone) {
                         conn_close(c);
                         return;
                 }
@@ -242,6 +298,9 @@ void conn_on_recv(struct server *s, struct io_uring_cqe *cqe)
         c->rlen += (size_t)cqe->res;
         process_lines(c);
         arm_recv(c);
+        /* Gone, and nothing more will be read (a full pipeline): done. */
+        if (c->peer_gone && !c->recv_armed && !c->closing)
+                conn_close(c);
 }
 
 void conn_on_send(struct server *s, struct io_uring_cqe *cqe)
@@ -260,6 +319,15 @@ void conn_on_send(struct server *s, struct io_uring_cqe *cqe)
                 conn_close(c);
                 return;
         }
+        if (c->fd_in_flight) {
+                /* Sent with its first bytes: the peer holds it now. */
+                c->fd_in_flight = false;
+                if (cqe->res > 0) {
+                        close(c->fdq[0].fd);
+                        memmove(c->fdq, c->fdq + 1, --c->nfdq * sizeof(*c->fdq));
+                }
+        }
+        c->sent += (size_t)cqe->res;
         c->soff += (size_t)cqe->res;
         if (c->soff == c->slen) {
                 c->soff = c->slen = 0;
@@ -294,10 +362,66 @@ static void on_idle(struct timer *t)
         loop_arm_timer(s, &c->idle, c->last_active_ms + s->cfg.idle_timeout_ms);
 }
 
-int conn_new(struct server *s, int fd)
+int conn_admit(struct server *s, uid_t uid)
 {
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
+        uintptr_t mine;
+
+        /* Root can always act: it gets the reserve on top of max_clients,
+         * which no other user can take. */
+        if (uid == 0)
+                return s->nconns < s->conn_cap ? 0 : -EBUSY;
+        if (s->nconns >= s->cfg.max_clients)
+                return -EBUSY;
+        /* A ringqd of one user serves that user alone: no share to keep. */
+        if (s->uid != 0)
+                return 0;
+        mine = (uintptr_t)idmap_get(&s->conn_users, (int64_t)uid + 1);
+        if (s->cfg.max_clients_per_user && mine >= s->cfg.max_clients_per_user)
+                return -EUSERS;
+        return 0;
+}
+
+/* The groups the client had when it connected, as a JSON array. */
+static char *peer_groups(int fd, gid_t gid)
+{
+        gid_t stack[64], *g = stack;
+        socklen_t len = sizeof(stack);
+        char *out = NULL;
+        size_t n, size = 0;
+        FILE *f;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) {
+                if (errno != ERANGE || !(g = malloc(len)))
+                        return NULL;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) {
+                        free(g);
+                        return NULL;
+                }
+        }
+        n = len / sizeof(gid_t);
+        f = open_memstream(&out, &size);
+        if (f) {
+                /* Never empty: a client with no supplementary group runs
+                 * with its own gid only, as its process did. */
+                fputc('[', f);
+                if (n == 0)
+                        fprintf(f, "%u", (unsigned)gid);
+                for (size_t i = 0; i < n; i++)
+                        fprintf(f, "%s%u", i ? "," : "", (unsigned)g[i]);
+                fputc(']', f);
+                if (fclose(f) != 0) {
+                        free(out);
+                        out = NULL;
+                }
+        }
+        if (g != stack)
+                free(g);
+        return out;
+}
+
+int conn_new(struct server *s, int fd, const struct ucred *cred)
+{
+        struct epoll_event ev = { .events = 0 };
         struct conn *c;
         unsigned i;
 
@@ -305,8 +429,6 @@ int conn_new(struct server *s, int fd)
                 ;
         if (i == s->conn_cap)
                 return -EBUSY;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-                return -errno;
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
@@ -314,9 +436,25 @@ int conn_new(struct server *s, int fd)
         c->idx = i;
         c->gen = ++s->conn_gen & 0xffffff;
         c->fd = fd;
-        c->uid = cred.uid;
-        c->gid = cred.gid;
-        c->pid = cred.pid;
+        c->uid = cred->uid;
+        c->gid = cred->gid;
+        c->pid = cred->pid;
+        c->groups_json = peer_groups(fd, cred->gid);
+        ev.data.u64 = ud_pack(UD_HUP, c->idx, c->gen);
+        if (!c->groups_json || epoll_ctl(s->hup_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                int r = c->groups_json ? -errno : -ENOMEM;
+                free(c->groups_json);
+                free(c);
+                return r;
+        }
+        if (c->uid != 0) {
+                uintptr_t n = (uintptr_t)idmap_get(&s->conn_users, (int64_t)c->uid + 1);
+                if (idmap_put(&s->conn_users, (int64_t)c->uid + 1, (void *)(n + 1)) < 0) {
+                        free(c->groups_json);
+                        free(c);
+                        return -ENOMEM;
+                }
+        }
         c->tail = &c->head;
         c->last_active_ms = now_mono_ms();
         timer_init(&c->idle, on_idle);
@@ -325,6 +463,53 @@ int conn_new(struct server *s, int fd)
         loop_arm_timer(s, &c->idle, c->last_active_ms + s->cfg.idle_timeout_ms);
         arm_recv(c);
         return 0;
+}
+
+void conn_arm_hup(struct server *s)
+{
+        struct io_uring_sqe *sqe;
+
+        if (s->hup_armed || s->hup_fd < 0)
+                return;
+        sqe = get_sqe(s);
+        io_uring_prep_poll_multishot(sqe, s->hup_fd, POLLIN);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_HUP, 0, 0));
+        s->hup_armed = true;
+}
+
+/* The client closed its socket entirely: nobody will read another reply,
+ * so its pending waits are dropped and its slot freed now. Bytes it sent
+ * before closing are still handled if a read is under way (it returns
+ * them, then end-of-file); a stalled or half-closed connection has
+ * nothing left to read. */
+static void peer_gone(struct conn *c)
+{
+        if (c->closing || c->peer_gone)
+                return;
+        c->peer_gone = true;
+        if (c->npending)
+                c->srv->stats.c[C_CLIENTS_GONE]++;
+        (void)epoll_ctl(c->srv->hup_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        if (!c->recv_armed)
+                conn_close(c);
+}
+
+void conn_on_hup(struct server *s, struct io_uring_cqe *cqe)
+{
+        struct epoll_event ev[64];
+        int n;
+
+        if (!(cqe->flags & IORING_CQE_F_MORE))
+                s->hup_armed = false;
+        do {
+                n = epoll_wait(s->hup_fd, ev, (int)ELEMENTSOF(ev), 0);
+                for (int i = 0; i < n; i++) {
+                        struct conn *c = conn_get(s, ev[i].data.u64);
+                        if (c)
+                                peer_gone(c);
+                }
+        } while (n == (int)ELEMENTSOF(ev));
+        conn_arm_hup(s);
 }
 
 void conn_close(struct conn *c)
@@ -377,6 +562,8 @@ void req_free(struct req *r)
 {
         if (!r)
                 return;
+        if (r->pass_fd >= 0)
+                close(r->pass_fd);
         if (r->has_rq)
                 request_done(&r->rq);
         json_decref(r->tag);

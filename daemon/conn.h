@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "proto.h"
@@ -43,6 +44,7 @@ struct req {
         int64_t t0_us;
         bool is_write;           /* changes a job; counted in conn->writes */
         bool has_rq;             /* REQ_DEFERRED: rq is owned here */
+        int pass_fd;             /* passed with the reply (SCM_RIGHTS); -1: none */
         struct request rq;
 };
 
@@ -54,6 +56,9 @@ struct conn {
         uid_t uid;
         gid_t gid;
         pid_t pid;
+        /* The client's supplementary groups as it really had them when it
+         * connected (SO_PEERGROUPS), as the JSON array its jobs record. */
+        char *groups_json;
 
         char *rbuf;              /* not NUL-terminated */
         size_t rlen, rcap, scanned;
@@ -63,8 +68,26 @@ struct conn {
          * sbuf is empty. Neither moves while the kernel may read it. */
         char *sbuf, *wbuf;
         size_t soff, slen, scap, wlen, wcap;
+        uint64_t sent;           /* bytes sent so far: sbuf[soff] is byte `sent` */
+        /* Descriptors to pass, each with the position in the output where
+         * its reply starts: a send stops short of that byte, and the send
+         * that begins there carries the descriptor (sendmsg, SCM_RIGHTS),
+         * so it arrives with the first bytes of its own reply. */
+        struct fdpass {
+                uint64_t pos;
+                int fd;
+        } *fdq;
+        size_t nfdq, capfdq;
+        bool fd_in_flight;       /* the armed send carries fdq[0] */
+        struct msghdr msg;       /* read by the kernel until the send completes */
+        struct iovec iov;
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } cmsg;
 
         bool recv_armed, send_armed, closing, close_after_flush, stalled, in_process;
+        bool peer_gone;          /* the client closed its socket entirely */
         unsigned ring_ops;
 
         struct req *head, **tail;
@@ -76,6 +99,9 @@ struct conn {
         int64_t last_active_ms;
 };
 
+/* A new request at the end of c's FIFO, awaiting its reply; NULL: out of
+ * memory. */
+struct req *req_new(struct conn *c);
 /* Set a request's reply (consumes the reply reference) and write out
  * whatever is ready in order. */
 void req_reply(struct req *r, json_t *reply);

@@ -27,6 +27,12 @@ struct job_rec {
         int exit_code, signal;
         char *reason;
         int64_t pid;
+        /* Schema 2: the groups the submitter had (JSON array; NULL for a
+         * job of schema 1: its owner's groups from the group database),
+         * its umask (-1: 0022), and what the job used, once it ended. */
+        char *owner_groups;
+        int umask;
+        int64_t cpu_ms, max_rss_kb;
 };
 
 void job_rec_done(struct job_rec *j);
@@ -76,10 +82,13 @@ struct store_op {
                         char *reason;           /* owned by the op */
                         int64_t finished_at, run_at;
                         int priority;           /* to requeue it */
+                        int64_t owner_uid;      /* whose queue it goes back to */
                         int64_t run_us;         /* for the run-time stats; -1: never ran */
+                        int64_t cpu_ms, max_rss_kb;     /* -1: unknown */
                 } finish;
                 struct {
                         int64_t uid;            /* requester; 0 is root */
+                        int64_t owner_uid;      /* out */
                         int prev_state;         /* out */
                         int priority;           /* out (retry) */
                         int64_t now_ms;         /* cancel: finished_at; retry: run_at */

@@ -143,6 +143,8 @@ static void refuse(int fd, json_t *reply)
 
 void listener_on_accept(struct server *s, struct io_uring_cqe *cqe)
 {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
         int fd = cqe->res, r;
 
         if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -162,24 +164,33 @@ void listener_on_accept(struct server *s, struct io_uring_cqe *cqe)
                 refuse(fd, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
                 return;
         }
-        if (s->nconns >= s->cfg.max_clients) {
-                s->stats.c[C_CLIENTS_REFUSED]++;
-                refuse(fd, proto_err(RINGQ_ERR_BUSY, NULL, "ringqd serves %llu clients already; try again later",
-                                     (unsigned long long)s->cfg.max_clients));
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                log_warning_errno(-errno, "cannot read a new client's credentials");
+                close(fd);
                 return;
         }
-        if (s->uid != 0) {
-                struct ucred cred;
-                socklen_t len = sizeof(cred);
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-                    (cred.uid != s->uid && cred.uid != 0)) {
-                        refuse(fd, proto_err(RINGQ_ERR_FORBIDDEN, NULL,
-                                             "this ringqd runs as uid %u and serves only that uid and root",
-                                             (unsigned)s->uid));
-                        return;
-                }
+        r = conn_admit(s, cred.uid);
+        if (r == -EBUSY) {
+                s->stats.c[C_CLIENTS_REFUSED]++;
+                refuse(fd, proto_err(RINGQ_ERR_BUSY, NULL, "ringqd serves %u clients already; try again later",
+                                     s->nconns));
+                return;
         }
-        r = conn_new(s, fd);
+        if (r == -EUSERS) {
+                s->stats.c[C_CLIENTS_REFUSED_USER]++;
+                refuse(fd, proto_err(RINGQ_ERR_BUSY, NULL,
+                                     "uid %u has %llu connections open already (max_clients_per_user); "
+                                     "close one or try again later",
+                                     (unsigned)cred.uid, (unsigned long long)s->cfg.max_clients_per_user));
+                return;
+        }
+        if (s->uid != 0 && cred.uid != s->uid && cred.uid != 0) {
+                refuse(fd, proto_err(RINGQ_ERR_FORBIDDEN, NULL,
+                                     "this ringqd runs as uid %u and serves only that uid and root",
+                                     (unsigned)s->uid));
+                return;
+        }
+        r = conn_new(s, fd, &cred);
         if (r < 0) {
                 log_warning_errno(r, "cannot set up a new connection");
                 close(fd);

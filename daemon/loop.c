@@ -159,6 +159,9 @@ static void handle(struct server *s, struct io_uring_cqe *cqe)
         case UD_FILE_WRITE:
                 worker_on_file_write(s, cqe);
                 break;
+        case UD_HUP:
+                conn_on_hup(s, cqe);
+                break;
         default:
                 break;
         }
@@ -246,6 +249,7 @@ int loop_run(struct server *s)
         arm_signal(s);
         loop_arm_store(s);
         listener_arm(s);
+        conn_arm_hup(s);
 
         while (!s->stop) {
                 /* While draining ends, look at the replies often. */

@@ -125,6 +125,11 @@ static int load_config(struct config *cfg, char **ret_err)
         return config_finalize(cfg, ret_err);
 }
 
+static void restart_key_changed(const char *key)
+{
+        log_warning("reload: %s changed; it takes effect after a restart of ringqd", key);
+}
+
 static void server_reload(struct server *s)
 {
         struct config nc;
@@ -140,27 +145,8 @@ static void server_reload(struct server *s)
                 notify_ready(s);
                 return;
         }
-#define FIXED(f, key)                                                                         \
-        if (nc.f != s->cfg.f)                                                                 \
-                log_warning("reload: %s changed; it takes effect after a restart of ringqd", key);
-        FIXED(workers, "workers");
-        FIXED(max_clients, "max_clients");
-        FIXED(durability, "durability");
-        FIXED(max_batch, "max_batch");
-#undef FIXED
-        if (strcmp(nc.state_dir, s->cfg.state_dir) != 0)
-                log_warning("reload: state_dir changed; it takes effect after a restart of ringqd");
-        if (strcmp(nc.socket, s->cfg.socket) != 0)
-                log_warning("reload: socket changed; it takes effect after a restart of ringqd");
-        /* Keep what needs a restart; take everything else. */
-        free(nc.state_dir);
-        free(nc.socket);
-        nc.state_dir = s->cfg.state_dir;
-        nc.socket = s->cfg.socket;
-        nc.workers = s->cfg.workers;
-        nc.max_clients = s->cfg.max_clients;
-        nc.durability = s->cfg.durability;
-        nc.max_batch = s->cfg.max_batch;
+        config_keep_restart_keys(&nc, &s->cfg, restart_key_changed);
+        config_done(&s->cfg);
         s->cfg = nc;
         log_max_level = s->cfg.log_level;
         store_set_busy_timeout(s->store, s->cfg.busy_timeout_ms);
@@ -253,7 +239,7 @@ static int setup_state_dir(struct server *s)
 static void setup_nofile(struct server *s)
 {
         struct rlimit rl;
-        rlim_t need = s->cfg.max_clients + s->cfg.workers * 8 + 64;
+        rlim_t need = s->cfg.max_clients + s->cfg.root_reserve_clients + s->cfg.workers * 8 + 64;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
                 return;
@@ -324,7 +310,7 @@ static int run(struct server *s)
                 return fail(r, err);
         notify_ready(s);
         log_notice("ringqd %s ready: %lld queued, %u workers, socket %s%s, state dir %s", RINGQ_VERSION,
-                   (long long)s->queued, s->nslots, s->cfg.socket, s->listen_activated ? " (from systemd)" : "",
+                   (long long)qindex_queued(&s->qi), s->nslots, s->cfg.socket, s->listen_activated ? " (from systemd)" : "",
                    s->cfg.state_dir);
         workers_dispatch(s);
         r = loop_run(s);

@@ -21,7 +21,7 @@ const char *server_state_word(struct server *s)
 void notify_status_text(struct server *s, char *buf, size_t size)
 {
         snprintf(buf, size, "%s; queued %lld/%llu; running %u/%u; ok %llu, failed %llu; rejected %llu",
-                 server_state_word(s), (long long)s->queued, (unsigned long long)s->cfg.high_water,
+                 server_state_word(s), (long long)qindex_queued(&s->qi), (unsigned long long)s->cfg.high_water,
                  s->busy_slots, s->nslots, (unsigned long long)s->stats.c[C_SUCCEEDED],
                  (unsigned long long)s->stats.c[C_FAILED],
                  (unsigned long long)(s->stats.c[C_REJECTED_FULL] + s->stats.c[C_REJECTED_OTHER]));

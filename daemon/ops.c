@@ -3,7 +3,9 @@
  * after their commit; wait (and cancel of a running job) park the
  * request on the job until it ends. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +57,7 @@ static void begin_write(struct req *r)
 
 static bool is_read(enum ringq_op op)
 {
-        return op == RINGQ_OP_STATUS || op == RINGQ_OP_LIST || op == RINGQ_OP_WAIT;
+        return op == RINGQ_OP_STATUS || op == RINGQ_OP_LIST || op == RINGQ_OP_WAIT || op == RINGQ_OP_OUTPUT;
 }
 
 static void execute(struct server *s, struct req *r, struct request *rq);
@@ -98,7 +100,7 @@ void ops_answer(struct req *r, json_t *reply)
 
 void ops_update_accepting(struct server *s)
 {
-        int64_t n = s->queued + s->reserved;
+        int64_t n = qindex_queued(&s->qi) + s->reserved;
         bool was = s->accepting;
 
         if (s->accepting && n >= (int64_t)s->cfg.high_water)
@@ -118,7 +120,7 @@ void ops_update_accepting(struct server *s)
 static int64_t retry_after_ms(struct server *s)
 {
         double rate = stats_rate(&s->stats, now_mono_ms());
-        double excess = (double)MAX(s->queued + s->reserved - (int64_t)s->cfg.low_water, 1);
+        double excess = (double)MAX(qindex_queued(&s->qi) + s->reserved - (int64_t)s->cfg.low_water, 1);
         /* No recent completions: nothing to estimate from, so a short
          * look again rather than a long guess. */
         double ms = rate > 0.001 ? excess / rate * 1000.0 : 1000.0;
@@ -143,7 +145,7 @@ static json_t *full_err(struct server *s, int64_t queued, int64_t retry_ms)
  * says changes (a request with a tag gets its own). */
 static void answer_full(struct server *s, struct req *r)
 {
-        int64_t key[4] = { s->queued + s->reserved, retry_after_ms(s), (int64_t)s->cfg.high_water,
+        int64_t key[4] = { qindex_queued(&s->qi) + s->reserved, retry_after_ms(s), (int64_t)s->cfg.high_water,
                            (int64_t)s->cfg.low_water };
         char *line;
 
@@ -170,6 +172,69 @@ static void answer_full(struct server *s, struct req *r)
         req_reply_line(r, line, s->full_len);
 }
 
+/* Submits of a non-root uid handed to the store and not yet back. */
+static int64_t user_reserved(struct server *s, uid_t uid)
+{
+        return (int64_t)(uintptr_t)idmap_get(&s->user_reserved, (int64_t)uid + 1);
+}
+
+static void user_reserve(struct server *s, uid_t uid, int delta)
+{
+        int64_t n = user_reserved(s, uid) + delta;
+
+        if (uid == 0)
+                return;
+        if (n > 0)
+                (void)idmap_put(&s->user_reserved, (int64_t)uid + 1, (void *)(uintptr_t)n);
+        else
+                idmap_remove(&s->user_reserved, (int64_t)uid + 1);
+}
+
+/* Is there room for one more job of uid? Root may use its reserve above
+ * high_water, so an operator can always act on a full queue; a non-root
+ * uid is also held to max_queued_per_user, so one user cannot take the
+ * whole queue from the others. Answers r and returns false when not. */
+static bool room_for(struct server *s, struct req *r, uid_t uid)
+{
+        int64_t n = qindex_queued(&s->qi) + s->reserved, mine;
+        json_t *e;
+
+        ops_update_accepting(s);
+        if (!s->accepting && uid != 0) {
+                s->stats.c[C_REJECTED_FULL]++;
+                answer_full(s, r);
+                return false;
+        }
+        if (uid == 0) {
+                /* Without a reserve root is held like everyone else. */
+                uint64_t cap = s->cfg.high_water + s->cfg.root_reserve_jobs;
+                if (s->accepting || (s->cfg.root_reserve_jobs && n < (int64_t)cap))
+                        return true;
+                s->stats.c[C_REJECTED_FULL]++;
+                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
+                              "queue full: %lld jobs queued, and root's reserve above high water %llu is used up too",
+                              (long long)n, (unsigned long long)s->cfg.high_water);
+                if (e)
+                        json_object_set_new(e, "retry_after_ms", json_integer(retry_after_ms(s)));
+                ops_answer(r, e);
+                return false;
+        }
+        if (!s->cfg.max_queued_per_user || s->uid != 0)
+                return true;
+        mine = qindex_user_queued(&s->qi, uid) + user_reserved(s, uid);
+        if (mine < (int64_t)s->cfg.max_queued_per_user)
+                return true;
+        s->stats.c[C_REJECTED_USER]++;
+        e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL, "uid %u has %lld jobs queued already (max_queued_per_user %llu)",
+                      (unsigned)uid, (long long)mine, (unsigned long long)s->cfg.max_queued_per_user);
+        if (e) {
+                json_object_set_new(e, "scope", json_string("user"));
+                json_object_set_new(e, "retry_after_ms", json_integer(retry_after_ms(s)));
+        }
+        ops_answer(r, e);
+        return false;
+}
+
 static void do_submit(struct server *s, struct req *r, struct request *rq)
 {
         struct conn *c = r->conn;
@@ -182,12 +247,8 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
                 ops_answer(r, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
                 return;
         }
-        ops_update_accepting(s);
-        if (!s->accepting) {
-                s->stats.c[C_REJECTED_FULL]++;
-                answer_full(s, r);
+        if (!room_for(s, r, c->uid))
                 return;
-        }
         op = calloc(1, sizeof(*op));
         if (!op)
                 goto oom;
@@ -211,14 +272,19 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
                 .backoff_ms = rq->backoff_ms >= 0 ? rq->backoff_ms : 1000,
                 .exit_code = -1, .signal = -1, .pid = -1,
                 .started_at = -1, .finished_at = -1,
+                .owner_groups = c->groups_json ? strdup(c->groups_json) : NULL,
+                .umask = rq->umask,
+                .cpu_ms = -1, .max_rss_kb = -1,
         };
-        if (!j->queue || !j->argv || !j->cwd || (rq->env && !j->env) || (rq->key && !j->idem_key)) {
+        if (!j->queue || !j->argv || !j->cwd || (rq->env && !j->env) || (rq->key && !j->idem_key) ||
+            (c->groups_json && !j->owner_groups)) {
                 store_op_free(op);
                 goto oom;
         }
         op->enqueued_us = now_mono_us();
         r->state = REQ_STORE;
         s->reserved++;
+        user_reserve(s, c->uid, +1);
         begin_write(r);
         store_push(s->store, op);
         return;
@@ -271,6 +337,48 @@ static void do_status(struct server *s, struct req *r, struct request *rq)
                 }
                 job_rec_done(&j);
         }
+}
+
+/* A job's output file, opened here and passed to its owner: the files
+ * are root's and their directory is closed to everyone else, so no user
+ * can read another's output, nor write to, grow or replace their own
+ * after the fact; a read-only descriptor is all the owner gets. */
+static void do_output(struct server *s, struct req *r, struct request *rq)
+{
+        struct job_rec j;
+        char name[48];
+        json_t *o;
+        int e = reader_get(s->reader, rq->id, &j), fd;
+
+        if (e == -ENOENT) {
+                ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
+                return;
+        }
+        if (e < 0) {
+                ops_answer(r, storage_err(e));
+                return;
+        }
+        if (!may_touch(r->conn, j.owner_uid)) {
+                ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld", (long long)rq->id,
+                                       (long long)j.owner_uid));
+                job_rec_done(&j);
+                return;
+        }
+        snprintf(name, sizeof(name), "%lld.%s", (long long)rq->id, rq->stream ? "err" : "out");
+        fd = openat(s->output_dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0 && errno != ENOENT) {
+                e = -errno;
+                job_rec_done(&j);
+                ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "cannot open the output of job %lld: %s",
+                                       (long long)rq->id, strerror(-e)));
+                return;
+        }
+        o = proto_ok();
+        json_object_set_new(o, "fd", json_boolean(fd >= 0));
+        json_object_set_new(o, "job", proto_job(&j, s->output_dir));
+        job_rec_done(&j);
+        r->pass_fd = fd;
+        ops_answer(r, o);
 }
 
 struct list_ctx {
@@ -372,7 +480,7 @@ static json_t *stats_reply(struct server *s)
         for (int i = 0; i < _C_MAX; i++)
                 json_object_set_new(counters, counter_names[i], json_integer((json_int_t)s->stats.c[i]));
         json_object_set_new(o, "state", json_string(server_state_word(s)));
-        json_object_set_new(o, "queued", json_integer(s->queued));
+        json_object_set_new(o, "queued", json_integer(qindex_queued(&s->qi)));
         json_object_set_new(o, "running", json_integer(s->busy_slots));
         json_object_set_new(o, "workers", json_integer((json_int_t)s->nslots));
         json_object_set_new(o, "high_water", json_integer((json_int_t)s->cfg.high_water));
@@ -423,6 +531,9 @@ static void execute(struct server *s, struct req *r, struct request *rq)
         case RINGQ_OP_STATS:
                 ops_answer(r, stats_reply(s));
                 break;
+        case RINGQ_OP_OUTPUT:
+                do_output(s, r, rq);
+                break;
         default:
                 ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "unhandled op"));
                 break;
@@ -434,20 +545,13 @@ void ops_handle(struct conn *c, const char *line, size_t len)
         struct server *s = c->srv;
         struct request rq;
         struct proto_error perr;
-        struct req *r = calloc(1, sizeof(*r));
+        struct req *r = req_new(c);
         int e;
 
         if (!r) {
                 conn_close(c);
                 return;
         }
-        r->srv = s;
-        r->conn = c;
-        r->state = REQ_STORE;
-        r->t0_us = now_mono_us();
-        *c->tail = r;
-        c->tail = &r->next;
-        c->npending++;
 
         e = proto_parse(line, len, &rq, &perr);
         if (rq.tag)
@@ -492,11 +596,12 @@ static void on_request_op(struct server *s, struct store_op *op)
         switch (op->kind) {
         case SOP_SUBMIT:
                 s->reserved--;
+                user_reserve(s, (uid_t)op->submit.rec.owner_uid, -1);
                 if (op->result == 0 && !op->submit.duplicate) {
                         struct job_rec *j = &op->submit.rec;
                         s->stats.c[C_ACCEPTED]++;
-                        s->queued++;
-                        if (qindex_push(&s->qi, op->id, j->priority, j->run_at, now_wall_ms(), now_mono_ms()) < 0)
+                        if (qindex_push(&s->qi, op->id, (uint32_t)j->owner_uid, j->priority, j->run_at, now_wall_ms(),
+                                        now_mono_ms()) < 0)
                                 log_error("job %lld: out of memory for the dispatch index; it runs after a restart",
                                           (long long)op->id);
                 }
@@ -515,8 +620,8 @@ static void on_request_op(struct server *s, struct store_op *op)
         case SOP_CANCEL:
                 if (op->result == 0 && op->change.prev_state == RINGQ_STATE_QUEUED) {
                         /* The dispatch index still holds it: skip it there. */
-                        (void)idmap_put(&s->canceled, op->id, (void *)1);
-                        s->queued--;
+                        (void)qindex_cancel(&s->qi, op->id);
+                        qindex_dequeue(&s->qi, (uint32_t)op->change.owner_uid);
                         s->stats.c[C_CANCELED]++;
                         prune_note_finished(s, 1);
                         ops_update_accepting(s);
@@ -539,11 +644,11 @@ static void on_request_op(struct server *s, struct store_op *op)
                 break;
         case SOP_RETRY:
                 if (op->result == 0) {
-                        (void)idmap_remove(&s->canceled, op->id);
-                        s->queued++;
+                        qindex_uncancel(&s->qi, op->id);
                         prune_note_finished(s, -1);
                         s->stats.c[C_RETRIED]++;
-                        if (qindex_push(&s->qi, op->id, op->change.priority, op->change.now_ms, now_wall_ms(),
+                        if (qindex_push(&s->qi, op->id, (uint32_t)op->change.owner_uid, op->change.priority,
+                                        op->change.now_ms, now_wall_ms(),
                                         now_mono_ms()) < 0)
                                 log_error("job %lld: out of memory for the dispatch index", (long long)op->id);
                         ops_update_accepting(s);

@@ -64,13 +64,14 @@ static int get_string(json_t *root, const char *field, size_t maxlen, const char
 static const char *const op_fields[_RINGQ_OP_MAX][13] = {
         [RINGQ_OP_PING] = { NULL },
         [RINGQ_OP_SUBMIT] = { "argv", "env", "cwd", "queue", "priority", "delay_ms", "run_at",
-                              "timeout_ms", "max_attempts", "backoff_ms", "key", NULL },
+                              "timeout_ms", "max_attempts", "backoff_ms", "key", "umask", NULL },
         [RINGQ_OP_STATUS] = { "id", NULL },
         [RINGQ_OP_LIST] = { "state", "queue", "limit", "after_id", NULL },
         [RINGQ_OP_CANCEL] = { "id", NULL },
         [RINGQ_OP_RETRY] = { "id", NULL },
         [RINGQ_OP_WAIT] = { "id", "timeout_ms", NULL },
         [RINGQ_OP_STATS] = { NULL },
+        [RINGQ_OP_OUTPUT] = { "id", "stream", NULL },
 };
 
 static int check_fields(json_t *root, enum ringq_op op, struct proto_error *err)
@@ -169,6 +170,10 @@ static int parse_submit(struct request *req, struct proto_error *err)
         if (get_int(root, "backoff_ms", 0, RINGQ_BACKOFF_CAP_MS, &req->backoff_ms, err,
                     "a number of milliseconds from 0 to 3600000") < 0)
                 return -EINVAL;
+        x = -1;
+        if (get_int(root, "umask", 0, 0777, &x, err, "an integer from 0 to 511 (0777)") < 0)
+                return -EINVAL;
+        req->umask = (int)x;
         return 0;
 }
 
@@ -211,7 +216,7 @@ int proto_parse(const char *line, size_t len, struct request *req, struct proto_
 
         *req = (struct request){
                 .op = _RINGQ_OP_INVALID, .state = -1, .delay_ms = -1, .run_at = -1,
-                .timeout_ms = -1, .backoff_ms = -1,
+                .timeout_ms = -1, .backoff_ms = -1, .umask = -1,
         };
         /* JSON_REJECT_DUPLICATES: {"argv":..,"argv":..} is ambiguous. */
         req->root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -227,7 +232,7 @@ int proto_parse(const char *line, size_t len, struct request *req, struct proto_
         req->op = json_is_string(op) ? ringq_op_from_name(json_string_value(op)) : _RINGQ_OP_INVALID;
         if (req->op < 0)
                 return bad(err, RINGQ_ERR_BAD_REQUEST, "op",
-                           "unknown op; expected ping, submit, status, list, cancel, retry, wait or stats");
+                           "unknown op; expected ping, submit, status, list, cancel, retry, wait, stats or output");
         r = check_fields(req->root, req->op, err);
         if (r < 0)
                 return r;
@@ -248,6 +253,20 @@ int proto_parse(const char *line, size_t len, struct request *req, struct proto_
                 return 0;
         case RINGQ_OP_LIST:
                 return parse_list(req, err);
+        case RINGQ_OP_OUTPUT: {
+                json_t *v = json_object_get(req->root, "stream");
+                r = parse_id(req, err);
+                if (r < 0)
+                        return r;
+                if (!v)
+                        return 0;
+                req->stream = json_is_string(v) ? ringq_lookup((const char *const[]){ "stdout", "stderr" }, 2,
+                                                               json_string_value(v))
+                                                : -1;
+                if (req->stream < 0)
+                        return bad(err, RINGQ_ERR_BAD_REQUEST, "stream", "stream must be stdout or stderr");
+                return 0;
+        }
         default:
                 return 0;
         }
@@ -374,6 +393,8 @@ json_t *proto_job(const struct job_rec *j, const char *output_dir)
         json_object_set_new(o, "reason", opt_str(j->reason));
         json_object_set_new(o, "key", opt_str(j->idem_key));
         json_object_set_new(o, "pid", opt_int(j->pid));
+        json_object_set_new(o, "cpu_ms", opt_int(j->cpu_ms));
+        json_object_set_new(o, "max_rss_kb", opt_int(j->max_rss_kb));
         json_object_set_new(o, "stdout_path", json_string(out));
         json_object_set_new(o, "stderr_path", json_string(err));
         return o;

@@ -23,6 +23,9 @@ struct request {
         json_t *argv, *env;      /* borrowed: array of strings, object */
         const char *cwd, *queue, *key;
         int priority, max_attempts;
+        int umask;               /* -1: unset */
+        /* output */
+        int stream;              /* 0: stdout, 1: stderr */
         int64_t delay_ms, run_at, timeout_ms, backoff_ms; /* -1: unset */
         /* list */
         int state;               /* -1: any */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 
 #include "conn.h"
@@ -16,7 +17,7 @@
 void server_init(struct server *s)
 {
         *s = (struct server){
-                .listen_fd = -1, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1,
+                .listen_fd = -1, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1, .hup_fd = -1,
                 .state_dirfd = -1, .output_dirfd = -1, .accepting = true,
         };
 }
@@ -37,6 +38,9 @@ int server_open(struct server *s, char **ret_err)
         r = recover_interrupted(s->store);
         if (r < 0)
                 return set_error(ret_err, r, "%s: recovering interrupted jobs: %s", s->db_path, strerror(-r));
+        r = qindex_init(&s->qi, s->cfg.fair_share == FAIR_SHARE_USERS);
+        if (r < 0)
+                return set_error(ret_err, r, "dispatch index: %s", strerror(-r));
         r = workers_load_queue(s);
         if (r < 0)
                 return set_error(ret_err, r, "%s: loading the queue: %s", s->db_path, strerror(-r));
@@ -46,13 +50,16 @@ int server_open(struct server *s, char **ret_err)
         r = reader_open(s->db_path, &s->reader);
         if (r < 0)
                 return set_error(ret_err, r, "%s: opening a read connection: %s", s->db_path, strerror(-r));
-        s->conn_cap = (unsigned)s->cfg.max_clients;
+        s->conn_cap = (unsigned)(s->cfg.max_clients + s->cfg.root_reserve_clients);
         s->conns = calloc(s->conn_cap, sizeof(*s->conns));
         if (!s->conns)
                 return set_error(ret_err, -ENOMEM, "connection table: %s", strerror(ENOMEM));
         r = workers_init(s);
         if (r < 0)
                 return set_error(ret_err, r, "worker slots: %s", strerror(-r));
+        s->hup_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (s->hup_fd < 0)
+                return set_error(ret_err, -errno, "epoll: %s", strerror(errno));
         s->store_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->store_efd < 0)
                 return set_error(ret_err, -errno, "eventfd: %s", strerror(errno));
@@ -89,13 +96,15 @@ void server_done(struct server *s)
         workers_done(s);
         loop_done(s);
         qindex_done(&s->qi);
-        idmap_done(&s->canceled);
+        idmap_done(&s->user_reserved);
         idmap_done(&s->waiters);
+        idmap_done(&s->conn_users);
         users_flush();
         free(s->full_line);
         s->full_line = NULL;
         s->sig_fd = safe_close(s->sig_fd);
         s->store_efd = safe_close(s->store_efd);
+        s->hup_fd = safe_close(s->hup_fd);
         s->devnull_fd = safe_close(s->devnull_fd);
         s->output_dirfd = safe_close(s->output_dirfd);
         s->state_dirfd = safe_close(s->state_dirfd);

@@ -30,6 +30,7 @@ enum ud_op {
         UD_PIDFD,
         UD_PIPE_READ,
         UD_FILE_WRITE,
+        UD_HUP,         /* the epoll set that reports clients gone */
         UD_IGNORE,      /* cancel requests: nothing to do on completion */
         _UD_MAX,
 };
@@ -44,6 +45,7 @@ static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)(ud >> 32) & 0xfff
 
 struct conn;
 struct slot;
+struct ucred;
 struct req;
 
 struct server {
@@ -58,12 +60,12 @@ struct server {
         char *db_path, *output_dir;
         int state_dirfd, output_dirfd, devnull_fd;
 
-        /* Dispatch: the queued set and what was canceled while queued. */
+        /* Dispatch: the queued set, its per-user counts and fair share. */
         struct qindex qi;
-        struct idmap canceled;        /* id -> (void *)1 */
         struct idmap waiters;         /* id -> struct req list */
-        int64_t queued;               /* committed queued jobs */
         int64_t reserved;             /* submits handed to the store */
+        struct idmap user_reserved;   /* uid + 1 -> the part of reserved a
+                                       * non-root uid sent */
         bool accepting;               /* high/low-water hysteresis */
         /* The last queue_full reply line and what it said: queued,
          * retry_after_ms, high and low water (ops.c). */
@@ -73,7 +75,8 @@ struct server {
         struct timer dispatch_timer;  /* next delayed job comes due */
         bool dispatch_blocked;        /* spawn failed for lack of resources */
 
-        /* Connections: a fixed table of max_clients entries. */
+        /* Connections: a fixed table of max_clients + root_reserve_clients
+         * entries; conn_users counts each non-root uid's (uid + 1 -> n). */
         int listen_fd;
         bool listen_activated;        /* passed by systemd: never unlink */
         dev_t sock_dev;               /* the path we bound, to unlink */
@@ -84,6 +87,13 @@ struct server {
         unsigned nconns, conn_cap;
         uint32_t conn_gen;
         bool reap_conns;
+        struct idmap conn_users;
+        /* Every connection sits in this epoll set with no events asked
+         * for, so it reports only hang-ups: a client that closed its
+         * socket is noticed at once, even while ringqd is not reading it
+         * (a pending wait, a stalled pipeline, a half-closed peer). */
+        int hup_fd;
+        bool hup_armed;
 
         struct slot *slots;
         unsigned nslots, busy_slots;
@@ -152,10 +162,14 @@ void listener_close(struct server *s);
 /* conn.c */
 void conn_on_recv(struct server *s, struct io_uring_cqe *cqe);
 void conn_on_send(struct server *s, struct io_uring_cqe *cqe);
-int conn_new(struct server *s, int fd);
+void conn_on_hup(struct server *s, struct io_uring_cqe *cqe);
+void conn_arm_hup(struct server *s);
+/* Whether a client of uid may have one more connection now: 0, or the
+ * error to refuse it with (-EBUSY: max_clients, -EUSERS: its own cap). */
+int conn_admit(struct server *s, uid_t uid);
+int conn_new(struct server *s, int fd, const struct ucred *cred);
 void conn_close_all(struct server *s);
 void conn_reap(struct server *s);
-void conn_idle_check_all(struct server *s);
 
 /* ops.c: request handling */
 void ops_on_store_done(struct server *s);

@@ -29,8 +29,11 @@ enum counter {
         C_TIMED_OUT,
         C_CANCELED,
         C_RETRIED,
+        C_REJECTED_USER,        /* max_queued_per_user */
         /* One counter per bound, so each limit shows when it is hit. */
         C_CLIENTS_REFUSED,      /* max_clients */
+        C_CLIENTS_REFUSED_USER, /* max_clients_per_user */
+        C_CLIENTS_GONE,         /* clients that closed with requests pending */
         C_PIPELINE_STALLS,      /* max_pipeline */
         C_SLOW_READERS_CLOSED,  /* max_reply_bytes */
         C_IDLE_CLOSED,          /* idle_timeout */

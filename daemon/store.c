@@ -51,6 +51,24 @@ static const char schema_v1[] =
         " SELECT queue, state, count(*) AS jobs FROM jobs GROUP BY queue, state;"
         "PRAGMA user_version = 1;";
 
+/* Each step takes a database of version N-1 to N inside the caller's
+ * transaction. A new database is made as version 1 and then taken
+ * through every step, so a fresh one and an upgraded one cannot differ. */
+static const char *const migrations[] = {
+        /* 2: one ringqd shared by many users. Idempotency keys belong to
+         * their owner (another user's key is invisible); a job keeps the
+         * groups and umask its submitter had, and records what it used.
+         * ADD COLUMN does not rewrite the table, so this is quick on a
+         * large queue. */
+        "ALTER TABLE jobs ADD COLUMN owner_groups TEXT;"
+        "ALTER TABLE jobs ADD COLUMN umask INTEGER;"
+        "ALTER TABLE jobs ADD COLUMN cpu_ms INTEGER;"
+        "ALTER TABLE jobs ADD COLUMN max_rss_kb INTEGER;"
+        "DROP INDEX jobs_idem;"
+        "CREATE UNIQUE INDEX jobs_idem ON jobs(owner_uid, queue, idem_key) WHERE idem_key IS NOT NULL;"
+        "PRAGMA user_version = 2;",
+};
+
 int sqlite_errno(int rc)
 {
         switch (rc & 0xff) {
@@ -112,10 +130,10 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *ret)
         return rc;
 }
 
-static int check_schema(sqlite3 *db, const char *path, char **ret_err)
+static int check_schema(sqlite3 *db, const char *path, int *ret_from, char **ret_err)
 {
         int64_t version = 0, tables = 0;
-        int rc;
+        int rc, r;
 
         rc = query_int(db, "PRAGMA user_version", &version);
         if (rc == SQLITE_OK)
@@ -123,6 +141,7 @@ static int check_schema(sqlite3 *db, const char *path, char **ret_err)
         if (rc != SQLITE_OK)
                 return set_error(ret_err, sqlite_errno(rc) ?: -EIO, "%s: cannot read the database: %s",
                             path, sqlite3_errstr(rc));
+        *ret_from = (int)version;
         if (version > STORE_SCHEMA_VERSION)
                 return set_error(ret_err, -EPROTO,
                             "%s: schema version %lld is newer than this ringqd understands (%d); refusing to touch it",
@@ -130,24 +149,33 @@ static int check_schema(sqlite3 *db, const char *path, char **ret_err)
         if (version == 0 && tables > 0)
                 return set_error(ret_err, -EPROTO,
                             "%s: not a ringq database (it has tables but no schema version); refusing to touch it", path);
+        if (version == STORE_SCHEMA_VERSION)
+                return 0;
+        /* auto_vacuum must be set before the first table exists; it lets
+         * the store give freed pages back in small steps. */
         if (version == 0) {
-                int r;
-                /* auto_vacuum must be set before the first table exists;
-                 * it lets the store give freed pages back in small steps. */
                 r = exec1(db, "PRAGMA auto_vacuum = INCREMENTAL", ret_err, path);
                 if (r < 0)
                         return r;
-                r = exec1(db, "BEGIN IMMEDIATE", ret_err, path);
-                if (r < 0)
-                        return r;
-                r = exec1(db, schema_v1, ret_err, path);
-                if (r < 0) {
-                        (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-                        return r;
-                }
-                return exec1(db, "COMMIT", ret_err, path);
         }
-        /* Version 1 is current: nothing to migrate. */
+        /* Creation and every step in one transaction: a crash or a full
+         * disk half-way leaves the database as it was. */
+        r = exec1(db, "BEGIN IMMEDIATE", ret_err, path);
+        if (r < 0)
+                return r;
+        if (version == 0)
+                r = exec1(db, schema_v1, ret_err, path);
+        for (int64_t v = MAX(version, 1); r == 0 && v < STORE_SCHEMA_VERSION; v++)
+                r = exec1(db, migrations[v - 1], ret_err, path);
+        if (r == 0)
+                r = exec1(db, "COMMIT", ret_err, path);
+        if (r < 0) {
+                (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                return r;
+        }
+        if (version > 0)
+                log_notice("%s: schema upgraded from version %lld to %d", path, (long long)version,
+                           STORE_SCHEMA_VERSION);
         return 0;
 }
 
@@ -234,7 +262,7 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
          * store thread later installs its own bounded handler. */
         sqlite3_busy_timeout(s->db, (int)MAX(cfg->busy_timeout_ms, 1000));
 
-        r = check_schema(s->db, path, ret_err);
+        r = check_schema(s->db, path, &s->schema_from, ret_err);
         if (r < 0)
                 goto fail;
         {
@@ -268,6 +296,11 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
 fail:
         store_close(s);
         return r;
+}
+
+int store_schema_from(struct store *s)
+{
+        return s->schema_from;
 }
 
 int store_list_running(struct store *s, struct interrupted **ret, size_t *ret_n)
@@ -349,7 +382,7 @@ int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t 
 }
 
 int store_load_queued(struct store *s,
-                      int (*fn)(void *ud, int64_t id, int prio, int64_t run_at), void *ud)
+                      int (*fn)(void *ud, int64_t id, int64_t owner_uid, int prio, int64_t run_at), void *ud)
 {
         sqlite3_stmt *st = NULL;
         int rc, r = 0;
@@ -357,14 +390,14 @@ int store_load_queued(struct store *s,
         /* The 'queued' range of jobs_state, in id order: the table
          * reads that follow are sequential (a million rows in ~0.3 s). */
         rc = sqlite3_prepare_v2(s->db,
-                                "SELECT id, priority, run_at FROM jobs INDEXED BY jobs_state"
+                                "SELECT id, owner_uid, priority, run_at FROM jobs INDEXED BY jobs_state"
                                 " WHERE state = 'queued'",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_errno(rc) ?: -EIO;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = fn(ud, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
-                       sqlite3_column_int64(st, 2));
+                r = fn(ud, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2),
+                       sqlite3_column_int64(st, 3));
                 if (r < 0)
                         break;
         }
@@ -443,7 +476,8 @@ void job_rec_done(struct job_rec *j)
         free(j->cwd);
         free(j->idem_key);
         free(j->reason);
-        j->queue = j->argv = j->env = j->cwd = j->idem_key = j->reason = NULL;
+        free(j->owner_groups);
+        j->queue = j->argv = j->env = j->cwd = j->idem_key = j->reason = j->owner_groups = NULL;
 }
 
 void store_op_free(struct store_op *op)

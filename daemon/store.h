@@ -13,9 +13,12 @@
  * what to migrate:
  *   1: jobs table, queue_summary view, idem/state/queue/finished
  *      indexes, auto_vacuum=INCREMENTAL.
- * To change the schema: bump STORE_SCHEMA_VERSION, add a migration step
- * from the previous version in store.c, keep every column the SPEC
- * documents, and test opening a database of the old version.
+ *   2: jobs.owner_groups, umask, cpu_ms, max_rss_kb; jobs_idem unique
+ *      per (owner_uid, queue, idem_key).
+ * To change the schema: bump STORE_SCHEMA_VERSION, append a step to
+ * migrations[] in store.c (a new database is version 1 taken through
+ * every step), keep every column users query, and test opening a
+ * database of the old version (tests/integration/test_users.py).
  */
 #pragma once
 
@@ -25,7 +28,7 @@
 #include "config.h"
 #include "job.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 struct sqlite3;
@@ -34,6 +37,9 @@ struct sqlite3;
  * not a ringq database or has a newer schema; never overwrites one.
  * *ret_err is a malloc'd one-line reason on failure. */
 int store_open(const char *path, const struct config *cfg, struct store **ret, char **ret_err);
+
+/* The schema version the database had when it was opened (0: new). */
+int store_schema_from(struct store *s);
 
 /* Jobs left running by an earlier ringqd, before the thread starts. */
 struct interrupted {
@@ -48,7 +54,7 @@ int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t 
                            const int64_t *run_at, int64_t now_ms);
 /* Call fn for every queued job (the dispatch index rebuild). */
 int store_load_queued(struct store *s,
-                      int (*fn)(void *ud, int64_t id, int prio, int64_t run_at), void *ud);
+                      int (*fn)(void *ud, int64_t id, int64_t owner_uid, int prio, int64_t run_at), void *ud);
 
 /* Start the store thread; it writes to efd after each batch. Pruned
  * jobs' output files are removed from output_dirfd (kept open). */

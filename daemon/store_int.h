@@ -9,7 +9,8 @@
 #define JOB_COLUMNS                                                          \
         "id, queue, state, priority, argv, env, cwd, owner_uid, owner_gid, " \
         "idem_key, submitted_at, run_at, started_at, finished_at, attempts, " \
-        "max_attempts, timeout_ms, backoff_ms, exit_code, signal, reason, pid"
+        "max_attempts, timeout_ms, backoff_ms, exit_code, signal, reason, pid, " \
+        "owner_groups, umask, cpu_ms, max_rss_kb"
 
 /* Fill *j from a row selected with JOB_COLUMNS. Returns 0 or -ENOMEM. */
 int job_rec_from_row(sqlite3_stmt *st, struct job_rec *j);
@@ -21,6 +22,7 @@ struct store {
         sqlite3 *db;
         char *path;
         int durability;
+        int schema_from;                      /* user_version found at open */
         int64_t busy_timeout_ms;
         unsigned max_batch;
 

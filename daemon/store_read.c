@@ -66,6 +66,10 @@ int job_rec_from_row(sqlite3_stmt *st, struct job_rec *j)
                 .signal = (int)col_opt(st, 19),
                 .reason = col_text(st, 20, &oom),
                 .pid = col_opt(st, 21),
+                .owner_groups = col_text(st, 22, &oom),
+                .umask = (int)col_opt(st, 23),
+                .cpu_ms = col_opt(st, 24),
+                .max_rss_kb = col_opt(st, 25),
         };
         if (oom) {
                 job_rec_done(j);

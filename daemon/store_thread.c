@@ -25,17 +25,18 @@ static const struct {
 } stmts[] = {
         { offsetof(struct store, st_insert),
           "INSERT INTO jobs (queue, state, priority, argv, env, cwd, owner_uid, owner_gid,"
-          " idem_key, submitted_at, run_at, attempts, max_attempts, timeout_ms, backoff_ms)"
-          " VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13)" },
+          " idem_key, submitted_at, run_at, attempts, max_attempts, timeout_ms, backoff_ms,"
+          " owner_groups, umask)"
+          " VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13, ?14, ?15)" },
         { offsetof(struct store, st_idem),
-          "SELECT id FROM jobs WHERE queue = ?1 AND idem_key = ?2" },
+          "SELECT id FROM jobs WHERE owner_uid = ?1 AND queue = ?2 AND idem_key = ?3" },
         { offsetof(struct store, st_start),
           "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, attempts = attempts + 1,"
           " finished_at = NULL"
           " WHERE id = ?1 AND state = 'queued' AND attempts = ?4" },
         { offsetof(struct store, st_finish),
           "UPDATE jobs SET state = ?2, exit_code = ?3, signal = ?4, reason = ?5,"
-          " finished_at = ?6, run_at = coalesce(?7, run_at), pid = NULL"
+          " finished_at = ?6, run_at = coalesce(?7, run_at), pid = NULL, cpu_ms = ?8, max_rss_kb = ?9"
           " WHERE id = ?1 AND state = 'running'" },
         { offsetof(struct store, st_get_owner),
           "SELECT owner_uid, state, priority FROM jobs WHERE id = ?1" },
@@ -44,7 +45,8 @@ static const struct {
           " WHERE id = ?1 AND state = 'queued'" },
         { offsetof(struct store, st_retry),
           "UPDATE jobs SET state = 'queued', run_at = ?2, attempts = 0, started_at = NULL,"
-          " finished_at = NULL, exit_code = NULL, signal = NULL, reason = NULL, pid = NULL"
+          " finished_at = NULL, exit_code = NULL, signal = NULL, reason = NULL, pid = NULL,"
+          " cpu_ms = NULL, max_rss_kb = NULL"
           " WHERE id = ?1 AND state IN ('failed', 'canceled')" },
         { offsetof(struct store, st_prune_scan),
           "SELECT id, finished_at FROM jobs INDEXED BY jobs_finished"
@@ -108,8 +110,9 @@ static int op_submit(struct store *s, struct store_op *op)
 
         if (j->idem_key) {
                 st = s->st_idem;
-                bind_text(st, 1, j->queue);
-                bind_text(st, 2, j->idem_key);
+                sqlite3_bind_int64(st, 1, j->owner_uid);
+                bind_text(st, 2, j->queue);
+                bind_text(st, 3, j->idem_key);
                 rc = sqlite3_step(st);
                 if (rc == SQLITE_ROW) {
                         op->id = sqlite3_column_int64(st, 0);
@@ -136,6 +139,8 @@ static int op_submit(struct store *s, struct store_op *op)
         sqlite3_bind_int(st, 11, j->max_attempts);
         bind_opt(st, 12, j->timeout_ms);
         sqlite3_bind_int64(st, 13, j->backoff_ms);
+        bind_text(st, 14, j->owner_groups);
+        bind_opt(st, 15, j->umask);
         r = step_done(st);
         if (r < 0)
                 return r;
@@ -172,6 +177,8 @@ static int op_finish(struct store *s, struct store_op *op)
         bind_text(st, 5, op->finish.reason);
         bind_opt(st, 6, op->finish.finished_at);
         bind_opt(st, 7, op->finish.run_at);
+        bind_opt(st, 8, op->finish.cpu_ms);
+        bind_opt(st, 9, op->finish.max_rss_kb);
         r = step_done(st);
         if (r < 0)
                 return r;
@@ -188,6 +195,7 @@ static int load_owner(struct store *s, struct store_op *op)
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 int64_t owner = sqlite3_column_int64(st, 0);
+                op->change.owner_uid = owner;
                 op->change.prev_state = ringq_state_from_name((const char *)sqlite3_column_text(st, 1));
                 op->change.priority = sqlite3_column_int(st, 2);
                 if (op->change.uid != 0 && op->change.uid != owner)

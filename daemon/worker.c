@@ -101,8 +101,10 @@ static void slot_reset(struct slot *sl)
                 st->eof = st->reading = st->writing = st->truncated = false;
         }
         slot_release_spawn(sl);
-        if (sl->active)
+        if (sl->active) {
                 s->busy_slots--;
+                qindex_run_end(&s->qi, (uint32_t)sl->owner_uid);
+        }
         sl->active = false;
         sl->gen = (sl->gen + 1) & 0xffffff;
         sl->start_pending = sl->started = sl->start_failed = sl->released = sl->reaped = false;
@@ -435,6 +437,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         s->busy_slots++;
         sl->job_id = id;
         sl->owner_uid = j.owner_uid;
+        qindex_run_begin(&s->qi, (uint32_t)sl->owner_uid);
         sl->priority = j.priority;
         sl->attempts_before = j.attempts;
         sl->max_attempts = j.max_attempts;
@@ -495,12 +498,11 @@ struct load {
         int64_t wall, mono;      /* one "now" for the whole load */
 };
 
-static int load_one(void *ud, int64_t id, int prio, int64_t run_at)
+static int load_one(void *ud, int64_t id, int64_t owner_uid, int prio, int64_t run_at)
 {
         struct load *l = ud;
 
-        l->s->queued++;
-        return qindex_append(&l->s->qi, id, prio, run_at, l->wall, l->mono);
+        return qindex_append(&l->s->qi, id, (uint32_t)owner_uid, prio, run_at, l->wall, l->mono);
 }
 
 int workers_load_queue(struct server *s)
@@ -529,7 +531,7 @@ void workers_dispatch(struct server *s)
                 return;
         for (unsigned i = 0; i < s->nslots && s->busy_slots < s->nslots; i++) {
                 struct slot *sl = &s->slots[i];
-                struct qentry e;
+                struct qpick e;
                 int r;
 
                 if (sl->active)
@@ -537,8 +539,6 @@ void workers_dispatch(struct server *s)
                 for (;;) {
                         if (!qindex_pop(&s->qi, now_wall_ms(), now_mono_ms(), &e))
                                 goto out;
-                        if (idmap_remove(&s->canceled, e.id))
-                                continue; /* canceled while queued */
                         /* Replies first: a start holds the loop for a clone
                          * and two opens, and the clients whose writes made
                          * this job runnable should not wait behind that. */
@@ -881,6 +881,7 @@ static void maybe_finish(struct slot *sl)
         op->finish.finished_at = now_wall_ms();
         op->finish.run_at = -1;
         op->finish.priority = sl->priority;
+        op->finish.owner_uid = sl->owner_uid;
         op->finish.run_us = sl->released ? now_mono_us() - sl->started_mono_us : -1;
         if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
                 op->finish.state = RINGQ_STATE_QUEUED;
@@ -914,7 +915,7 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                         return;
                 }
                 sl->started = true;
-                s->queued--;
+                qindex_dequeue(&s->qi, (uint32_t)sl->owner_uid);
                 s->stats.c[C_STARTED]++;
                 sl->started_wall_ms = op->start.started_at;
                 sl->started_mono_us = now_mono_us();
@@ -952,8 +953,8 @@ void worker_on_store_done(struct server *s, struct store_op *op)
         switch (op->finish.state) {
         case RINGQ_STATE_QUEUED:
                 s->stats.c[C_RETRIED]++;
-                s->queued++;
-                if (qindex_push(&s->qi, op->id, op->finish.priority, op->finish.run_at, now_wall_ms(),
+                if (qindex_push(&s->qi, op->id, (uint32_t)op->finish.owner_uid, op->finish.priority,
+                                op->finish.run_at, now_wall_ms(),
                                 now_mono_ms()) < 0)
                         log_error("job %" PRId64 ": out of memory for the dispatch index; it runs after a restart",
                                   op->id);

@@ -3,6 +3,8 @@
  * Invariants: rbuf[rstart..rlen) holds bytes read but not yet returned as a
  * reply, and rbuf[rstart..rscan) is known to hold no '\n', so a long line is
  * scanned once. wbuf[wstart..wlen) holds request bytes not yet written.
+ * fds[fd_head..fd_tail) holds descriptors ringqd passed that no caller has
+ * taken yet, oldest first.
  */
 #include "client.h"
 
@@ -11,11 +13,17 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #define READ_CHUNK 65536u
+/* Descriptors one read takes. ringqd passes one per message and Linux ends
+ * a read at a message that carries any, so one would do; the spare room
+ * keeps a peer that sends more from truncating the control data, which
+ * closes the descriptors that do not fit. */
+#define FDS_PER_READ 8
 
 struct client {
         int fd;
@@ -24,6 +32,8 @@ struct client {
         size_t rstart, rscan, rlen, rcap;
         char *wbuf;
         size_t wstart, wlen, wcap;
+        int *fds;
+        size_t fd_head, fd_tail, fd_cap;
         unsigned outstanding;
         bool eof;      /* the daemon closed its side */
         bool wdead;    /* writing failed; read what is left, then fail */
@@ -84,6 +94,9 @@ client *client_free(client *c)
                 return NULL;
         if (c->fd >= 0)
                 close(c->fd);
+        for (size_t i = c->fd_head; i < c->fd_tail; i++)
+                close(c->fds[i]);
+        free(c->fds);
         free(c->path);
         free(c->rbuf);
         free(c->wbuf);
@@ -104,6 +117,71 @@ int client_fd(const client *c)
 unsigned client_outstanding(const client *c)
 {
         return c->outstanding;
+}
+
+static int fd_push(client *c, int fd)
+{
+        if (c->fd_tail == c->fd_cap) {
+                if (c->fd_head > 0) {
+                        memmove(c->fds, c->fds + c->fd_head, (c->fd_tail - c->fd_head) * sizeof(int));
+                        c->fd_tail -= c->fd_head;
+                        c->fd_head = 0;
+                } else {
+                        size_t ncap = c->fd_cap ? c->fd_cap * 2 : 4;
+                        int *p = reallocarray(c->fds, ncap, sizeof(int));
+
+                        if (!p)
+                                return -ENOMEM;
+                        c->fds = p;
+                        c->fd_cap = ncap;
+                }
+        }
+        c->fds[c->fd_tail++] = fd;
+        return 0;
+}
+
+int client_take_fd(client *c)
+{
+        int fd;
+
+        if (c->fd_head == c->fd_tail)
+                return -1;
+        fd = c->fds[c->fd_head++];
+        if (c->fd_head == c->fd_tail)
+                c->fd_head = c->fd_tail = 0;
+        return fd;
+}
+
+/* Keep the descriptors of a read's SCM_RIGHTS control data, in order. */
+static int take_rights(client *c, struct msghdr *mh)
+{
+        int r = 0;
+
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+                size_t n;
+                int *fds;
+
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                        continue;
+                n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                fds = (int *)CMSG_DATA(cm);
+                for (size_t i = 0; i < n; i++) {
+                        int fd;
+
+                        memcpy(&fd, fds + i, sizeof(fd));
+                        /* Past an error none can be queued in order;
+                         * close the rest rather than leak them. */
+                        if (r == 0)
+                                r = fd_push(c, fd);
+                        if (r < 0)
+                                close(fd);
+                }
+        }
+        /* Descriptors were lost (too many, or no room in our fd table), so
+         * the ones left can no longer be matched to their replies. */
+        if (r == 0 && (mh->msg_flags & MSG_CTRUNC))
+                r = -EBADMSG;
+        return r;
 }
 
 /* Make room for n more bytes at the end of a buffer, compacting first. */
@@ -182,6 +260,17 @@ static int try_read(client *c)
 {
         for (;;) {
                 size_t scanned = c->rscan > c->rstart ? c->rscan - c->rstart : 0;
+                union {
+                        struct cmsghdr align;
+                        char buf[CMSG_SPACE(sizeof(int) * FDS_PER_READ)];
+                } ctl;
+                struct iovec iov;
+                struct msghdr mh = {
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = ctl.buf,
+                        .msg_controllen = sizeof(ctl.buf),
+                };
                 ssize_t n;
                 int r;
 
@@ -190,7 +279,10 @@ static int try_read(client *c)
                 c->rscan = c->rstart + scanned;
                 if (r < 0)
                         return r;
-                n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+                iov = (struct iovec){ c->rbuf + c->rlen, c->rcap - c->rlen };
+                /* recvmsg() every time: recv() of a message that carries
+                 * descriptors would close them unseen. */
+                n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -207,6 +299,9 @@ static int try_read(client *c)
                         return 0;
                 }
                 c->rlen += (size_t)n;
+                r = take_rights(c, &mh);
+                if (r < 0)
+                        return r;
                 /* One chunk per call keeps a fast daemon from growing the
                  * buffer without bound between line extractions. */
                 return 0;

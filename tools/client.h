@@ -77,11 +77,20 @@ int client_queue(client *c, const json_t *req);
 int client_flush(client *c, int timeout_ms);
 /* Next reply, in request order. -ETIMEDOUT if none came within timeout_ms
  * (0: only what is already readable), -ECONNRESET if the daemon closed,
- * -EBADMSG for a line that is not a JSON object, -EMSGSIZE if too long.
+ * -EBADMSG for a line that is not a JSON object or passed descriptors that
+ * were lost (truncated control data), -EMSGSIZE if too long.
  * Writes pending requests meanwhile. */
 int client_recv(client *c, int timeout_ms, json_t **ret_reply);
 /* Send one request and read its reply. */
 int client_call(client *c, const json_t *req, json_t **ret_reply);
+
+/* Descriptors ringqd passed (SCM_RIGHTS), oldest first; the caller owns
+ * the one returned, -1 if none is held. Each reply with "fd":true (the
+ * output op) carries one, in reply order, and it has been received by the
+ * time that reply is returned, so take it then. A caller that does not
+ * want a reply's descriptor must still take (and close) it, or later
+ * replies get the wrong ones; client_free() closes those never taken. */
+int client_take_fd(client *c);
 
 /* Pipelining: the engine asks next() for requests while fewer than the
  * window are unanswered, writes them while reading replies, and hands each

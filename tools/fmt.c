@@ -51,6 +51,20 @@ char *fmt_duration(char *buf, size_t n, int64_t ms)
         return buf;
 }
 
+char *fmt_bytes(char *buf, size_t n, uint64_t bytes)
+{
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        double x = (double)bytes;
+        unsigned u = 0;
+
+        while (x >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+                x /= 1024;
+                u++;
+        }
+        snprintf(buf, n, u == 0 || x >= 10 ? "%.0f %s" : "%.1f %s", x, units[u]);
+        return buf;
+}
+
 char *fmt_time(char *buf, size_t n, const json_t *v, int64_t now_ms)
 {
         char age[FMT_BUF], when[32];
@@ -381,7 +395,7 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
                 "id", "state", "reason", "queue", "priority", "argv", "cwd",
                 "owner_uid", "owner_gid", "attempts", "max_attempts", "timeout_ms",
                 "submitted_at", "run_at", "started_at", "finished_at", "exit_code",
-                "signal", "stdout_path", "stderr_path",
+                "signal", "stdout_path", "stderr_path", "cpu_ms", "max_rss_kb", "umask",
         };
         char a[FMT_BUF], b[FMT_BUF], line[2 * FMT_BUF + 8];
         const json_t *started = json_object_get(job, "started_at");
@@ -401,6 +415,12 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
         kv(f, "command", cmd);
         free(cmd);
         kv(f, "cwd", str_or_dash(json_object_get(job, "cwd")));
+        /* Octal, as umask(1) shows it; absent where ringqd does not say. */
+        v = json_object_get(job, "umask");
+        if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 0777) {
+                snprintf(a, sizeof(a), "%04o", (unsigned)json_integer_value(v));
+                kv(f, "umask", a);
+        }
         snprintf(line, sizeof(line), "%s:%s",
                  num_or_dash(a, sizeof(a), json_object_get(job, "owner_uid")),
                  num_or_dash(b, sizeof(b), json_object_get(job, "owner_gid")));
@@ -419,6 +439,14 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
                 kv(f, "runtime", fmt_duration(a, sizeof(a),
                                               (json_is_integer(finished) ? json_integer_value(finished) : now_ms) -
                                                       json_integer_value(started)));
+        /* Usage is known once the job has ended; until then it is null
+         * and the lines are left out rather than shown as "-". */
+        v = json_object_get(job, "cpu_ms");
+        if (json_is_integer(v))
+                kv(f, "cpu", fmt_duration(a, sizeof(a), json_integer_value(v)));
+        v = json_object_get(job, "max_rss_kb");
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+                kv(f, "max rss", fmt_bytes(a, sizeof(a), (uint64_t)json_integer_value(v) * 1024));
         kv(f, "exit code", num_or_dash(a, sizeof(a), json_object_get(job, "exit_code")));
         kv(f, "signal", num_or_dash(a, sizeof(a), json_object_get(job, "signal")));
         kv(f, "stdout", str_or_dash(json_object_get(job, "stdout_path")));

@@ -19,6 +19,10 @@ int64_t fmt_now_ms(void);
  * leading '-'. Returns buf. */
 char *fmt_duration(char *buf, size_t n, int64_t ms);
 
+/* "512 B", "1.5 KiB", "12 MiB", "3.2 GiB": binary units, one decimal
+ * below 10. Returns buf. */
+char *fmt_bytes(char *buf, size_t n, uint64_t bytes);
+
 /* A unix-ms timestamp as "2026-11-27 06:01:02 (3s ago)" in local time,
  * "(in 5s)" for the future, "-" for null. Returns buf. */
 char *fmt_time(char *buf, size_t n, const json_t *v, int64_t now_ms);

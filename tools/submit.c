@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +62,37 @@ static int env_object(json_t **ret)
         return 0;
 }
 
+/* The umask, read without changing it where /proc says (Linux 4.7+);
+ * else set and restored, harmless in this single thread. */
+static mode_t current_umask(void)
+{
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        FILE *f;
+        mode_t m;
+
+        f = fopen("/proc/self/status", "re");
+        if (f) {
+                while (getline(&line, &cap, f) > 0) {
+                        unsigned long v;
+                        char *end;
+
+                        if (strncmp(line, "Umask:", 6) != 0)
+                                continue;
+                        errno = 0;
+                        v = strtoul(line + 6, &end, 8);
+                        if (errno || end == line + 6 || v > 0777)
+                                break;
+                        fclose(f);
+                        return (mode_t)v;
+                }
+                fclose(f);
+        }
+        m = umask(0077);
+        umask(m);
+        return m;
+}
+
 static int job_cwd(char **ret)
 {
         _cleanup_free_ char *cwd = NULL;
@@ -113,6 +145,10 @@ static int submit_base(json_t **ret)
                 if (r < 0)
                         return r;
                 if (set_new(req, "env", env) < 0)
+                        return -ENOMEM;
+                /* Files the job creates get the modes they would get had
+                 * the submitter run it. */
+                if (set_new(req, "umask", json_integer(current_umask())) < 0)
                         return -ENOMEM;
         }
         if ((arg_queue && set_new(req, "queue", json_string(arg_queue)) < 0) ||

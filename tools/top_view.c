@@ -46,20 +46,11 @@ static char *ms_str(char *buf, size_t n, const json_t *v)
 
 static char *bytes_str(char *buf, size_t n, const json_t *v)
 {
-        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-        double x = (double)json_integer_value(v);
-        unsigned u = 0;
-
-        if (!json_is_integer(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
                 snprintf(buf, n, "-");
                 return buf;
         }
-        while (x >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-                x /= 1024;
-                u++;
-        }
-        snprintf(buf, n, u == 0 || x >= 10 ? "%.0f %s" : "%.1f %s", x, units[u]);
-        return buf;
+        return fmt_bytes(buf, n, (uint64_t)json_integer_value(v));
 }
 
 /* "state" says draining too; older replies only have the bool. */

@@ -40,6 +40,7 @@ enum ringq_op {
         RINGQ_OP_RETRY,
         RINGQ_OP_WAIT,
         RINGQ_OP_STATS,
+        RINGQ_OP_OUTPUT,
         _RINGQ_OP_MAX,
         _RINGQ_OP_INVALID = -EINVAL,
 };
@@ -49,6 +50,7 @@ static const char *const ringq_op_names[_RINGQ_OP_MAX] = {
         [RINGQ_OP_STATUS] = "status", [RINGQ_OP_LIST] = "list",
         [RINGQ_OP_CANCEL] = "cancel", [RINGQ_OP_RETRY] = "retry",
         [RINGQ_OP_WAIT] = "wait",     [RINGQ_OP_STATS] = "stats",
+        [RINGQ_OP_OUTPUT] = "output",
 };
 
 enum ringq_err {

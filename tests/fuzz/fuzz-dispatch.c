@@ -843,7 +843,12 @@ static void one_connection(struct server *s, const uint8_t *data, size_t size, b
         unsigned answered;
 
         make_pair(sv, other);
-        CHECK(conn_new(s, sv[0]) == 0);
+        {
+                struct ucred cred;
+                socklen_t clen = sizeof(cred);
+                CHECK(getsockopt(sv[0], SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0);
+                CHECK(conn_new(s, sv[0], &cred) == 0);
+        }
         for (idx = 0; idx < s->conn_cap; idx++)
                 if (s->conns[idx] && s->conns[idx]->fd == sv[0])
                         break;

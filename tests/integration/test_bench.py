@@ -133,7 +133,7 @@ class E2E(BenchTest):
 
 
 class Overload(BenchTest):
-    daemon_kwargs = {"args": ["--high-water", "20"]}
+    daemon_kwargs = {"args": ["--high-water", "20", "--root-reserve-jobs", "0"]}
 
     def test_rejects_past_high_water(self):
         s = self.bench_kv("overload", "-r", "400", "-t", "1s", "-c", "2", "-d", "8")

@@ -170,7 +170,7 @@ class Inspect(DaemonTest):
 
 
 class Block(DaemonTest):
-    daemon_kwargs = {"workers": 1, "args": ["--high-water", "2", "--low-water", "1"]}
+    daemon_kwargs = {"workers": 1, "args": ["--high-water", "2", "--low-water", "1", "--root-reserve-jobs", "0"]}
 
     def test_queue_full_and_block(self):
         blocker = self.d.submit(["sleep", "30"])

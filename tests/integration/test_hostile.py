@@ -32,7 +32,7 @@ def children(pid):
 
 
 class HostileClients(DaemonTest):
-    daemon_kwargs = {"args": ["--max-clients", "20", "--max-request", "1M", "--idle-timeout", "%ds" % (2 * SLOW)]}
+    daemon_kwargs = {"args": ["--root-reserve-clients", "0", "--max-clients", "20", "--max-request", "1M", "--idle-timeout", "%ds" % (2 * SLOW)]}
 
     def test_abuse_while_a_good_client_is_served(self):
         pid = self.d.pid()

@@ -13,7 +13,8 @@ from harness import Client, Daemon, DaemonTest, procs_in_session, wait_for
 
 
 class HighWater(DaemonTest):
-    daemon_kwargs = {"workers": 1, "args": ["--high-water", "5", "--low-water", "2"]}
+    # As root, but about the mark every other user meets: no root reserve.
+    daemon_kwargs = {"workers": 1, "args": ["--high-water", "5", "--low-water", "2", "--root-reserve-jobs", "0"]}
 
     def test_reject_at_high_water_accept_at_low_water(self):
         c = self.d.client()
@@ -49,7 +50,7 @@ class HighWater(DaemonTest):
 
 
 class Connections(DaemonTest):
-    daemon_kwargs = {"args": ["--max-clients", "3", "--idle-timeout", "700ms", "--max-request", "1024",
+    daemon_kwargs = {"args": ["--root-reserve-clients", "0", "--max-clients", "3", "--idle-timeout", "700ms", "--max-request", "1024",
                               "--max-reply-buffer", "4096"]}
 
     def test_max_clients(self):

@@ -149,8 +149,10 @@ class Store(DaemonTest):
         cols = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
         self.assertEqual(cols, ["id", "queue", "state", "priority", "argv", "env", "cwd", "owner_uid", "owner_gid",
                                 "idem_key", "submitted_at", "run_at", "started_at", "finished_at", "attempts",
-                                "max_attempts", "timeout_ms", "backoff_ms", "exit_code", "signal", "reason", "pid"])
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 1)
+                                "max_attempts", "timeout_ms", "backoff_ms", "exit_code", "signal", "reason", "pid",
+                                # schema 2
+                                "owner_groups", "umask", "cpu_ms", "max_rss_kb"])
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
         self.assertEqual(db.execute("SELECT queue, state, jobs FROM queue_summary").fetchall(),
                          [("default", "succeeded", 1)])

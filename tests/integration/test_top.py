@@ -118,7 +118,7 @@ class TopScreen(Tmux, DaemonTest):
 
 @unittest.skipUnless(TMUX, "needs tmux")
 class TopRejecting(Tmux, DaemonTest):
-    daemon_kwargs = {"workers": 1, "args": ["--high-water", "2", "--low-water", "1"]}
+    daemon_kwargs = {"workers": 1, "args": ["--high-water", "2", "--low-water", "1", "--root-reserve-jobs", "0"]}
 
     def test_rejecting_and_q(self):
         blocker = self.d.submit(["sleep", "30"])
