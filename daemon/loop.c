@@ -162,6 +162,9 @@ static void handle(struct server *s, struct io_uring_cqe *cqe)
         case UD_HUP:
                 conn_on_hup(s, cqe);
                 break;
+        case UD_CGROUP:
+                worker_on_cgroup(s, cqe);
+                break;
         default:
                 break;
         }

@@ -22,6 +22,8 @@
 
 #include "conn.h"
 #include "log.h"
+#include "login_limits.h"
+#include "procs.h"
 #include "recover.h"
 #include "ringq/protocol.h"
 #include "users.h"
@@ -125,6 +127,20 @@ static int load_config(struct config *cfg, char **ret_err)
         return config_finalize(cfg, ret_err);
 }
 
+/* The owner's login limits for every job (PAM's session stack, in a
+ * helper); without the service file jobs get the limits ringqd started
+ * with. Not being able to start the helper is logged, not fatal: jobs
+ * still run, under those start-up limits. */
+static void start_login_limits(struct server *s)
+{
+        char *err = NULL;
+        const char *service = strcmp(s->cfg.pam_service, "none") == 0 ? NULL : s->cfg.pam_service;
+
+        if (limits_start(service, getenv("RINGQ_PAM_CONFDIR"), &err) < 0)
+                log_warning("login limits: %s; jobs get the limits ringqd started with", err ? err : "cannot start");
+        free(err);
+}
+
 static void restart_key_changed(const char *key)
 {
         log_warning("reload: %s changed; it takes effect after a restart of ringqd", key);
@@ -151,6 +167,8 @@ static void server_reload(struct server *s)
         log_max_level = s->cfg.log_level;
         store_set_busy_timeout(s->store, s->cfg.busy_timeout_ms);
         users_flush();
+        /* Also notices a PAM service file installed or removed since. */
+        start_login_limits(s);
         log_notice("reloaded configuration: high_water %llu, low_water %llu", (unsigned long long)s->cfg.high_water,
                    (unsigned long long)s->cfg.low_water);
         ops_update_accepting(s);
@@ -198,8 +216,9 @@ static int setup_state_dir(struct server *s)
         const char *dir = s->cfg.state_dir;
         int r, fd;
 
-        /* 0755 so job owners can reach output/ for ringq logs; the
-         * database itself is 0640 (umask). */
+        /* The database itself is 0640 (umask), output/ 0700: nobody but
+         * ringqd lists or opens what jobs wrote; owners get their own
+         * through ringq logs (op output passes the descriptor). */
         r = mkdir_p(dir, 0755);
         if (r < 0)
                 return log_error_errno(r, "state dir %s", dir);
@@ -219,11 +238,11 @@ static int setup_state_dir(struct server *s)
         if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR)
                 return log_error_errno(-errno, "state dir %s is not writable", dir);
         safe_close(fd);
-        if (mkdirat(s->state_dirfd, "output", 0755) < 0) {
-                if (errno != EEXIST)
-                        return log_error_errno(-errno, "state dir %s: cannot create output/", dir);
-        } else
-                (void)fchmodat(s->state_dirfd, "output", 0755, 0); /* past the umask */
+        if (mkdirat(s->state_dirfd, "output", 0700) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "state dir %s: cannot create output/", dir);
+        /* Also closes the 0755 of an older ringqd's directory. */
+        if (fchmodat(s->state_dirfd, "output", 0700, 0) < 0)
+                return log_error_errno(-errno, "state dir %s: cannot make output/ private", dir);
         s->output_dirfd = openat(s->state_dirfd, "output", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->output_dirfd < 0)
                 return log_error_errno(-errno, "state dir %s: output/", dir);
@@ -234,8 +253,9 @@ static int setup_state_dir(struct server *s)
 
 /* Serving max_clients connections and the workers' pipes takes more fds
  * than the usual soft limit of 1024: raise it to what is needed (at most
- * the hard limit). Jobs get the original limit back (spawn.c), since
- * programs using select(2) break above 1024. */
+ * the hard limit). Jobs never see it: they get their owner's login
+ * limits, which start from the limits captured before this
+ * (login_limits.h). */
 static void setup_nofile(struct server *s)
 {
         struct rlimit rl;
@@ -243,7 +263,6 @@ static void setup_nofile(struct server *s)
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
                 return;
-        s->nofile = rl;
         if (rl.rlim_cur >= need)
                 return;
         rl.rlim_cur = MIN(need, rl.rlim_max);
@@ -262,10 +281,10 @@ static int setup_signals(struct server *s)
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
-        /* Jobs are watched through pidfds, except under valgrind, which
-         * knows none (spawn.c): there SIGCHLD does it. */
-        if (under_valgrind())
-                sigaddset(&mask, SIGCHLD);
+        /* Jobs are watched through pidfds; SIGCHLD says that something
+         * a job left behind was handed to ringqd as its subreaper (or,
+         * under valgrind, which knows no pidfds, that a job ended). */
+        sigaddset(&mask, SIGCHLD);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
         /* Writes to a closed peer return EPIPE; a signal would kill us. */
@@ -305,6 +324,7 @@ static int run(struct server *s)
         r = server_open(s, &err);
         if (r < 0)
                 return fail(r, err);
+        start_login_limits(s);
         r = listener_open(s, &err);
         if (r < 0)
                 return fail(r, err);
@@ -325,6 +345,11 @@ int main(int argc, char **argv)
         struct server s;
         int r;
 
+        /* The login-limits helper is ringqd itself (login_limits.h). */
+        if (argc == 2 && strcmp(argv[1], "--limits-helper") == 0)
+                return limits_helper_main(3) < 0 ? 1 : 0;
+        /* Before ringqd raises any: what a job starts from. */
+        limits_capture_base();
         server_init(&s);
         fix_stdio();
         /* queue.db, its WAL and anything else ringqd creates are not for
@@ -341,6 +366,7 @@ int main(int argc, char **argv)
                 return r < 0 ? 2 : 0;
         }
         r = run(&s);
+        limits_stop();
         server_done(&s);
         free(arg_flags);
         return r < 0 ? 1 : 0;

@@ -2,6 +2,7 @@
  * again: the part of start-up that ringqd (main.c) and the in-process
  * fuzz harness share. main.c adds the config, the state dir and its
  * lock, signals, the listener and sd_notify around it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include <sys/eventfd.h>
 
 #include "conn.h"
+#include "log.h"
+#include "procs.h"
 #include "recover.h"
 #include "users.h"
 #include "util.h"
@@ -18,8 +21,57 @@ void server_init(struct server *s)
 {
         *s = (struct server){
                 .listen_fd = -1, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1, .hup_fd = -1,
-                .state_dirfd = -1, .output_dirfd = -1, .accepting = true,
+                .state_dirfd = -1, .output_dirfd = -1, .accepting = true, .cg = { .dirfd = -1 },
         };
+}
+
+/* Schema 1 gave each output file to its job's owner (0640), who could
+ * then append to it, chmod it or keep a hard link to it. Once, on the
+ * upgrade, every file becomes ringqd's own again (0600). */
+static void take_back_output(struct server *s)
+{
+        int fd = dup(s->output_dirfd), n = 0;
+        struct dirent *de;
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+        if (!d) {
+                safe_close(fd);
+                log_warning_errno(-errno, "output: cannot take the files back from their jobs' owners");
+                return;
+        }
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                if (fchownat(s->output_dirfd, de->d_name, geteuid(), getegid(), AT_SYMLINK_NOFOLLOW) == 0 &&
+                    fchmodat(s->output_dirfd, de->d_name, 0600, 0) == 0)
+                        n++;
+        }
+        closedir(d);
+        log_notice("output: %d file(s) of schema 1 are ringqd's own again (0600)", n);
+}
+
+/* A cgroup per job when systemd delegated a subtree (or one is
+ * configured), else ringqd adopts what jobs leave behind as their
+ * subreaper. Before recovery: an earlier run's job cgroups are emptied
+ * first. */
+static int setup_job_ownership(struct server *s, char **ret_err)
+{
+        int r = cgroup_open(&s->cg, s->cfg.cgroup, ret_err);
+
+        if (r < 0)
+                return r;
+        if (cgroup_enabled(&s->cg)) {
+                r = cgroup_sweep(&s->cg, 2000);
+                if (r > 0)
+                        log_notice("killed %d process(es) an earlier ringqd left in %s", r, s->cg.path);
+                log_info("jobs run in cgroups under %s", s->cg.path);
+                return 0;
+        }
+        r = procs_subreaper_init();
+        if (r < 0)
+                return set_error(ret_err, r, "cannot become a child subreaper: %s", strerror(-r));
+        log_info("jobs are tracked as ringqd's descendants (no delegated cgroup; cgroup = %s)", s->cfg.cgroup);
+        return 0;
 }
 
 int server_open(struct server *s, char **ret_err)
@@ -35,6 +87,11 @@ int server_open(struct server *s, char **ret_err)
         r = store_open(s->db_path, &s->cfg, &s->store, ret_err);
         if (r < 0)
                 return r;
+        r = setup_job_ownership(s, ret_err);
+        if (r < 0)
+                return r;
+        if (store_schema_from(s->store) == 1)
+                take_back_output(s);
         r = recover_interrupted(s->store);
         if (r < 0)
                 return set_error(ret_err, r, "%s: recovering interrupted jobs: %s", s->db_path, strerror(-r));
@@ -108,6 +165,7 @@ void server_done(struct server *s)
         s->devnull_fd = safe_close(s->devnull_fd);
         s->output_dirfd = safe_close(s->output_dirfd);
         s->state_dirfd = safe_close(s->state_dirfd);
+        cgroup_close(&s->cg);
         free(s->db_path);
         free(s->output_dir);
         s->db_path = s->output_dir = NULL;

@@ -10,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "idmap.h"
 #include "qindex.h"
@@ -31,6 +32,7 @@ enum ud_op {
         UD_PIPE_READ,
         UD_FILE_WRITE,
         UD_HUP,         /* the epoll set that reports clients gone */
+        UD_CGROUP,      /* a job cgroup's cgroup.events changed */
         UD_IGNORE,      /* cancel requests: nothing to do on completion */
         _UD_MAX,
 };
@@ -97,6 +99,9 @@ struct server {
 
         struct slot *slots;
         unsigned nslots, busy_slots;
+        /* How a job's processes are owned: a cgroup each when there is a
+         * delegated subtree, else ringqd is their subreaper (procs.h). */
+        struct cgroups cg;
 
         int sig_fd;
         struct signalfd_siginfo sig_buf;
@@ -111,7 +116,6 @@ struct server {
         struct stats stats;
         int64_t start_mono_ms;
         uid_t uid;                    /* ringqd's own uid */
-        struct rlimit nofile;         /* RLIMIT_NOFILE as ringqd found it */
 
         /* Lifecycle. */
         bool draining, stop, force_kill;
@@ -187,6 +191,9 @@ void workers_dispatch(struct server *s);
 int workers_load_queue(struct server *s);
 void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe);
 void workers_on_sigchld(struct server *s);
+/* Kill and reap what ended jobs left behind (subreaper mode). */
+void workers_sweep_orphans(struct server *s);
+void worker_on_cgroup(struct server *s, struct io_uring_cqe *cqe);
 void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe);
 void worker_on_file_write(struct server *s, struct io_uring_cqe *cqe);
 void worker_on_store_done(struct server *s, struct store_op *op);

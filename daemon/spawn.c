@@ -93,6 +93,14 @@ CHILD static int child_main(void *arg)
         long r, last = -ENOENT;
         char c;
 
+        /* Into the job's cgroup first, so that nothing it ever starts is
+         * born outside it. */
+        if (a->cgroup_procs >= 0) {
+                r = rsys(__NR_write, a->cgroup_procs, "0", 1);
+                if (r < 0)
+                        child_fail(a, r);
+        }
+
         /* The write end of the barrier stays only with the parent, so its
          * death reads as EOF here. */
         (void)rsys(__NR_close, a->barrier_w, 0, 0);
@@ -118,6 +126,12 @@ CHILD static int child_main(void *arg)
         r = rsys(__NR_setsid, 0, 0, 0);
         if (r < 0)
                 child_fail(a, r);
+        /* What its owner's login would get, never ringqd's own raised
+         * limits. A limit that cannot be raised stays lower: safe. */
+        for (int i = 0; i < RLIM_NLIMITS; i++)
+                (void)rsys6(__NR_prlimit64, 0, i, (long)&a->rl[i], 0, 0, 0);
+        (void)rsys(__NR_setpriority, PRIO_PROCESS, 0, a->nice);
+        (void)rsys(__NR_umask, a->umask, 0, 0);
         if (a->set_creds) {
                 r = rsys(__NR_setgroups, a->ngroups, a->groups, 0);
                 if (r >= 0)
@@ -133,9 +147,8 @@ CHILD static int child_main(void *arg)
         (void)rsys(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
         if (rsys(__NR_getppid, 0, 0, 0) != a->parent)
                 child_fail(a, -ESRCH);
-
-        if (a->nofile[0])
-                (void)rsys6(__NR_prlimit64, 0, RLIMIT_NOFILE, (long)a->nofile, 0, 0, 0);
+        if (a->subreaper)
+                (void)rsys(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0);
 
         r = rsys(__NR_chdir, a->cwd, 0, 0);
         if (r < 0)

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 struct spawn_args {
@@ -34,7 +35,13 @@ struct spawn_args {
         int fd_in, fd_out, fd_err;
         int barrier_r, barrier_w;
         int err_w;               /* child writes an errno here on failure */
-        uint64_t nofile[2];      /* RLIMIT_NOFILE for the job: cur, max */
+        int cgroup_procs;        /* the job cgroup's cgroup.procs; -1: none */
+        bool subreaper;          /* the job's orphans stay below its main process */
+        /* Its owner's login limits and nice value, set while the child is
+         * still root (raising a hard limit needs that). */
+        struct rlimit rl[RLIM_NLIMITS];
+        int nice;
+        unsigned umask;
         pid_t parent;
 };
 

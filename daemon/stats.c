@@ -28,6 +28,7 @@ const char *const counter_names[_C_MAX] = {
         [C_STORE_ERRORS] = "store_errors",
         [C_COMMITS] = "commits",
         [C_KILLED] = "killed",
+        [C_ORPHANS_KILLED] = "orphans_killed",
         [C_PRUNED] = "pruned",
 };
 

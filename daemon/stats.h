@@ -43,6 +43,7 @@ enum counter {
         C_STORE_ERRORS,         /* any failed commit */
         C_COMMITS,              /* group commits done */
         C_KILLED,               /* process groups that needed SIGKILL */
+        C_ORPHANS_KILLED,       /* processes an ended job left behind */
         C_PRUNED,               /* finished jobs removed */
         _C_MAX,
 };

@@ -12,7 +12,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "cgroup.h"
+#include "login_limits.h"
 #include "log.h"
+#include "procs.h"
 #include "ringq/protocol.h"
 #include "users.h"
 #include "worker.h"
@@ -26,9 +29,12 @@
 #define DRAIN_MS 2000          /* pipes held open by an escaped process */
 #define RETRY_SPAWN_MS 1000    /* after EAGAIN/EMFILE/ENOMEM at spawn */
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+#define DEFAULT_UMASK 022      /* a job submitted without one: a login's usual */
+#define GROUPS_MAX 65536       /* NGROUPS_MAX of Linux */
 
 static void slot_timer(struct timer *t);
 static void maybe_finish(struct slot *sl);
+static void cg_check(struct slot *sl);
 static void dispatch_due(struct timer *t);
 
 static void strv_free(char **v)
@@ -51,7 +57,8 @@ int workers_init(struct server *s)
                 struct slot *sl = &s->slots[i];
                 sl->srv = s;
                 sl->idx = i;
-                sl->pidfd = sl->barrier_w = sl->err_r = -1;
+                sl->pidfd = sl->barrier_w = sl->err_r = sl->cg_events = -1;
+                sl->cpu_ms = sl->max_rss_kb = -1;
                 timer_init(&sl->timer, slot_timer);
                 /* A guard page below each child stack turns an overflow
                  * into a crash of the child, not of ringqd's heap. */
@@ -101,6 +108,14 @@ static void slot_reset(struct slot *sl)
                 st->eof = st->reading = st->writing = st->truncated = false;
         }
         slot_release_spawn(sl);
+        sl->cg_events = safe_close(sl->cg_events);
+        /* Normally removed once it emptied (cg_check); this is for a
+         * start that failed or a process that would not die. */
+        if (sl->in_cgroup && cgroup_job_remove(&s->cg, sl->job_id) < 0)
+                log_warning("job %" PRId64 ": cgroup %s/job-%" PRId64 " still holds processes; left in place",
+                            sl->job_id, s->cg.path, sl->job_id);
+        sl->in_cgroup = sl->cg_wait = false;
+        sl->cpu_ms = sl->max_rss_kb = -1;
         if (sl->active) {
                 s->busy_slots--;
                 qindex_run_end(&s->qi, (uint32_t)sl->owner_uid);
@@ -271,22 +286,49 @@ static char **build_paths(const char *argv0, const char *path)
         return v;
 }
 
-static int open_output(struct server *s, int64_t id, const char *ext, const struct spawn_args *a)
+/* The output files are ringqd's own (0600, in a directory only ringqd
+ * can open): the job writes through a pipe, and its owner reads through a
+ * descriptor ringqd passes (op output), so nobody can grow, chmod or
+ * replace what is recorded, and a listing shows nothing of anyone. */
+static int open_output(struct server *s, int64_t id, const char *ext)
 {
         char name[64];
         int fd;
 
         snprintf(name, sizeof(name), "%" PRId64 ".%s", id, ext);
-        fd = openat(s->output_dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (fd < 0)
-                return -errno;
-        /* Output belongs to the job's owner, who reads it with ringq logs. */
-        if (a->set_creds && fchown(fd, a->uid, a->gid) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
+        fd = openat(s->output_dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        return fd < 0 ? -errno : fd;
+}
+
+/* The supplementary groups recorded with the job: a JSON array of gids. */
+static int groups_from_json(const char *text, gid_t **ret, size_t *ret_n)
+{
+        json_t *a = json_loads(text, 0, NULL), *v;
+        gid_t *g = NULL;
+        size_t i, n;
+
+        if (!json_is_array(a) || json_array_size(a) > GROUPS_MAX) {
+                json_decref(a);
+                return -EBADMSG;
         }
-        return fd;
+        n = json_array_size(a);
+        g = malloc(MAX(n, 1) * sizeof(*g));
+        if (!g) {
+                json_decref(a);
+                return -ENOMEM;
+        }
+        json_array_foreach(a, i, v) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX - 1) {
+                        free(g);
+                        json_decref(a);
+                        return -EBADMSG;
+                }
+                g[i] = (gid_t)json_integer_value(v);
+        }
+        json_decref(a);
+        *ret = g;
+        *ret_n = n;
+        return 0;
 }
 
 /* ---- ring ops on a slot ---- */
@@ -354,7 +396,8 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         int fds[2] = { -1, -1 };
         char *path = NULL;
         uid_t run_uid;
-        int r;
+        gid_t run_gid;
+        int cg_procs = -1, r;
 
         r = reader_get(s->reader, id, &j);
         if (r == -ENOENT)
@@ -366,10 +409,12 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
                 return -ESTALE;
         }
 
-        /* Root runs a job as its submitter; anyone else runs it as
-         * itself (it accepted only its own uid and root). */
+        /* Root runs a job with the uid, gid and groups its submitter's
+         * connection had; anyone else runs it as itself (it accepted only
+         * its own uid and root). */
         run_uid = s->uid == 0 ? (uid_t)j.owner_uid : s->uid;
-        u = users_lookup(run_uid, s->uid == 0 ? (gid_t)j.owner_gid : getgid());
+        run_gid = s->uid == 0 ? (gid_t)j.owner_gid : getgid();
+        u = users_lookup(run_uid, run_gid);
         if (!u) {
                 r = -ENOMEM;
                 goto fail;
@@ -377,20 +422,34 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         sl->args = (struct spawn_args){
                 .set_creds = s->uid == 0 && run_uid != 0,
                 .uid = run_uid,
-                .gid = u->gid,
+                .gid = run_gid,
                 .fd_in = s->devnull_fd,
                 .parent = getpid(),
-                .nofile = { s->nofile.rlim_cur, s->nofile.rlim_max },
+                .cgroup_procs = -1,
+                .subreaper = !cgroup_enabled(&s->cg),
+                .umask = j.umask >= 0 ? (unsigned)j.umask : DEFAULT_UMASK,
         };
+        {
+                struct job_limits lim;
+                (void)limits_for(run_uid, run_gid, u->name, &lim);
+                memcpy(sl->args.rl, lim.rl, sizeof(sl->args.rl));
+                sl->args.nice = lim.nice;
+        }
         if (sl->args.set_creds) {
-                sl->groups = malloc((size_t)u->ngroups * sizeof(gid_t));
-                if (!sl->groups) {
+                size_t n = (size_t)u->ngroups;
+                /* A job of schema 1 recorded no groups: its owner's. */
+                if (j.owner_groups)
+                        r = groups_from_json(j.owner_groups, &sl->groups, &n);
+                else if ((sl->groups = malloc(n * sizeof(gid_t))))
+                        memcpy(sl->groups, u->groups, n * sizeof(gid_t));
+                else
                         r = -ENOMEM;
+                if (r < 0 || !sl->groups) {
+                        r = r < 0 ? r : -ENOMEM;
                         goto fail;
                 }
-                memcpy(sl->groups, u->groups, (size_t)u->ngroups * sizeof(gid_t));
                 sl->args.groups = sl->groups;
-                sl->args.ngroups = (size_t)u->ngroups;
+                sl->args.ngroups = n;
         }
         sl->argv = argv_from_json(j.argv);
         sl->envp = sl->argv ? build_env(&j, u, j.attempts + 1, &path) : NULL;
@@ -407,8 +466,8 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         sl->args.paths = sl->paths;
         sl->args.cwd = sl->cwd;
 
-        fds[0] = open_output(s, id, "out", &sl->args);
-        fds[1] = fds[0] >= 0 ? open_output(s, id, "err", &sl->args) : -1;
+        fds[0] = open_output(s, id, "out");
+        fds[1] = fds[0] >= 0 ? open_output(s, id, "err") : -1;
         if (fds[0] < 0 || fds[1] < 0) {
                 r = fds[0] < 0 ? fds[0] : fds[1];
                 log_error_errno(r, "job %" PRId64 ": cannot create its output files in %s", id, s->output_dir);
@@ -424,10 +483,23 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         sl->args.barrier_r = bar[0];
         sl->args.barrier_w = bar[1];
         sl->args.err_w = ep[1];
+        if (cgroup_enabled(&s->cg)) {
+                r = cgroup_job_create(&s->cg, id, &cg_procs);
+                if (r < 0) {
+                        log_error_errno(r, "job %" PRId64 ": cannot make its cgroup in %s", id, s->cg.path);
+                        goto fail;
+                }
+                sl->args.cgroup_procs = cg_procs;
+        }
 
         r = spawn_clone(&sl->args, (char *)sl->stack + 4096, STACK_SIZE, &sl->pid, &sl->pidfd);
-        if (r < 0)
+        if (r < 0) {
+                if (cg_procs >= 0)
+                        (void)cgroup_job_remove(&s->cg, id);
                 goto fail;
+        }
+        sl->in_cgroup = cg_procs >= 0;
+        cg_procs = safe_close(cg_procs);
         close(out[1]);
         close(err[1]);
         close(bar[0]);
@@ -481,6 +553,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         arm_read(sl, 1);
         return 0;
 fail:
+        safe_close(cg_procs);
         for (int i = 0; i < 2; i++) {
                 safe_close(out[i]);
                 safe_close(err[i]);
@@ -589,6 +662,12 @@ static void signal_job(struct slot *sl, int sig)
          * main process is not reaped, so this never hits a stranger. */
         if (kill(-sl->pid, sig) < 0 && errno == ESRCH)
                 (void)kill(sl->pid, sig);
+        /* And whatever left the group or the session: all of the cgroup,
+         * or all below the main process, which is their subreaper. */
+        if (sl->in_cgroup)
+                (void)cgroup_job_signal(&sl->srv->cg, sl->job_id, sig);
+        else
+                (void)procs_signal_tree(sl->pid, sig);
 }
 
 static void begin_stop(struct slot *sl, enum end_reason why)
@@ -624,6 +703,17 @@ static void slot_timer(struct timer *t)
                                 io_uring_sqe_set_data64(sqe, ud_pack(UD_IGNORE, 0, 0));
                         } else
                                 st->eof = true;
+                }
+                if (sl->cg_wait) {
+                        /* A process stuck in the kernel: record the end
+                         * with what is known; its cgroup stays, and a
+                         * later attempt or start-up removes it. */
+                        struct io_uring_sqe *sqe = get_sqe(s);
+                        io_uring_prep_cancel64(sqe, ud_pack(UD_CGROUP, sl->idx, sl->gen), 0);
+                        io_uring_sqe_set_data64(sqe, ud_pack(UD_IGNORE, 0, 0));
+                        log_warning("job %" PRId64 ": processes in its cgroup still alive %dms after SIGKILL",
+                                    sl->job_id, DRAIN_MS);
+                        sl->cg_wait = false;
                 }
                 maybe_finish(sl);
                 return;
@@ -680,19 +770,31 @@ void workers_stop_all(struct server *s, bool hard)
  * left of the group is killed first, so that id cannot have been reused. */
 static bool slot_try_reap(struct slot *sl)
 {
+        struct server *s = sl->srv;
         idtype_t type = sl->pidfd >= 0 ? (idtype_t)P_PIDFD : P_PID;
         id_t id = sl->pidfd >= 0 ? (id_t)sl->pidfd : (id_t)sl->pid;
         siginfo_t si = { 0 };
+        struct rusage ru = { 0 };
         int e = 0;
 
         if (syscall(SYS_waitid, type, id, &si, WEXITED | WNOHANG | WNOWAIT, NULL) == 0 && si.si_pid == 0)
                 return false;
+        /* A job owns its processes: none outlives its main one. */
         if (sl->released)
                 (void)kill(-sl->pid, SIGKILL);
+        if (sl->in_cgroup)
+                (void)cgroup_job_signal(&s->cg, sl->job_id, SIGKILL);
         memset(&si, 0, sizeof(si));
-        if (syscall(SYS_waitid, type, id, &si, WEXITED | WNOHANG, NULL) < 0)
+        if (syscall(SYS_waitid, type, id, &si, WEXITED | WNOHANG, &ru) < 0)
                 log_warning_errno(-errno, "job %" PRId64 ": waitid", sl->job_id);
         sl->reaped = true;
+        /* The main process's own use and that of every descendant it
+         * waited for; a cgroup's count (cg_check) includes the rest. */
+        sl->cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                     (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+        sl->max_rss_kb = ru.ru_maxrss;
+        if (!sl->in_cgroup)
+                workers_sweep_orphans(s);
         sl->pidfd = safe_close(sl->pidfd);
         sl->barrier_w = safe_close(sl->barrier_w);
         if (si.si_code == CLD_EXITED)
@@ -703,6 +805,10 @@ static bool slot_try_reap(struct slot *sl)
                 sl->spawn_errno = e;
         sl->err_r = safe_close(sl->err_r);
         loop_arm_timer(sl->srv, &sl->timer, now_mono_ms() + DRAIN_MS);
+        if (sl->in_cgroup) {
+                sl->cg_wait = true;
+                cg_check(sl);
+        }
         maybe_finish(sl);
         return true;
 }
@@ -725,6 +831,76 @@ void workers_on_sigchld(struct server *s)
                 if (sl->active && !sl->reaped && sl->pidfd < 0)
                         (void)slot_try_reap(sl);
         }
+        if (!cgroup_enabled(&s->cg))
+                workers_sweep_orphans(s);
+}
+
+/* ringqd's children that procs_sweep must leave alone: the main process
+ * of every job not yet reaped, and the limits helper. */
+static bool keep_child(void *ud, pid_t pid)
+{
+        struct server *s = ud;
+
+        if (pid == limits_helper_pid())
+                return true;
+        for (unsigned i = 0; i < s->nslots; i++)
+                if (s->slots[i].active && !s->slots[i].reaped && s->slots[i].pid == pid)
+                        return true;
+        return false;
+}
+
+void workers_sweep_orphans(struct server *s)
+{
+        int n = procs_sweep(keep_child, s);
+
+        if (n > 0) {
+                s->stats.c[C_ORPHANS_KILLED] += (uint64_t)n;
+                log_info("killed %d process(es) left behind by ended jobs", n);
+        }
+}
+
+/* Has the last process left the job's cgroup? Then record what they
+ * used and remove it; else wait for cgroup.events to say so. The events
+ * file is read through the fd that is polled, so a change between the
+ * read and the poll still wakes it. */
+static void cg_check(struct slot *sl)
+{
+        struct server *s = sl->srv;
+        struct io_uring_sqe *sqe;
+        uint64_t usec;
+        int r;
+
+        if (!sl->cg_wait)
+                return;
+        if (sl->cg_events < 0)
+                sl->cg_events = cgroup_job_events_fd(&s->cg, sl->job_id);
+        r = sl->cg_events >= 0 ? cgroup_events_populated(sl->cg_events) : sl->cg_events;
+        if (r == 1) {
+                sqe = get_sqe(s);
+                io_uring_prep_poll_add(sqe, sl->cg_events, POLLPRI);
+                io_uring_sqe_set_data64(sqe, ud_pack(UD_CGROUP, sl->idx, sl->gen));
+                sl->ring_ops++;
+                return;
+        }
+        if (r < 0)
+                log_warning_errno(r, "job %" PRId64 ": cgroup %s/job-%" PRId64, sl->job_id, s->cg.path, sl->job_id);
+        if (cgroup_job_cpu_usec(&s->cg, sl->job_id, &usec) == 0)
+                sl->cpu_ms = (int64_t)(usec / 1000);
+        sl->cg_events = safe_close(sl->cg_events);
+        if (cgroup_job_remove(&s->cg, sl->job_id) == 0)
+                sl->in_cgroup = false;
+        sl->cg_wait = false;
+}
+
+void worker_on_cgroup(struct server *s, struct io_uring_cqe *cqe)
+{
+        struct slot *sl = slot_from(s, cqe->user_data, NULL);
+
+        if (!sl)
+                return;
+        sl->ring_ops--;
+        cg_check(sl);
+        maybe_finish(sl);
 }
 
 void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe)
@@ -828,7 +1004,7 @@ static void maybe_finish(struct slot *sl)
         char reason[128];
         int state;
 
-        if (!sl->reaped || sl->start_pending || sl->ring_ops || !sl->st[0].eof || !sl->st[1].eof)
+        if (!sl->reaped || sl->start_pending || sl->ring_ops || sl->cg_wait || !sl->st[0].eof || !sl->st[1].eof)
                 return;
         if (sl->start_failed) {
                 slot_reset(sl);
@@ -883,6 +1059,8 @@ static void maybe_finish(struct slot *sl)
         op->finish.priority = sl->priority;
         op->finish.owner_uid = sl->owner_uid;
         op->finish.run_us = sl->released ? now_mono_us() - sl->started_mono_us : -1;
+        op->finish.cpu_ms = sl->released ? sl->cpu_ms : -1;
+        op->finish.max_rss_kb = sl->released ? sl->max_rss_kb : -1;
         if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
                 op->finish.state = RINGQ_STATE_QUEUED;
                 op->finish.run_at = op->finish.finished_at + backoff_ms(sl, attempt);

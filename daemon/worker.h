@@ -8,11 +8,14 @@
  *   running    barrier released: the job runs; its timeout is armed.
  *   stopping   SIGTERM sent to the process group (timeout, cancel,
  *              shutdown); SIGKILL follows after kill_grace.
- *   reaped     the main process has exited and was reaped; its group
- *              was SIGKILLed; the pipes are drained (bounded by a short
- *              deadline, since an escaped process may hold them).
+ *   reaped     the main process has exited and was reaped; every other
+ *              process of the job was SIGKILLed (its cgroup, or its
+ *              process group and what ringqd adopted as subreaper); the
+ *              pipes are drained and the cgroup emptied (bounded by a
+ *              short deadline, since a process may hang in the kernel).
  * A slot is freed only when the child is reaped, both pipes are closed,
- * no ring op references it and its START op is back from the store.
+ * its cgroup is empty, no ring op references it and its START op is back
+ * from the store.
  */
 #pragma once
 
@@ -53,6 +56,12 @@ struct slot {
         pid_t pid;
         int pidfd, barrier_w, err_r;
         bool start_pending, started, start_failed, released, reaped;
+        /* Its cgroup (cgroup.h): the end waits until the last process in
+         * it is gone (bounded by the drain deadline), then reads what
+         * they used and removes it. */
+        bool in_cgroup, cg_wait;
+        int cg_events;
+        int64_t cpu_ms, max_rss_kb;     /* -1: unknown */
         enum end_reason end;
         int kill_stage;          /* 0, 1: SIGTERM sent, 2: SIGKILL sent */
         int exit_code, signal, spawn_errno;

@@ -53,9 +53,11 @@ class RootDaemon(DaemonTest):
         self.assertIn(grp.getgrnam(GROUP).gr_gid, [int(g) for g in groups.split()])
         job = self.d.job(jid)
         self.assertEqual((job["owner_uid"], job["owner_gid"]), (self.u1.pw_uid, self.u1.pw_gid))
+        # Output is ringqd's own, in a directory nobody else may open; the
+        # owner reads it through the descriptor ringqd passes.
         st = os.stat(job["stdout_path"])
-        self.assertEqual((st.st_uid, st.st_mode & 0o777), (self.u1.pw_uid, 0o640))
-        # The owner reads its own output through the CLI.
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600))
+        self.assertEqual(os.stat(os.path.dirname(job["stdout_path"])).st_mode & 0o777, 0o700)
         r = self.cli_as(USERS[0], "logs", str(jid))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.split("\n")[0], str(self.u1.pw_uid))

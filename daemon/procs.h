@@ -1,0 +1,28 @@
+/* Owning a job's processes without cgroups: a child subreaper.
+ *
+ * ringqd and each job's main process are child subreapers
+ * (PR_SET_CHILD_SUBREAPER). While the main process lives, a process of
+ * the job that is orphaned (a double fork, a daemon that detaches) is
+ * re-parented to it, not to init, so every process of the job stays in
+ * the tree below it, whatever session or process group it moved to:
+ * procs_signal_tree reaches them all. When the main process exits, what
+ * it leaves is re-parented to ringqd; any child of ringqd that is not the
+ * main process of a running job (nor a helper of ringqd's own) is such a
+ * leftover, and procs_sweep kills and reaps it.
+ *
+ * A job may clear the subreaper flag of its main process; then its
+ * orphans reach ringqd while the job runs, and the next sweep ends them
+ * early. That only ever harms the job that did it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Make ringqd a child subreaper. */
+int procs_subreaper_init(void);
+/* Send sig to root and every descendant of it. Returns how many got it. */
+int procs_signal_tree(pid_t root, int sig);
+/* Kill and reap every child of ringqd for which keep() is false, with
+ * its descendants. Returns how many were killed. */
+int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud);
