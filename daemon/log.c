@@ -1,8 +1,12 @@
 /* stderr logger: one line per call, written with a single write(2) so
  * lines from the daemon never interleave mid-line. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
 
 #include "log.h"
 
@@ -36,6 +40,124 @@ void log_msg(int prio, const char *fmt, ...)
         va_start(ap, fmt);
         log_write(prio, NULL, fmt, ap);
         va_end(ap);
+}
+
+/* Length of the UTF-8 sequence at s (1..4), or 0 if it is not one:
+ * overlong forms, surrogates and code points above U+10FFFF included. */
+static size_t utf8_len(const unsigned char *s)
+{
+        unsigned c = s[0];
+        size_t n;
+        uint32_t cp;
+
+        if (c < 0x80)
+                return 1;
+        if (c < 0xc2 || c > 0xf4)
+                return 0;
+        n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+        cp = c & (0x7f >> n);
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+                return 0;
+        return n;
+}
+
+char *log_quote(char *buf, size_t size, const char *str)
+{
+        const unsigned char *p = (const unsigned char *)(str ? str : "");
+        size_t o = 0;
+
+        if (size < 8) {
+                if (size)
+                        buf[0] = '\0';
+                return buf;
+        }
+        buf[o++] = '"';
+        while (*p) {
+                char esc[8];
+                size_t n = utf8_len(p), el;
+
+                if (*p == '"' || *p == '\\')
+                        el = (size_t)snprintf(esc, sizeof(esc), "\\%c", *p);
+                else if (*p == '\n')
+                        el = (size_t)snprintf(esc, sizeof(esc), "\\n");
+                else if (*p == '\t')
+                        el = (size_t)snprintf(esc, sizeof(esc), "\\t");
+                else if (n == 0 || *p < 0x20 || *p == 0x7f)
+                        el = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p), n = 1;
+                else
+                        el = 0;
+                /* Room for this piece, the closing quote, "..." and NUL. */
+                if (o + (el ? el : n) + 5 > size) {
+                        memcpy(buf + o, "...", 3);
+                        o += 3;
+                        break;
+                }
+                if (el) {
+                        memcpy(buf + o, esc, el);
+                        o += el;
+                        p++;
+                } else {
+                        /* C1 controls (U+0080..U+009F) steer terminals too. */
+                        if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
+                                o += (size_t)snprintf(buf + o, size - o, "\\u%04x", p[1]);
+                                p += 2;
+                                continue;
+                        }
+                        memcpy(buf + o, p, n);
+                        o += n;
+                        p += n;
+                }
+        }
+        buf[o++] = '"';
+        buf[o] = '\0';
+        return buf;
+}
+
+/* Is stderr the journal? systemd says so in $JOURNAL_STREAM ("dev:ino"
+ * of the stream it connected), which a child with redirected stderr
+ * inherits but no longer matches. */
+static bool stderr_is_journal(void)
+{
+        static int cached = -1;
+        const char *e;
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (cached >= 0)
+                return cached;
+        e = getenv("JOURNAL_STREAM");
+        cached = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+                 st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
+        return cached;
+}
+
+void log_job(int prio, const struct log_job *j, const char *fmt, ...)
+{
+        char msg[2048];
+        va_list ap;
+
+        if (prio > log_max_level)
+                return;
+        va_start(ap, fmt);
+        if (!stderr_is_journal()) {
+                log_write(prio, NULL, fmt, ap);
+                va_end(ap);
+                return;
+        }
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        /* One datagram to journald, like sd_notify: bounded and cheap.
+         * If it fails, the line still goes out on stderr. */
+        if (sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", prio, "SYSLOG_IDENTIFIER=ringqd",
+                            "RINGQ_JOB_ID=%" PRId64, j->id, "RINGQ_OWNER_UID=%" PRId64, j->owner_uid,
+                            "RINGQ_QUEUE=%s", j->queue ? j->queue : "", "RINGQ_STATE=%s", j->state ? j->state : "",
+                            "RINGQ_REASON=%s", j->reason ? j->reason : "", NULL) < 0)
+                log_msg(prio, "%s", msg);
 }
 
 int log_errno(int prio, int err, const char *fmt, ...)

@@ -87,8 +87,9 @@ static void slot_release_spawn(struct slot *sl)
         free(sl->cwd);
         free(sl->groups);
         free(sl->argv0);
+        free(sl->queue);
         sl->argv = sl->envp = sl->paths = NULL;
-        sl->cwd = sl->argv0 = NULL;
+        sl->cwd = sl->argv0 = sl->queue = NULL;
         sl->groups = NULL;
 }
 
@@ -456,8 +457,9 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         sl->paths = sl->envp ? build_paths(sl->argv[0], path) : NULL;
         sl->cwd = strdup(j.cwd ? j.cwd : "/");
         sl->argv0 = sl->argv ? strdup(sl->argv[0]) : NULL;
+        sl->queue = strdup(j.queue ? j.queue : "default");
         free(path);
-        if (!sl->paths || !sl->cwd || !sl->argv0) {
+        if (!sl->paths || !sl->cwd || !sl->argv0 || !sl->queue) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -720,11 +722,11 @@ static void slot_timer(struct timer *t)
         }
         switch (sl->kill_stage) {
         case 0:
-                log_info("job %" PRId64 ": timed out after %" PRId64 "ms, stopping it", sl->job_id, sl->timeout_ms);
+                log_notice("job %" PRId64 ": timed out after %" PRId64 "ms, stopping it", sl->job_id, sl->timeout_ms);
                 begin_stop(sl, END_TIMEOUT);
                 break;
         case 1:
-                log_info("job %" PRId64 ": still running %" PRId64 "ms after SIGTERM, sending SIGKILL", sl->job_id,
+                log_warning("job %" PRId64 ": still running %" PRId64 "ms after SIGTERM, sending SIGKILL", sl->job_id,
                          s->cfg.kill_grace_ms);
                 signal_job(sl, SIGKILL);
                 s->stats.c[C_KILLED]++;
@@ -1067,10 +1069,24 @@ static void maybe_finish(struct slot *sl)
                 op->finish.finished_at = -1;
         }
         op->enqueued_us = now_mono_us();
-        log_info("job %" PRId64 " ended: %s, reason=\"%s\" owner=%" PRId64 " argv0=%s attempt=%d/%d duration=%" PRId64
-                 "ms",
-                 sl->job_id, ringq_state_names[op->finish.state], reason, sl->owner_uid, sl->argv0, attempt,
-                 sl->max_attempts, sl->released ? op->finish.run_us / 1000 : 0);
+        {
+                /* A failure is news (notice), a timeout or an
+                 * interruption more so (warning); a success is not. */
+                int prio = sl->end == END_TIMEOUT || sl->end == END_INTERRUPTED ? LOG_WARNING
+                           : state == RINGQ_STATE_SUCCEEDED || state == RINGQ_STATE_CANCELED ? LOG_INFO
+                                                                                             : LOG_NOTICE;
+                char qa[256], qq[160], qr[160];
+                const char *st = op->finish.state == RINGQ_STATE_QUEUED ? "retry scheduled"
+                                                                        : ringq_state_names[op->finish.state];
+                log_job(prio,
+                        &(struct log_job){ sl->job_id, sl->owner_uid, sl->queue, ringq_state_names[op->finish.state],
+                                           reason },
+                        "job %" PRId64 " ended: %s, reason=%s owner=%" PRId64 " queue=%s argv0=%s attempt=%d/%d"
+                        " duration=%" PRId64 "ms cpu=%" PRId64 "ms",
+                        sl->job_id, st, log_quote(qr, sizeof(qr), reason), sl->owner_uid,
+                        log_quote(qq, sizeof(qq), sl->queue), log_quote(qa, sizeof(qa), sl->argv0), attempt,
+                        sl->max_attempts, sl->released ? op->finish.run_us / 1000 : 0, op->finish.cpu_ms);
+        }
         store_push(s->store, op);
         slot_reset(sl);
         workers_dispatch(s);
@@ -1113,8 +1129,13 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 }
                 sl->barrier_w = safe_close(sl->barrier_w);
                 sl->released = sl->end == END_NONE;
-                log_info("job %" PRId64 " started: pid=%d owner=%" PRId64 " argv0=%s attempt=%d", sl->job_id,
-                          (int)sl->pid, sl->owner_uid, sl->argv0, sl->attempts_before + 1);
+                {
+                        char qa[256], qq[160];
+                        log_job(LOG_INFO, &(struct log_job){ sl->job_id, sl->owner_uid, sl->queue, "running", NULL },
+                                "job %" PRId64 " started: pid=%d owner=%" PRId64 " queue=%s argv0=%s attempt=%d",
+                                sl->job_id, (int)sl->pid, sl->owner_uid, log_quote(qq, sizeof(qq), sl->queue),
+                                log_quote(qa, sizeof(qa), sl->argv0), sl->attempts_before + 1);
+                }
                 loop_arm_timer(s, &sl->timer, sl->started_mono_us / 1000 + sl->timeout_ms);
                 return;
         }

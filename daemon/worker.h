@@ -51,7 +51,7 @@ struct slot {
         int64_t job_id, owner_uid;
         int priority, attempts_before, max_attempts;
         int64_t backoff_ms, timeout_ms, run_at, submitted_at;
-        char *argv0;
+        char *argv0, *queue;     /* for its log lines */
 
         pid_t pid;
         int pidfd, barrier_w, err_r;
