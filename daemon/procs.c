@@ -17,6 +17,26 @@
  * next pass or, at the end, by the sweep. */
 #define TREE_MAX 4096
 
+static bool alive(pid_t pid)
+{
+        char path[64], buf[512], *p;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        /* comm may hold anything: the state follows the last ')'. */
+        p = strrchr(buf, ')');
+        return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 int procs_subreaper_init(void)
 {
         return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
@@ -102,7 +122,9 @@ int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud)
                 siginfo_t si = { 0 };
                 if (keep(ud, kids[i]))
                         continue;
-                killed += procs_signal_tree(kids[i], SIGKILL) > 0;
+                /* A zombie only needs reaping; count the live ones. */
+                killed += alive(kids[i]);
+                (void)procs_signal_tree(kids[i], SIGKILL);
                 /* Reap it if it is gone already; if not, its SIGCHLD
                  * brings us back here. */
                 (void)waitid(P_PID, (id_t)kids[i], &si, WEXITED | WNOHANG);

@@ -24,5 +24,5 @@ int procs_subreaper_init(void);
 /* Send sig to root and every descendant of it. Returns how many got it. */
 int procs_signal_tree(pid_t root, int sig);
 /* Kill and reap every child of ringqd for which keep() is false, with
- * its descendants. Returns how many were killed. */
+ * its descendants. Returns how many of those children were alive. */
 int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud);
