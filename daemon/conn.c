@@ -114,7 +114,7 @@ static void arm_send(struct conn *c)
                 c->iov = (struct iovec){ c->sbuf + c->soff, len };
                 c->msg = (struct msghdr){
                         .msg_iov = &c->iov, .msg_iovlen = 1,
-                        .msg_control = c->cmsg.buf, .msg_controllen = sizeof(c->cmsg.buf),
+                        .msg_control = c->cmsg, .msg_controllen = sizeof(c->cmsg),
                 };
                 struct cmsghdr *cm = CMSG_FIRSTHDR(&c->msg);
                 cm->cmsg_level = SOL_SOCKET;

@@ -81,10 +81,7 @@ struct conn {
         bool fd_in_flight;       /* the armed send carries fdq[0] */
         struct msghdr msg;       /* read by the kernel until the send completes */
         struct iovec iov;
-        union {
-                char buf[CMSG_SPACE(sizeof(int))];
-                struct cmsghdr align;
-        } cmsg;
+        char cmsg[CMSG_SPACE(sizeof(int))] __attribute__((aligned(__alignof__(struct cmsghdr))));
 
         bool recv_armed, send_armed, closing, close_after_flush, stalled, in_process;
         bool peer_gone;          /* the client closed its socket entirely */

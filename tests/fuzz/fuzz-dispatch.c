@@ -169,10 +169,12 @@ static void model_drop(int64_t id)
         model.n--;
 }
 
-static struct mjob *model_find_key(const char *queue, const char *key)
+/* Keys belong to their owner: (owner, queue, key) names one job. */
+static struct mjob *model_find_key(int64_t owner, const char *queue, const char *key)
 {
         for (size_t i = 0; i < model.n; i++)
-                if (model.v[i].key && strcmp(model.v[i].key, key) == 0 && strcmp(model.v[i].queue, queue) == 0)
+                if (model.v[i].key && model.v[i].owner == owner && strcmp(model.v[i].key, key) == 0 &&
+                    strcmp(model.v[i].queue, queue) == 0)
                         return &model.v[i];
         return NULL;
 }
@@ -574,7 +576,8 @@ static bool is_write(int op)
 
 static bool has_id(int op)
 {
-        return op == RINGQ_OP_STATUS || op == RINGQ_OP_CANCEL || op == RINGQ_OP_RETRY || op == RINGQ_OP_WAIT;
+        return op == RINGQ_OP_STATUS || op == RINGQ_OP_CANCEL || op == RINGQ_OP_RETRY || op == RINGQ_OP_WAIT ||
+               op == RINGQ_OP_OUTPUT;
 }
 
 static void fail_reply(unsigned i, const struct asked *a, json_t *reply, const char *what)
@@ -684,7 +687,7 @@ static unsigned check_replies(const struct asked_list *l, json_t *got, int64_t u
                 case RINGQ_OP_SUBMIT: {
                         int64_t id = json_integer_value(json_object_get(reply, "id"));
                         bool dup = json_is_true(json_object_get(reply, "duplicate"));
-                        struct mjob *same = a->key ? model_find_key(a->queue, a->key) : NULL;
+                        struct mjob *same = a->key ? model_find_key(uid, a->queue, a->key) : NULL;
 
                         EXPECT(ok ? id > 0 : is_error(reply, submit_errs));
                         if (!ok) {
@@ -692,8 +695,9 @@ static unsigned check_replies(const struct asked_list *l, json_t *got, int64_t u
                                         model.complete = false;
                                 break;
                         }
-                        /* A key used before in that queue names the job it
-                         * was first given to; a new job has a new id. */
+                        /* A key this owner used before in that queue names
+                         * the job it was first given to; another owner's
+                         * is invisible; a new job has a new id. */
                         EXPECT(!same || (dup && id == same->id));
                         EXPECT(same || !dup || !model.complete);
                         EXPECT(dup || !model_get(id));
@@ -707,7 +711,11 @@ static unsigned check_replies(const struct asked_list *l, json_t *got, int64_t u
                         break;
                 }
                 case RINGQ_OP_STATUS:
+                case RINGQ_OP_OUTPUT:
+                        /* output: the job as status shows it, and whether its
+                         * file came along (no job runs here: never). */
                         EXPECT(ok ? job_is(reply, a->id) : is_error(reply, lookup_errs));
+                        EXPECT(a->op == RINGQ_OP_STATUS || !ok || json_is_false(json_object_get(reply, "fd")));
                         if (soft)
                                 break;
                         if (!known) {

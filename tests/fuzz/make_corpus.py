@@ -26,6 +26,8 @@ ops = {
  "wait": '{"op":"wait","id":1}',
  "wait-timeout": '{"op":"wait","id":1,"timeout_ms":0}',
  "stats": '{"op":"stats"}',
+ "output": '{"op":"output","id":1,"stream":"stderr"}',
+ "submit-umask": '{"op":"submit","argv":["true"],"umask":63}',
 }
 errors = [
     b'{"op": "ping"',
@@ -108,6 +110,13 @@ put("dispatch", "no-final-newline", '{"op":"ping"}\n{"op":"ping"}')
 put("dispatch", "too-large", '{"op":"ping","tag":"' + "x" * 1100 + '"}\n{"op":"ping"}\n')
 put("dispatch", "too-large-unterminated", '{"op":"ping"}\n' + "y" * 1500)
 put("dispatch", "empty", b"")
+put("dispatch", "keys-and-output",
+    '{"op":"submit","argv":["true"],"key":"k","delay_ms":100000,"umask":18,"tag":1}\n'
+    '{"op":"submit","argv":["true"],"key":"k","tag":2}\n'
+    '{"op":"output","id":1,"tag":3}\n'
+    '{"op":"output","id":1,"stream":"stderr","tag":4}\n'
+    '{"op":"output","id":99,"tag":5}\n'
+    '{"op":"output","id":1,"stream":"stdin","tag":6}\n')
 
 # Config files.
 every = """# every key, each with a valid value

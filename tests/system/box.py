@@ -13,11 +13,61 @@ import time
 
 BOX_DIR = os.environ.get("RINGQ_BOX_DIR", "/var/tmp/ringq-box")
 ROOTFS = os.path.join(BOX_DIR, "rootfs")
-MIRROR = os.environ.get("RINGQ_BOX_MIRROR", "http://deb.debian.org/debian")
+SUITE = "bookworm"
 # What ringq's package depends on, plus what the tests use inside.
-PACKAGES = ["systemd", "dbus", "libjansson4", "liburing2", "libsqlite3-0", "libsystemd0", "passwd", "procps",
-            "util-linux", "sqlite3"]
+PACKAGES = ["systemd", "dbus", "libjansson4", "liburing2", "libsqlite3-0", "libsystemd0", "libpam0g",
+            "libpam-modules", "passwd", "procps", "util-linux", "sqlite3", "attr"]
 IN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def apt_mirror():
+    """The archive this machine's own apt uses for SUITE, so the test runs
+    wherever apt works ($RINGQ_BOX_MIRROR overrides it)."""
+    if os.environ.get("RINGQ_BOX_MIRROR"):
+        return os.environ["RINGQ_BOX_MIRROR"]
+    found = []
+    d = "/etc/apt/sources.list.d"
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        path = os.path.join(d, name)
+        if name.endswith(".sources"):
+            with open(path) as f:
+                for block in f.read().split("\n\n"):
+                    fields = {}
+                    for line in block.splitlines():
+                        if ":" in line and not line.startswith(("#", " ")):
+                            k, v = line.split(":", 1)
+                            fields[k.strip().lower()] = v.split()
+                    if "deb" in fields.get("types", []) and SUITE in fields.get("suites", []) and \
+                            fields.get("enabled", ["yes"])[0] != "no":
+                        found += fields.get("uris", [])
+        elif name.endswith(".list"):
+            found += list_uris(path)
+    found += list_uris("/etc/apt/sources.list")
+    if not found:
+        raise RuntimeError("no apt source for %s on this machine; set RINGQ_BOX_MIRROR" % SUITE)
+    return found[0]
+
+
+def list_uris(path):
+    """URIs of 'deb [options] URI SUITE ...' lines of a one-line-style file."""
+    out = []
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        words = line.split("#", 1)[0].split()
+        if words[:1] != ["deb"]:
+            continue
+        words = words[1:]
+        if words and words[0].startswith("["):
+            while words and not words[0].endswith("]"):
+                words = words[1:]
+            words = words[1:]
+        if len(words) >= 2 and words[1] == SUITE:
+            out.append(words[0])
+    return out
 
 
 def run(cmd, **kw):
@@ -40,12 +90,15 @@ def setup():
     """Build the cached rootfs if it is not there (about a minute)."""
     host_tools()
     ready = os.path.join(ROOTFS, ".ringq-box-ready")
+    want = " ".join(PACKAGES) + "\n"
     if os.path.exists(ready):
-        return
+        with open(ready) as f:
+            if f.read() == want:
+                return
     tmp = ROOTFS + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(BOX_DIR, exist_ok=True)
-    r = run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), "bookworm", tmp, MIRROR],
+    r = run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, tmp, apt_mirror()],
             timeout=900)
     if r.returncode != 0:
         raise RuntimeError("debootstrap failed:\n" + r.stdout[-3000:] + r.stderr[-3000:])
@@ -61,7 +114,9 @@ def setup():
         for f in os.listdir(os.path.join(tmp, d)):
             if f.endswith(".deb"):
                 os.remove(os.path.join(tmp, d, f))
-    open(os.path.join(tmp, ".ringq-box-ready"), "w").close()
+    # The package list it was built with: a changed list rebuilds it.
+    with open(os.path.join(tmp, ".ringq-box-ready"), "w") as f:
+        f.write(want)
     shutil.rmtree(ROOTFS, ignore_errors=True)
     os.rename(tmp, ROOTFS)
 

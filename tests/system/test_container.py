@@ -3,6 +3,7 @@ unit, the STATUS line, a member of group ringq submitting, the watchdog
 restarting a stalled loop with queued jobs intact, a draining stop, and
 a clean removal. Needs root; builds a cached bookworm rootfs once."""
 import glob
+import json
 import os
 import re
 import shutil
@@ -82,10 +83,47 @@ class Container(unittest.TestCase):
         r = self.sh("cd /home/alice && runuser -u alice -- ringq submit --wait -- id -un")
         jid = r.stdout.strip()
         self.assertEqual(self.sh("runuser -u alice -- ringq logs %s" % jid).stdout, "alice\n")
-        self.assertEqual(self.sh("stat -c %%U /var/lib/ringq/output/%s.out" % jid).stdout.strip(), "alice")
+        # The file is ringqd's own; alice reads it through ringq logs.
+        self.assertEqual(self.sh("stat -c %%U:%%a /var/lib/ringq/output/%s.out" % jid).stdout.strip(), "root:600")
         r = self.sh("runuser -u bob -- ringq ping", ok=False)
         self.assertEqual(r.returncode, 69, r.stderr)
         self.assertIn("Permission denied", r.stderr)
+
+    def test_3b_a_job_owns_its_processes_in_its_cgroup(self):
+        main = self.service("MainPID")["MainPID"]
+        self.sh("getfattr -n trusted.delegate --only-values /sys/fs/cgroup/unified/system.slice/ringqd.service "
+                "2>/dev/null || getfattr -n trusted.delegate --only-values /sys/fs/cgroup/system.slice/ringqd.service")
+        self.assertRegex(self.sh("cat /proc/%s/cgroup" % main).stdout, r"(?m)^0::/system.slice/ringqd.service/daemon$")
+        r = self.sh("cd /home/alice && runuser -u alice -- ringq submit --wait -- sh -c "
+                    "'grep ^0:: /proc/self/cgroup; setsid -f sleep 1000; echo left'")
+        jid = r.stdout.strip()
+        out = self.sh("runuser -u alice -- ringq logs %s" % jid).stdout
+        self.assertEqual(out, "0::/system.slice/ringqd.service/job-%s\nleft\n" % jid)
+        # The daemon that left the session ended with the job's cgroup,
+        # which is gone too.
+        wait_for(lambda: self.sh("pgrep -u alice -x sleep", ok=False).returncode == 1, 10, "no sleep of alice")
+        self.sh("! ls -d /sys/fs/cgroup/unified/system.slice/ringqd.service/job-%s "
+                "/sys/fs/cgroup/system.slice/ringqd.service/job-%s 2>/dev/null" % (jid, jid))
+        job = self.sh("ringq status --json %s" % jid).stdout
+        self.assertRegex(job, r'"cpu_ms":\s*\d+')
+
+    def test_3c_journal_fields_and_login_limits(self):
+        self.sh("printf 'alice soft nofile 222\\nalice hard nofile 333\\n' > /etc/security/limits.d/alice.conf && "
+                "systemctl reload ringqd")
+        jid = self.sh("cd /home/alice && runuser -u alice -- ringq submit --wait -- cat /proc/self/limits"
+                      ).stdout.strip()
+        limits = self.sh("runuser -u alice -- ringq logs %s" % jid).stdout
+        self.assertRegex(limits, r"Max open files\s+222\s+333\s")
+        fail = self.sh("cd /home/alice && runuser -u alice -- ringq submit --wait -- false", ok=False).stdout.strip()
+        entries = {}
+        for line in self.sh("journalctl -u ringqd.service -o json --no-pager RINGQ_JOB_ID=%s" % fail).stdout.splitlines():
+            e = json.loads(line)
+            entries[e["RINGQ_STATE"]] = e
+        self.assertEqual(set(entries), {"running", "failed"})
+        self.assertEqual((entries["failed"]["PRIORITY"], entries["failed"]["RINGQ_REASON"]), ("5", "exit 1"))
+        self.assertEqual(entries["failed"]["RINGQ_OWNER_UID"], self.sh("id -u alice").stdout.strip())
+        self.assertEqual(entries["failed"]["RINGQ_QUEUE"], "default")
+        self.sh("rm /etc/security/limits.d/alice.conf")
 
     def test_4_watchdog_restarts_a_stalled_loop(self):
         self.sh("mkdir -p /etc/systemd/system/ringqd.service.d && printf '[Service]\\nWatchdogSec=2s\\n"
