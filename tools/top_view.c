@@ -227,6 +227,9 @@ static void draw_bounds(struct frame *fr, const json_t *st)
                 { "too_large", "too_large" },          { "output_truncated", "truncated" },
                 { "store_busy", "store_busy" },        { "store_errors", "store_errors" },
                 { "killed", "killed" },                { "pruned", "pruned" },
+                /* The per-user bounds: shown when the terminal is wide. */
+                { "clients_refused_user", "refused/user" }, { "rejected_user", "full/user" },
+                { "orphans_killed", "orphans" },
         };
         const json_t *counters = json_object_get(st, "counters");
         unsigned line = 0; /* 0 or 1 */

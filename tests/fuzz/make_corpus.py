@@ -140,6 +140,13 @@ max_pipeline = 64
 max_reply_bytes = 1MiB
 busy_timeout = 1s
 max_batch = 4096
+max_clients_per_user = 64
+root_reserve_clients = 16
+max_queued_per_user = 0
+root_reserve_jobs = 500
+fair_share = users
+cgroup = auto
+pam_service = ringq
 """
 put("config", "every-key", every)
 put("config", "every-key-crlf", every.replace("\n", "\r\n"))

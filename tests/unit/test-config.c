@@ -380,6 +380,59 @@ static void test_finalize(void **state)
         assert_true(c->low_water == 5);
 }
 
+/* The keys of a shared ringqd: defaults, values, errors. */
+static void test_sharing_keys(void **state)
+{
+        struct config *c = *state;
+        char *err = NULL;
+
+        assert_int_equal(c->max_clients_per_user, 64);
+        assert_int_equal(c->root_reserve_clients, 16);
+        assert_int_equal(c->max_queued_per_user, 0);
+        assert_int_equal(c->fair_share, FAIR_SHARE_USERS);
+        assert_string_equal(c->cgroup, "auto");
+        assert_string_equal(c->pam_service, "ringq");
+        assert_int_equal(config_finalize(c, &err), 0);
+        assert_int_equal(c->root_reserve_jobs, 500); /* 5 % of 10000 */
+        assert_int_equal(parse(c, "fair_share = off\ncgroup = /sys/fs/cgroup/x\npam_service = none\n"
+                                  "root_reserve_jobs = 0\nhigh_water = 20\n", &err), 0);
+        assert_int_equal(config_finalize(c, &err), 0);
+        assert_int_equal(c->fair_share, FAIR_SHARE_OFF);
+        assert_string_equal(c->cgroup, "/sys/fs/cgroup/x");
+        assert_string_equal(c->pam_service, "none");
+        assert_int_equal(c->root_reserve_jobs, 0); /* set: not derived */
+        expect_error("fair_share = fifo\n", "t.conf:1: fair_share: 'fifo' is not one of users, off");
+        expect_error("cgroup = cg\n", "t.conf:1: cgroup: 'cg' is not auto, off or an absolute path");
+        expect_error("pam_service = ../etc/shadow\n",
+                     "t.conf:1: pam_service: '../etc/shadow' is not a name of letters, digits, '_', '.' and '-'");
+}
+
+static void changed(const char *key)
+{
+        check_expected_ptr(key);
+}
+
+/* A reload keeps the restart-only keys and names each that changed. */
+static void test_keep_restart_keys(void **state)
+{
+        struct config old, nc;
+        char *err = NULL;
+
+        config_init(&old);
+        config_init(&nc);
+        assert_int_equal(parse(&nc, "workers = 7\nhigh_water = 5\ncgroup = off\nfair_share = off\n", &err), 0);
+        expect_string(changed, key, "workers");
+        expect_string(changed, key, "fair_share");
+        expect_string(changed, key, "cgroup");
+        config_keep_restart_keys(&nc, &old, changed);
+        assert_int_equal(nc.workers, old.workers);
+        assert_int_equal(nc.fair_share, FAIR_SHARE_USERS);
+        assert_string_equal(nc.cgroup, "auto");
+        assert_int_equal(nc.high_water, 5); /* reloadable: taken */
+        config_done(&old);
+        config_done(&nc);
+}
+
 static void test_key_table(void **state)
 {
         const struct config_key *k;
@@ -425,6 +478,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_parse_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_finalize, setup, teardown),
                 cmocka_unit_test(test_key_table),
+                cmocka_unit_test_setup_teardown(test_sharing_keys, setup, teardown),
+                cmocka_unit_test(test_keep_restart_keys),
         };
 
         return cmocka_run_group_tests_name("config", tests, NULL, NULL);
