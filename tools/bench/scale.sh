@@ -13,6 +13,17 @@
 #   rss_restart_kb    VmRSS after that restart
 #   idle_syscalls     syscalls of every ringqd thread over 10 s idle
 #                     (strace -f -c; no watchdog asked for, no job due)
+# then, with N *runnable* jobs (/bin/true) queued by USERS uids
+# (numeric, no passwd entry needed; setpriv) against a backlog of SMALL:
+#   starts_per_s_big / cpu_us_per_start_big     jobs started per second
+#   starts_per_s_small / cpu_us_per_start_small and ringqd's CPU (user +
+#                     system) per started job over DISPATCH_S seconds,
+#                     with fair share (the default), from 5 s after the
+#                     fill; the difference is what a million queued jobs
+#                     cost dispatch. These runs keep their state in
+#                     /dev/shm with durability=normal: on a disk, making a
+#                     job's output files waits behind the WAL's fsync and
+#                     that wait, not dispatch, would be measured
 # and prints them as one key=value line. N defaults to 1000000.
 #
 # Environment: RINGQ_BUILD (default <repo>/build) holds ringqd and
@@ -23,6 +34,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=${RINGQ_BUILD:-$HERE/../../build}
 N=1000000
 DUR=full
+USERS=8
+SMALL=20000
+DISPATCH_S=20
 while [ $# -gt 0 ]; do
         case "$1" in
         -n) N=$2; shift ;;
@@ -32,15 +46,16 @@ while [ $# -gt 0 ]; do
         esac
         shift
 done
-for t in python3 strace; do
+for t in python3 strace setpriv; do
         command -v $t >/dev/null || { echo "scale.sh: $t is needed" >&2; exit 69; }
 done
 
 WORK=$(mktemp -d /tmp/ringq-scale.XXXXXX)
+SHM=/dev/shm/ringq-scale.$$
 PID=
 cleanup() {
         [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
-        rm -rf "$WORK"
+        rm -rf "$WORK" "$SHM"
 }
 trap cleanup EXIT
 SOCK=$WORK/ringq.sock
@@ -104,5 +119,43 @@ timeout -s INT 10 strace -f -c -p "$PID" -o "$WORK/idle.txt" >/dev/null 2>&1 || 
 idle=$(awk '$NF == "total" { print $4 + 0 }' "$WORK/idle.txt")
 stop
 
+# Dispatch at scale: COUNT runnable jobs from USERS uids, then starts
+# and ringqd CPU per start over DISPATCH_S seconds. The jobs run as
+# those uids (ringqd runs as root), so the socket must be theirs to use.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+started() { "$BUILD/ringq" -s "$SOCK" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["started"])'; }
+dispatch() {
+        local count=$1 per=$(( $1 / USERS )) pids=() s0 s1 c0 c1 hz
+        local saved=("${ARGS[@]}")
+        rm -rf "$SHM"
+        ARGS=(--state-dir "$SHM" --socket "$SOCK" --config /dev/null --workers 2 --durability normal
+              --high-water $((N + 1000)))
+        start_ready
+        ARGS=("${saved[@]}")
+        chmod 755 "$WORK"
+        chmod 666 "$SOCK"
+        for ((u = 0; u < USERS; u++)); do
+                setpriv --reuid=$((60001 + u)) --regid=$((60001 + u)) --clear-groups -- \
+                        "$BUILD/ringq-bench" submit -s "$SOCK" -c 1 -d 64 -n "$per" --delay 0 -t 600s \
+                        >"$WORK/fill-$u.out" 2>&1 &
+                pids+=($!)
+        done
+        wait "${pids[@]}"
+        # Past the fill's own after-effects (its WAL checkpoints) first.
+        sleep 5
+        hz=$(getconf CLK_TCK)
+        s0=$(started) c0=$(cpu_ticks "$PID")
+        sleep "$DISPATCH_S"
+        s1=$(started) c1=$(cpu_ticks "$PID")
+        stop
+        rm -rf "$SHM"
+        python3 -c "import sys; s, c, t, hz = (int(x) for x in sys.argv[1:]); print('%.1f %.1f' % (s / t, c / hz * 1e6 / max(s, 1)))" \
+                $((s1 - s0)) $((c1 - c0)) "$DISPATCH_S" "$hz"
+}
+read -r big_rate big_cpu < <(dispatch "$N")
+read -r small_rate small_cpu < <(dispatch "$SMALL")
+
 echo "jobs=$N durability=$DUR fill_per_s=$fill_rate rss_queued_kb=$rss_queued ready_ms=$READY_MS" \
-        "rss_restart_kb=$rss_restart idle_syscalls=${idle:-0} idle_window_s=10"
+        "rss_restart_kb=$rss_restart idle_syscalls=${idle:-0} idle_window_s=10" \
+        "users=$USERS starts_per_s_big=$big_rate cpu_us_per_start_big=$big_cpu" \
+        "small=$SMALL starts_per_s_small=$small_rate cpu_us_per_start_small=$small_cpu"
