@@ -113,27 +113,6 @@ static bool delegated(const char *path)
         return n == 1 && v[0] == '1';
 }
 
-static int mkdir_p(const char *path)
-{
-        char buf[4096];
-        size_t len = strlen(path);
-
-        if (len >= sizeof(buf))
-                return -ENAMETOOLONG;
-        memcpy(buf, path, len + 1);
-        for (char *p = buf + 1;; p++) {
-                if (*p != '/' && *p != '\0')
-                        continue;
-                char c = *p;
-                *p = '\0';
-                if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *p = c;
-                if (!c)
-                        return 0;
-        }
-}
-
 int cgroup_open(struct cgroups *cg, const char *setting, char **ret_err)
 {
         char mnt[1024], own[2048], path[4096];
@@ -153,7 +132,7 @@ int cgroup_open(struct cgroups *cg, const char *setting, char **ret_err)
                 if (strlen(setting) >= sizeof(path))
                         return set_error(ret_err, -ENAMETOOLONG, "cgroup %s: name too long", setting);
                 strcpy(path, setting);
-                r = mkdir_p(path);
+                r = mkdir_p(path, 0755);
                 if (r < 0)
                         return set_error(ret_err, r, "cgroup %s: %s", path, strerror(-r));
         }

@@ -186,31 +186,6 @@ static void fix_stdio(void)
                         (void)open("/dev/null", fd ? O_WRONLY : O_RDONLY);
 }
 
-/* mkdir -p, with `mode` for the directories it creates, whatever the
- * umask (which is set for files, not for these). */
-static int mkdir_p(const char *path, mode_t mode)
-{
-        char buf[4096];
-        size_t len = strlen(path);
-
-        if (len >= sizeof(buf))
-                return -ENAMETOOLONG;
-        memcpy(buf, path, len + 1);
-        for (char *p = buf + 1;; p++) {
-                if (*p != '/' && *p != '\0')
-                        continue;
-                char c = *p;
-                *p = '\0';
-                if (mkdir(buf, mode) == 0)
-                        (void)chmod(buf, mode);
-                else if (errno != EEXIST)
-                        return -errno;
-                *p = c;
-                if (!c)
-                        return 0;
-        }
-}
-
 static int setup_state_dir(struct server *s)
 {
         const char *dir = s->cfg.state_dir;

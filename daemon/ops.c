@@ -292,27 +292,44 @@ oom:
         ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
 }
 
+/* The job a status, wait or output request is about, if the requester
+ * may see it: 0 and *j (the caller's to free), or the request is
+ * answered (not_found, forbidden, storage_error) and -1 returned. */
+static int job_for(struct server *s, struct req *r, int64_t id, struct job_rec *j)
+{
+        int e = reader_get(s->reader, id, j);
+
+        if (e == -ENOENT)
+                ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)id));
+        else if (e < 0)
+                ops_answer(r, storage_err(e));
+        else if (!may_touch(r->conn, j->owner_uid)) {
+                ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld", (long long)id,
+                                       (long long)j->owner_uid));
+                job_rec_done(j);
+        } else
+                return 0;
+        return -1;
+}
+
+/* ok, with the job object, and more fields the caller adds. */
+static json_t *job_reply(struct server *s, const struct job_rec *j)
+{
+        json_t *o = proto_ok();
+
+        json_object_set_new(o, "job", proto_job(j, s->output_dir));
+        return o;
+}
+
 static void do_wait(struct server *s, struct req *r, struct request *rq)
 {
         struct job_rec j;
-        int e = reader_get(s->reader, rq->id, &j);
 
-        if (e == -ENOENT) {
-                ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
+        if (job_for(s, r, rq->id, &j) < 0)
                 return;
-        }
-        if (e < 0) {
-                ops_answer(r, storage_err(e));
-                return;
-        }
-        if (!may_touch(r->conn, j.owner_uid)) {
-                ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld",
-                                       (long long)rq->id, (long long)j.owner_uid));
-        } else if (ringq_state_is_final(j.state)) {
-                json_t *o = proto_ok();
-                json_object_set_new(o, "job", proto_job(&j, s->output_dir));
-                ops_answer(r, o);
-        } else
+        if (ringq_state_is_final(j.state))
+                ops_answer(r, job_reply(s, &j));
+        else
                 ops_park(s, r, rq->id, rq->timeout_ms);
         job_rec_done(&j);
 }
@@ -320,23 +337,11 @@ static void do_wait(struct server *s, struct req *r, struct request *rq)
 static void do_status(struct server *s, struct req *r, struct request *rq)
 {
         struct job_rec j;
-        int e = reader_get(s->reader, rq->id, &j);
 
-        if (e == -ENOENT)
-                ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
-        else if (e < 0)
-                ops_answer(r, storage_err(e));
-        else {
-                if (!may_touch(r->conn, j.owner_uid))
-                        ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld",
-                                               (long long)rq->id, (long long)j.owner_uid));
-                else {
-                        json_t *o = proto_ok();
-                        json_object_set_new(o, "job", proto_job(&j, s->output_dir));
-                        ops_answer(r, o);
-                }
-                job_rec_done(&j);
-        }
+        if (job_for(s, r, rq->id, &j) < 0)
+                return;
+        ops_answer(r, job_reply(s, &j));
+        job_rec_done(&j);
 }
 
 /* A job's output file, opened here and passed to its owner: the files
@@ -348,34 +353,21 @@ static void do_output(struct server *s, struct req *r, struct request *rq)
         struct job_rec j;
         char name[48];
         json_t *o;
-        int e = reader_get(s->reader, rq->id, &j), fd;
+        int fd;
 
-        if (e == -ENOENT) {
-                ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)rq->id));
+        if (job_for(s, r, rq->id, &j) < 0)
                 return;
-        }
-        if (e < 0) {
-                ops_answer(r, storage_err(e));
-                return;
-        }
-        if (!may_touch(r->conn, j.owner_uid)) {
-                ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "id", "job %lld belongs to uid %lld", (long long)rq->id,
-                                       (long long)j.owner_uid));
-                job_rec_done(&j);
-                return;
-        }
         snprintf(name, sizeof(name), "%lld.%s", (long long)rq->id, rq->stream ? "err" : "out");
         fd = openat(s->output_dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0 && errno != ENOENT) {
-                e = -errno;
+                int e = errno;
                 job_rec_done(&j);
                 ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "cannot open the output of job %lld: %s",
-                                       (long long)rq->id, strerror(-e)));
+                                       (long long)rq->id, strerror(e)));
                 return;
         }
-        o = proto_ok();
+        o = job_reply(s, &j);
         json_object_set_new(o, "fd", json_boolean(fd >= 0));
-        json_object_set_new(o, "job", proto_job(&j, s->output_dir));
         job_rec_done(&j);
         r->pass_fd = fd;
         ops_answer(r, o);

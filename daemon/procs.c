@@ -17,24 +17,33 @@
  * next pass or, at the end, by the sweep. */
 #define TREE_MAX 4096
 
-static bool alive(pid_t pid)
+int procs_read_stat(pid_t pid, struct pstat *ret)
 {
-        char path[64], buf[512], *p;
+        char path[64], buf[1024], *p;
         ssize_t n;
         int fd;
 
         snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return false;
+                return -errno;
         n = read(fd, buf, sizeof(buf) - 1);
         close(fd);
         if (n <= 0)
-                return false;
+                return -EIO;
         buf[n] = '\0';
-        /* comm may hold anything: the state follows the last ')'. */
+        /* comm may hold spaces and parentheses: parse after the last ')'. */
         p = strrchr(buf, ')');
-        return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+        if (!p || sscanf(p + 1, " %c %d %d %d", &ret->state, &ret->ppid, &ret->pgrp, &ret->sid) != 4)
+                return -EIO;
+        return 0;
+}
+
+static bool alive(pid_t pid)
+{
+        struct pstat ps;
+
+        return procs_read_stat(pid, &ps) == 0 && ps.state != 'Z' && ps.state != 'X';
 }
 
 int procs_subreaper_init(void)

@@ -19,6 +19,13 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+struct pstat {
+        char state;              /* R, S, D, Z... */
+        pid_t ppid, pgrp, sid;
+};
+/* What /proc/<pid>/stat says of a process: 0, or -errno. */
+int procs_read_stat(pid_t pid, struct pstat *ret);
+
 /* Make ringqd a child subreaper. */
 int procs_subreaper_init(void);
 /* Send sig to root and every descendant of it. Returns how many got it. */

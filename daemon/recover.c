@@ -22,34 +22,8 @@
 #include <time.h>
 
 #include "log.h"
+#include "procs.h"
 #include "recover.h"
-
-struct pstat {
-        char state;
-        pid_t pgrp, sid;
-};
-
-static int read_stat(pid_t pid, struct pstat *ret)
-{
-        char path[64], buf[1024], *p;
-        ssize_t n;
-        int fd;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return -EIO;
-        buf[n] = '\0';
-        /* comm may hold spaces and parentheses: parse after the last ')'. */
-        p = strrchr(buf, ')');
-        if (!p || sscanf(p + 1, " %c %*d %d %d", &ret->state, &ret->pgrp, &ret->sid) != 3)
-                return -EIO;
-        return 0;
-}
 
 /* Does the process's environment hold RINGQ_JOB_ID=<id>? */
 static bool has_job_env(pid_t pid, int64_t id)
@@ -91,7 +65,7 @@ static int sweep(pid_t pgid)
                 if (!isdigit((unsigned char)de->d_name[0]))
                         continue;
                 pid = (pid_t)atoi(de->d_name);
-                if (read_stat(pid, &ps) < 0 || ps.state == 'Z' || ps.state == 'X')
+                if (procs_read_stat(pid, &ps) < 0 || ps.state == 'Z' || ps.state == 'X')
                         continue;
                 if (ps.pgrp != pgid && ps.sid != pgid)
                         continue;
@@ -109,7 +83,7 @@ int recover_kill_job(pid_t pgid, int64_t id, int timeout_ms)
 
         if (pgid <= 1)
                 return 0;
-        if (read_stat(pgid, &ps) == 0 && ps.state != 'Z' && !has_job_env(pgid, id)) {
+        if (procs_read_stat(pgid, &ps) == 0 && ps.state != 'Z' && !has_job_env(pgid, id)) {
                 log_notice("job %" PRId64 ": pid %d now belongs to another program; leaving it alone", id, (int)pgid);
                 return 0;
         }

@@ -1,6 +1,8 @@
 /* Definitions behind util.h. */
 #include <errno.h>
 #include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -37,4 +39,27 @@ int set_error(char **ret_err, int r, const char *fmt, ...)
                 *ret_err = NULL;
         va_end(ap);
         return r;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+        char buf[4096];
+        size_t len = strlen(path);
+
+        if (len >= sizeof(buf))
+                return -ENAMETOOLONG;
+        memcpy(buf, path, len + 1);
+        for (char *p = buf + 1;; p++) {
+                if (*p != '/' && *p != '\0')
+                        continue;
+                char c = *p;
+                *p = '\0';
+                if (mkdir(buf, mode) == 0)
+                        (void)chmod(buf, mode);
+                else if (errno != EEXIST)
+                        return -errno;
+                *p = c;
+                if (!c)
+                        return 0;
+        }
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +87,10 @@ static inline int64_t now_mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
  * and return r, so `return set_error(ret_err, -EINVAL, "...")` reads
  * well. */
 int set_error(char **ret_err, int r, const char *fmt, ...) _printf_(3, 4);
+
+/* mkdir -p, with `mode` for the directories it creates, whatever the
+ * umask (which is set for files, not for these). 0 or -errno. */
+int mkdir_p(const char *path, mode_t mode);
 
 /* Grow *array (of *cap elements of size sz) to hold at least need.
  * Returns 0 or -ENOMEM; the array is unchanged on failure. */
