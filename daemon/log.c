@@ -9,6 +9,7 @@
 #include <systemd/sd-journal.h>
 
 #include "log.h"
+#include "ringq/utf8.h"
 
 int log_max_level = LOG_INFO;
 
@@ -42,30 +43,6 @@ void log_msg(int prio, const char *fmt, ...)
         va_end(ap);
 }
 
-/* Length of the UTF-8 sequence at s (1..4), or 0 if it is not one:
- * overlong forms, surrogates and code points above U+10FFFF included. */
-static size_t utf8_len(const unsigned char *s)
-{
-        unsigned c = s[0];
-        size_t n;
-        uint32_t cp;
-
-        if (c < 0x80)
-                return 1;
-        if (c < 0xc2 || c > 0xf4)
-                return 0;
-        n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-        cp = c & (0x7f >> n);
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (s[i] & 0x3f);
-        }
-        if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-                return 0;
-        return n;
-}
-
 char *log_quote(char *buf, size_t size, const char *str)
 {
         const unsigned char *p = (const unsigned char *)(str ? str : "");
@@ -79,7 +56,7 @@ char *log_quote(char *buf, size_t size, const char *str)
         buf[o++] = '"';
         while (*p) {
                 char esc[8];
-                size_t n = utf8_len(p), el;
+                size_t n = ringq_utf8_len(p), el;
 
                 if (*p == '"' || *p == '\\')
                         el = (size_t)snprintf(esc, sizeof(esc), "\\%c", *p);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "ringq/utf8.h"
 #include "util.h"
 
 _printf_(4, 5) static int bad(struct proto_error *err, enum ringq_err code, const char *field,
@@ -291,30 +292,11 @@ static void utf8_scrub(char *s)
         unsigned char *p = (unsigned char *)s;
 
         while (*p) {
-                unsigned n, cp;
-                if (*p < 0x80) {
-                        p++;
-                        continue;
-                }
-                n = (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : 0;
-                cp = n == 1 ? *p & 0x1f : n == 2 ? *p & 0x0f : *p & 0x07;
-                for (unsigned i = 1; n && i <= n; i++) {
-                        if ((p[i] & 0xc0) != 0x80) {
-                                n = 0;
-                                break;
-                        }
-                        cp = cp << 6 | (p[i] & 0x3f);
-                }
-                /* Overlong forms, surrogates and code points past U+10FFFF
-                 * are not valid either. */
-                if (n && ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-                          (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff))
-                        n = 0;
-                if (!n) {
+                size_t n = ringq_utf8_len(p);
+                if (!n)
                         *p++ = '?';
-                        continue;
-                }
-                p += n + 1;
+                else
+                        p += n;
         }
 }
 

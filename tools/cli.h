@@ -93,7 +93,6 @@ int common_opt(const struct verb *v, int c, char **argv);
 
 /* ---- small helpers (ringq.c) ---- */
 
-bool utf8_valid(const char *s);
 /* json_object_set_new that reports failure (it frees v either way). */
 int set_new(json_t *o, const char *k, json_t *v);
 int write_all(int fd, const char *p, size_t n);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ringq/utf8.h"
 #include "fmt.h"
 
 static int64_t arg_timeout_ms = -1; /* wait --timeout */
@@ -247,7 +248,7 @@ int verb_list(const struct verb *v, int argc, char **argv)
         }
         if (optind < argc)
                 return usage_error(v, "unexpected argument '%s'", argv[optind]);
-        if (arg_queue && !utf8_valid(arg_queue))
+        if (arg_queue && !ringq_utf8_valid(arg_queue))
                 return usage_error(v, "queue must be valid UTF-8");
         r = open_client(&cl);
         if (r)

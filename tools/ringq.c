@@ -167,38 +167,6 @@ int wait_result(const json_t *reply, const char *prefix)
 
 /* ---- small helpers ---- */
 
-bool utf8_valid(const char *s)
-{
-        const unsigned char *p = (const unsigned char *)s;
-
-        while (*p) {
-                unsigned n, cp;
-
-                if (*p < 0x80) {
-                        p++;
-                        continue;
-                }
-                if ((*p & 0xe0) == 0xc0)
-                        n = 1, cp = *p & 0x1f;
-                else if ((*p & 0xf0) == 0xe0)
-                        n = 2, cp = *p & 0x0f;
-                else if ((*p & 0xf8) == 0xf0)
-                        n = 3, cp = *p & 0x07;
-                else
-                        return false;
-                p++;
-                for (unsigned i = 0; i < n; i++, p++) {
-                        if ((*p & 0xc0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (*p & 0x3f);
-                }
-                if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-                    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        return false;
-        }
-        return true;
-}
-
 int set_new(json_t *o, const char *k, json_t *v)
 {
         return v && json_object_set_new(o, k, v) == 0 ? 0 : -ENOMEM;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ringq/utf8.h"
 
 /* Largest --batch line; longer ones fail alone without being read into
  * memory whole. ringqd's default request limit is far below this. */
@@ -48,7 +49,7 @@ static int env_object(json_t **ret)
                 key = strndup(*e, (size_t)(eq - *e));
                 if (!key)
                         return -ENOMEM;
-                if (!utf8_valid(*e)) {
+                if (!ringq_utf8_valid(*e)) {
                         fprintf(stderr, "ringq: not sending environment variable %s: not UTF-8, ignoring\n", key);
                         continue;
                 }
@@ -114,7 +115,7 @@ static int job_cwd(char **ret)
                         cwd = joined;
                 }
         }
-        if (!utf8_valid(cwd))
+        if (!ringq_utf8_valid(cwd))
                 return -EILSEQ;
         *ret = TAKE_PTR(cwd);
         return 0;
@@ -207,7 +208,7 @@ static int submit_one(const json_t *base, int argc, char **argv)
         if (!args)
                 return conn_error("ringq", -ENOMEM);
         for (int i = 0; i < argc; i++) {
-                if (!utf8_valid(argv[i])) {
+                if (!ringq_utf8_valid(argv[i])) {
                         fprintf(stderr, "ringq: argument %d is not valid UTF-8\n", i + 1);
                         return RINGQ_EXIT_USAGE;
                 }
@@ -372,7 +373,7 @@ static int batch_read(struct batch *b, struct batch_slot **ret)
 
                 s = slot_of(b, b->tail++);
                 *s = (struct batch_slot){ .line = b->line };
-                if (too_long || !utf8_valid(b->buf)) {
+                if (too_long || !ringq_utf8_valid(b->buf)) {
                         fprintf(stderr, "ringq: line %" PRIu64 ": %s\n", b->line,
                                 too_long ? "longer than 1 MiB" : "not valid UTF-8");
                         s->state = SLOT_DONE;
@@ -630,7 +631,7 @@ int verb_submit(const struct verb *v, int argc, char **argv)
                 return usage_error(v, "--batch takes no command; each line is one");
         if (!arg_batch && optind >= argc)
                 return usage_error(v, "submit needs a command");
-        if ((arg_queue && !utf8_valid(arg_queue)) || (arg_key && !utf8_valid(arg_key)))
+        if ((arg_queue && !ringq_utf8_valid(arg_queue)) || (arg_key && !ringq_utf8_valid(arg_key)))
                 return usage_error(v, "queue and key must be valid UTF-8");
         if (arg_batch && arg_key)
                 return usage_error(v, "--key would make every --batch line the same job");
