@@ -97,6 +97,63 @@ static const char *const fair_share_names[_FAIR_SHARE_MAX] = {
         [FAIR_SHARE_USERS] = "users", [FAIR_SHARE_OFF] = "off",
 };
 
+bool queue_name_valid(const char *name, size_t len)
+{
+        if (len == 0 || len > QUEUE_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", name[i]) || !name[i])
+                        return false;
+        return true;
+}
+
+const struct queue_cfg *config_queue(const struct config *c, const char *name)
+{
+        for (size_t i = 0; i < c->nqueues; i++)
+                if (strcmp(c->queues[i].name, name) == 0)
+                        return &c->queues[i];
+        return NULL;
+}
+
+/* queue.<name>.workers and queue.<name>.high_water: keys with a name in
+ * them, so not in the table. */
+static int set_queue_key(struct config *c, const char *key, const char *value, char **ret_err)
+{
+        const char *name = key + strlen("queue."), *dot = strrchr(name, '.');
+        struct queue_cfg *q;
+        uint64_t u;
+        bool workers;
+
+        if (!dot || dot == name || !queue_name_valid(name, (size_t)(dot - name)) ||
+            (strcmp(dot, ".workers") != 0 && strcmp(dot, ".high_water") != 0)) {
+                set_error(ret_err, -EINVAL, "unknown key '%s' (queue.<name>.workers or queue.<name>.high_water, "
+                          "a name of 1-64 letters, digits, '_', '.' or '-')", key);
+                return -ENOENT;
+        }
+        workers = strcmp(dot, ".workers") == 0;
+        if (ringq_parse_u64(value, &u, &(const char *){ NULL }) < 0 || strspn(value, "0123456789") != strlen(value))
+                return set_error(ret_err, -EINVAL, "%s: '%s' is not a whole number", key, value);
+        if (u < 1 || u > (workers ? 1024 : 100000000))
+                return set_error(ret_err, -EINVAL, "%s: %s is out of range (1..%u)", key, value,
+                                 workers ? 1024 : 100000000);
+        for (q = c->queues; q && q < c->queues + c->nqueues; q++)
+                if (strlen(q->name) == (size_t)(dot - name) && strncmp(q->name, name, (size_t)(dot - name)) == 0)
+                        break;
+        if (!q || q == c->queues + c->nqueues) {
+                size_t cap = c->nqueues;
+                if (grow_array((void **)&c->queues, &cap, c->nqueues + 1, sizeof(*c->queues)) < 0)
+                        return -ENOMEM;
+                q = &c->queues[c->nqueues++];
+                *q = (struct queue_cfg){ 0 };
+                memcpy(q->name, name, (size_t)(dot - name));
+        }
+        if (workers)
+                q->workers = u;
+        else
+                q->high_water = u;
+        return 0;
+}
+
 static const struct kdef *kdef_find(const char *key)
 {
         for (size_t i = 0; i < ELEMENTSOF(kdefs); i++)
@@ -168,7 +225,10 @@ void config_done(struct config *c)
         free(c->socket);
         free(c->cgroup);
         free(c->pam_service);
+        free(c->queues);
         c->state_dir = c->socket = c->cgroup = c->pam_service = NULL;
+        c->queues = NULL;
+        c->nqueues = 0;
 }
 
 
@@ -181,6 +241,8 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
         int r;
 
         *ret_err = NULL;
+        if (!k && strncmp(key, "queue.", 6) == 0)
+                return set_queue_key(c, key, value, ret_err);
         if (!k) {
                 set_error(ret_err, -EINVAL, "unknown key '%s'", key);
                 return -ENOENT;
@@ -361,6 +423,11 @@ int config_finalize(struct config *c, char **ret_err)
                 return -ENOMEM;
         if (!c->root_reserve_jobs_set)
                 c->root_reserve_jobs = MAX(c->high_water / 20, 1);
+        for (size_t i = 0; i < c->nqueues; i++)
+                if (c->queues[i].workers > c->workers)
+                        return set_error(ret_err, -EINVAL, "queue.%s.workers (%llu) is more than workers (%llu)",
+                                         c->queues[i].name, (unsigned long long)c->queues[i].workers,
+                                         (unsigned long long)c->workers);
         if (!c->low_water_set)
                 c->low_water = c->high_water * 9 / 10;
         if (c->low_water >= c->high_water)

@@ -22,6 +22,17 @@ enum fair_share {
         _FAIR_SHARE_MAX,
 };
 
+/* A queue's own settings (queue.<name>.workers, queue.<name>.high_water);
+ * 0: none, the global ones apply. */
+struct queue_cfg {
+        char name[65];
+        uint64_t workers, high_water;
+};
+
+/* Queue names: [A-Za-z0-9_.-]{1,64}. */
+#define QUEUE_NAME_MAX 64
+bool queue_name_valid(const char *name, size_t len);
+
 struct config {
         char *state_dir;
         char *socket;
@@ -52,7 +63,12 @@ struct config {
         char *cgroup;                   /* "auto", "off" or a cgroup v2 directory */
         char *pam_service;              /* PAM service for login limits; "none": off */
         bool low_water_set, root_reserve_jobs_set;
+        struct queue_cfg *queues;       /* in the order the file names them */
+        size_t nqueues;
 };
+
+/* The settings of the queue called name, or NULL. */
+const struct queue_cfg *config_queue(const struct config *c, const char *name);
 
 /* Which keys can change on reload; the rest need a restart. */
 bool config_key_reloadable(const char *key);

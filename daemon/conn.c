@@ -152,6 +152,19 @@ static void flush_replies(struct conn *c)
 
         while (c->head && c->head->state == REQ_DONE) {
                 struct req *r = c->head;
+                /* The bound is on what the client left unread before this
+                 * reply: a client that reads is never closed for the size
+                 * of one reply (and list replies are cut to the bound). */
+                if (r->reply && unsent(c) > s->cfg.max_reply_bytes) {
+                        /* The client does not read its replies; holding
+                         * more for it would let one slow reader grow the
+                         * daemon. */
+                        s->stats.c[C_SLOW_READERS_CLOSED]++;
+                        log_info("connection %u (pid %d): %zu bytes of unread replies, closing", c->idx, (int)c->pid,
+                                 unsent(c));
+                        conn_close(c);
+                        return;
+                }
                 if (r->reply && r->pass_fd >= 0) {
                         if (grow_array((void **)&c->fdq, &c->capfdq, c->nfdq + 1, sizeof(*c->fdq)) < 0) {
                                 conn_close(c);
@@ -174,15 +187,6 @@ static void flush_replies(struct conn *c)
                 c->npending--;
                 r->conn = NULL;
                 req_free(r);
-        }
-        if (unsent(c) > s->cfg.max_reply_bytes) {
-                /* The client does not read its replies; holding more for
-                 * it would let one slow reader grow the daemon. */
-                s->stats.c[C_SLOW_READERS_CLOSED]++;
-                log_info("connection %u (pid %d): %zu bytes of unread replies, closing", c->idx, (int)c->pid,
-                         unsent(c));
-                conn_close(c);
-                return;
         }
         arm_send(c);
 }
@@ -528,7 +532,7 @@ void conn_close(struct conn *c)
                 c->head = r->next;
                 r->conn = NULL;
                 if (r->state == REQ_WAIT) {
-                        ops_unwait(r);
+                        waiters_drop(r);
                         req_free(r);
                 } else if (r->state == REQ_DONE || r->state == REQ_DEFERRED)
                         req_free(r);

@@ -110,13 +110,15 @@ void req_free(struct req *r);
 /* Begin closing a connection (idempotent). */
 void conn_close(struct conn *c);
 
-/* ops.c: handle one complete request line. A connection reads its own
- * writes: a status, list or wait that follows a submit, cancel or retry
- * of the same connection runs once that write is committed. */
-void ops_handle(struct conn *c, const char *line, size_t len);
-/* ops.c: answer r (consumes reply) and let what waited on it run. */
-void ops_answer(struct req *r, json_t *reply);
-/* waiters.c: park r until job id ends (timeout_ms < 0: no timeout). */
-void ops_park(struct server *s, struct req *r, int64_t id, int64_t timeout_ms);
-/* waiters.c: a request in REQ_WAIT is being dropped with its connection. */
-void ops_unwait(struct req *r);
+struct ucred;
+void conn_on_recv(struct server *s, struct io_uring_cqe *cqe);
+void conn_on_send(struct server *s, struct io_uring_cqe *cqe);
+void conn_on_hup(struct server *s, struct io_uring_cqe *cqe);
+void conn_arm_hup(struct server *s);
+/* Whether a client of uid may have one more connection now: 0, or the
+ * error to refuse it with (-EBUSY: max_clients, -EUSERS: its own cap). */
+int conn_admit(struct server *s, uid_t uid);
+int conn_new(struct server *s, int fd, const struct ucred *cred);
+void conn_close_all(struct server *s);
+/* Free the connections closed during this turn. */
+void conn_reap(struct server *s);

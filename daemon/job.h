@@ -33,9 +33,31 @@ struct job_rec {
         char *owner_groups;
         int umask;
         int64_t cpu_ms, max_rss_kb;
+        /* Schema 3: how many times the job entered the queue (its entry
+         * in the dispatch index carries the low bits, so an entry left
+         * from an earlier time is told apart), and the jobs it runs after
+         * (job_deps; read with the row, owned here). */
+        int64_t queued_seq;
+        int64_t *after;
+        unsigned nafter;
 };
 
+/* The most jobs one job may wait for (submit field after). */
+#define JOB_AFTER_MAX 64
+
 void job_rec_done(struct job_rec *j);
+static inline void job_rec_donep(struct job_rec *j)
+{
+        job_rec_done(j);
+}
+
+/* Why a running job stopped, besides its own exit. */
+enum end_reason {
+        END_NONE,
+        END_TIMEOUT,
+        END_CANCELED,
+        END_INTERRUPTED,
+};
 
 enum store_op_kind {
         SOP_SUBMIT,     /* insert a queued job; acknowledged after commit */
@@ -44,6 +66,8 @@ enum store_op_kind {
         SOP_CANCEL,     /* queued -> canceled; reports a running job */
         SOP_RETRY,      /* failed/canceled -> queued */
         SOP_PRUNE,      /* delete a small batch of old finished jobs */
+        SOP_QUEUE,      /* pause or resume a queue (or all): the queues table */
+        SOP_DEP_CANCEL, /* queued -> canceled: a job it ran after failed */
         _SOP_MAX,
 };
 
@@ -52,7 +76,7 @@ enum store_op_kind {
  * until they commit, since they record what already happened. */
 static inline bool store_op_retried(enum store_op_kind k)
 {
-        return k == SOP_START || k == SOP_FINISH;
+        return k == SOP_START || k == SOP_FINISH || k == SOP_DEP_CANCEL;
 }
 
 struct store_op {
@@ -67,17 +91,26 @@ struct store_op {
          * same transaction, so a reply never shows what a later op in the
          * same group commit did. Owned by the op; NULL if not read. */
         struct job_rec *row;
+        /* SUBMIT, RETRY: the jobs of after that have not ended yet, as
+         * the op's transaction saw them (owned by the op). */
+        int64_t *unmet;
+        unsigned nunmet;
         union {
                 struct {
-                        struct job_rec rec;     /* owned by the op */
+                        struct job_rec rec;     /* owned by the op; rec.after too */
                         bool duplicate;         /* out */
+                        /* out: a job of after that ended failed or canceled
+                         * (the new job was canceled for it), and its state */
+                        int64_t dep_failed;
+                        int dep_state;
                 } submit;
                 struct {
-                        int64_t pid, started_at;
+                        int64_t pid, started_at, queued_seq;
                         int attempts_before;
                 } start;
                 struct {
                         int state;              /* final, or queued to retry */
+                        int end;                /* enum end_reason: why it stopped */
                         int exit_code, signal;
                         char *reason;           /* owned by the op */
                         int64_t finished_at, run_at;
@@ -92,7 +125,18 @@ struct store_op {
                         int prev_state;         /* out */
                         int priority;           /* out (retry) */
                         int64_t now_ms;         /* cancel: finished_at; retry: run_at */
+                        int64_t dep_failed;     /* out (retry): a job it runs after that failed */
+                        int dep_state;
                 } change;
+                struct {
+                        char *queue;            /* owned; NULL: every queue */
+                        bool paused;
+                } queue;
+                struct {
+                        char *reason;           /* owned: "dependency 12 failed" */
+                        int64_t now_ms;
+                        bool done;              /* out: it was queued and is canceled now */
+                } dep;
                 struct {
                         int64_t before_ms;      /* finished before this go */
                         int64_t excess;         /* this many oldest go too */

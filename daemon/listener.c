@@ -18,7 +18,7 @@
 
 static void accept_retry(struct timer *t)
 {
-        struct server *s = container_of(t, struct server, accept_timer);
+        struct server *s = container_of(t, struct server, lis.retry);
 
         listener_arm(s);
 }
@@ -40,7 +40,7 @@ int listener_open(struct server *s, char **ret_err)
         int n, fd, r;
 
         *ret_err = NULL;
-        timer_init(&s->accept_timer, accept_retry);
+        timer_init(&s->lis.retry, accept_retry);
         n = sd_listen_fds(1);
         if (n < 0)
                 return fail(ret_err, n, "LISTEN_FDS", "");
@@ -55,8 +55,8 @@ int listener_open(struct server *s, char **ret_err)
                         return -EINVAL;
                 }
                 (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-                s->listen_fd = fd;
-                s->listen_activated = true;
+                s->lis.fd = fd;
+                s->lis.activated = true;
                 return 0;
         }
 
@@ -109,9 +109,9 @@ int listener_open(struct server *s, char **ret_err)
                 close(fd);
                 return fail(ret_err, r, "cannot listen on", path);
         }
-        s->sock_dev = st.st_dev;
-        s->sock_ino = st.st_ino;
-        s->listen_fd = fd;
+        s->lis.dev = st.st_dev;
+        s->lis.ino = st.st_ino;
+        s->lis.fd = fd;
         return 0;
 }
 
@@ -119,12 +119,12 @@ void listener_arm(struct server *s)
 {
         struct io_uring_sqe *sqe;
 
-        if (s->accept_armed || s->draining || s->listen_fd < 0)
+        if (s->lis.armed || s->draining || s->lis.fd < 0)
                 return;
         sqe = get_sqe(s);
-        io_uring_prep_multishot_accept(sqe, s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        io_uring_prep_multishot_accept(sqe, s->lis.fd, NULL, NULL, SOCK_CLOEXEC);
         io_uring_sqe_set_data64(sqe, ud_pack(UD_ACCEPT, 0, 0));
-        s->accept_armed = true;
+        s->lis.armed = true;
 }
 
 /* One line and close, for clients that will not be served. */
@@ -148,17 +148,17 @@ void listener_on_accept(struct server *s, struct io_uring_cqe *cqe)
         int fd = cqe->res, r;
 
         if (!(cqe->flags & IORING_CQE_F_MORE))
-                s->accept_armed = false;
+                s->lis.armed = false;
         if (fd < 0) {
                 if (fd == -ECANCELED)
                         return;
                 /* Out of fds or memory: back off instead of spinning. */
                 log_warning_errno(fd, "accept failed, retrying in %dms", ACCEPT_RETRY_MS);
-                if (!s->accept_armed)
-                        loop_arm_timer(s, &s->accept_timer, now_mono_ms() + ACCEPT_RETRY_MS);
+                if (!s->lis.armed)
+                        loop_arm_timer(s, &s->lis.retry, now_mono_ms() + ACCEPT_RETRY_MS);
                 return;
         }
-        if (!s->accept_armed)
+        if (!s->lis.armed)
                 listener_arm(s);
         if (s->draining) {
                 refuse(fd, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
@@ -201,17 +201,17 @@ void listener_stop(struct server *s)
 {
         struct io_uring_sqe *sqe;
 
-        timers_disarm(&s->timers, &s->accept_timer);
-        if (s->accept_armed) {
+        timers_disarm(&s->timers, &s->lis.retry);
+        if (s->lis.armed) {
                 sqe = get_sqe(s);
                 io_uring_prep_cancel64(sqe, ud_pack(UD_ACCEPT, 0, 0), 0);
                 io_uring_sqe_set_data64(sqe, ud_pack(UD_IGNORE, 0, 0));
-                s->accept_armed = false;
+                s->lis.armed = false;
         }
         /* A socket systemd passed stays open and bound: connections wait
          * in its backlog for the next ringqd. One we bound goes away now,
          * so clients are told at once that nobody serves it. */
-        if (!s->listen_activated)
+        if (!s->lis.activated)
                 listener_close(s);
 }
 
@@ -219,12 +219,12 @@ void listener_close(struct server *s)
 {
         struct stat st;
 
-        if (s->listen_fd < 0)
+        if (s->lis.fd < 0)
                 return;
         /* Unlink only the socket we bound, not one a newer ringqd bound
          * at the same path since. */
-        if (!s->listen_activated && stat(s->cfg.socket, &st) == 0 && st.st_ino == s->sock_ino &&
-            st.st_dev == s->sock_dev)
+        if (!s->lis.activated && stat(s->cfg.socket, &st) == 0 && st.st_ino == s->lis.ino &&
+            st.st_dev == s->lis.dev)
                 (void)unlink(s->cfg.socket);
-        s->listen_fd = safe_close(s->listen_fd);
+        s->lis.fd = safe_close(s->lis.fd);
 }

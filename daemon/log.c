@@ -166,10 +166,3 @@ int log_level_from_string(const char *s)
                         return i;
         return -EINVAL;
 }
-
-const char *log_level_to_string(int level)
-{
-        if (level < 0 || level >= (int)ELEMENTSOF(level_names))
-                return "?";
-        return level_names[level];
-}

@@ -45,4 +45,3 @@ void log_job(int prio, const struct log_job *j, const char *fmt, ...) _printf_(3
 
 /* "debug", "info", "notice", "warning", "err"/"error", "crit", or 0..7. */
 int log_level_from_string(const char *s);
-const char *log_level_to_string(int level);

@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "worker.h"
 
 #define SQ_ENTRIES 512
 #define CQ_ENTRIES 8192
@@ -131,6 +132,45 @@ static void on_signal(struct server *s, struct io_uring_cqe *cqe)
         arm_signal(s);
 }
 
+/* The store came back with what it committed: each op goes to the module
+ * that owns what it changed; then free slots take what became runnable. */
+static void on_store(struct server *s)
+{
+        struct store_op *op = store_take_done(s->store);
+        int64_t now = now_mono_us();
+
+        while (op) {
+                struct store_op *next = op->next;
+                if (op->result == -EBUSY)
+                        s->stats.c[C_STORE_BUSY]++;
+                /* -ESTALE, -ENOENT, -EPERM, -EALREADY, -EDEADLK are
+                 * answers, not failures of the store. */
+                if (op->result < 0 && op->result != -ESTALE && op->result != -ENOENT && op->result != -EPERM &&
+                    op->result != -EALREADY && op->result != -EDEADLK)
+                        s->stats.c[C_STORE_ERRORS]++;
+                if (op->result == 0)
+                        latency_add(&s->stats.commit, now - op->enqueued_us);
+                switch (op->kind) {
+                case SOP_START:
+                case SOP_FINISH:
+                        worker_on_store_done(s, op);
+                        break;
+                case SOP_PRUNE:
+                        prune_on_done(s, op);
+                        break;
+                case SOP_DEP_CANCEL:
+                        dispatch_on_store_done(s, op);
+                        break;
+                default:
+                        ops_on_store_done(s, op);
+                        break;
+                }
+                store_op_free(op);
+                op = next;
+        }
+        dispatch_run(s);
+}
+
 static void handle(struct server *s, struct io_uring_cqe *cqe)
 {
         switch (ud_op(cqe->user_data)) {
@@ -147,7 +187,7 @@ static void handle(struct server *s, struct io_uring_cqe *cqe)
                 on_signal(s, cqe);
                 break;
         case UD_STORE:
-                ops_on_store_done(s);
+                on_store(s);
                 loop_arm_store(s);
                 break;
         case UD_PIDFD:
@@ -183,7 +223,7 @@ static void check_exit(struct server *s, int64_t *exit_deadline)
                 if (s->busy_slots || store_inflight(s->store))
                         return;
                 timers_disarm(&s->timers, &s->shutdown_timer);
-                ops_fail_waiters(s);
+                waiters_fail_all(s);
                 *exit_deadline = now_mono_ms() + 1000;
         }
         for (unsigned i = 0; i < s->conn_cap; i++) {

@@ -171,10 +171,12 @@ static void server_reload(struct server *s)
         start_login_limits(s);
         log_notice("reloaded configuration: high_water %llu, low_water %llu", (unsigned long long)s->cfg.high_water,
                    (unsigned long long)s->cfg.low_water);
-        ops_update_accepting(s);
-        /* New retention or max_finished: look again now. */
-        if (!s->prune_inflight)
-                loop_arm_timer(s, &s->prune_timer, now_mono_ms());
+        /* Queue caps and marks may have changed: a queue below its new cap
+         * may take a job now. */
+        dispatch_configure(s);
+        dispatch_update_accepting(s);
+        dispatch_run(s);
+        prune_poke(s);
         notify_ready(s);
 }
 
@@ -305,9 +307,9 @@ static int run(struct server *s)
                 return fail(r, err);
         notify_ready(s);
         log_notice("ringqd %s ready: %lld queued, %u workers, socket %s%s, state dir %s", RINGQ_VERSION,
-                   (long long)qindex_queued(&s->qi), s->nslots, s->cfg.socket, s->listen_activated ? " (from systemd)" : "",
+                   (long long)qindex_queued(&s->dp.qi), s->nslots, s->cfg.socket, s->lis.activated ? " (from systemd)" : "",
                    s->cfg.state_dir);
-        workers_dispatch(s);
+        dispatch_run(s);
         r = loop_run(s);
         log_notice("stopped: %" PRIu64 " succeeded, %" PRIu64 " failed since start", s->stats.c[C_SUCCEEDED],
                    s->stats.c[C_FAILED]);

@@ -15,13 +15,13 @@ const char *server_state_word(struct server *s)
 {
         if (s->draining)
                 return "draining";
-        return s->accepting ? "accepting" : "rejecting";
+        return s->dp.accepting ? "accepting" : "rejecting";
 }
 
 void notify_status_text(struct server *s, char *buf, size_t size)
 {
         snprintf(buf, size, "%s; queued %lld/%llu; running %u/%u; ok %llu, failed %llu; rejected %llu",
-                 server_state_word(s), (long long)qindex_queued(&s->qi), (unsigned long long)s->cfg.high_water,
+                 server_state_word(s), (long long)qindex_queued(&s->dp.qi), (unsigned long long)s->cfg.high_water,
                  s->busy_slots, s->nslots, (unsigned long long)s->stats.c[C_SUCCEEDED],
                  (unsigned long long)s->stats.c[C_FAILED],
                  (unsigned long long)(s->stats.c[C_REJECTED_FULL] + s->stats.c[C_REJECTED_OTHER]));
@@ -32,43 +32,43 @@ static void send_status(struct server *s, const char *prefix)
         char text[256];
 
         notify_status_text(s, text, sizeof(text));
-        s->status_sent_mono_ms = now_mono_ms();
-        s->status_dirty = false;
-        s->last_accepting = s->accepting;
-        timers_disarm(&s->timers, &s->status_timer);
-        if (s->notify_enabled)
+        s->notify.status_sent_mono_ms = now_mono_ms();
+        s->notify.status_dirty = false;
+        s->notify.last_accepting = s->dp.accepting;
+        timers_disarm(&s->timers, &s->notify.status_timer);
+        if (s->notify.enabled)
                 (void)sd_notifyf(0, "%sSTATUS=%s", prefix, text);
 }
 
 static void status_due(struct timer *t)
 {
-        struct server *s = container_of(t, struct server, status_timer);
+        struct server *s = container_of(t, struct server, notify.status_timer);
 
-        if (s->status_dirty)
+        if (s->notify.status_dirty)
                 send_status(s, "");
 }
 
 static void watchdog_due(struct timer *t)
 {
-        struct server *s = container_of(t, struct server, watchdog_timer);
+        struct server *s = container_of(t, struct server, notify.watchdog_timer);
 
         /* Sent from the loop itself: if the loop stalls, the pings stop
          * and systemd restarts the service. */
         (void)sd_notify(0, "WATCHDOG=1");
-        loop_arm_timer(s, &s->watchdog_timer, now_mono_ms() + (int64_t)(s->watchdog_usec / 2000));
+        loop_arm_timer(s, &s->notify.watchdog_timer, now_mono_ms() + (int64_t)(s->notify.watchdog_usec / 2000));
 }
 
 void notify_init(struct server *s)
 {
         uint64_t usec = 0;
 
-        s->notify_enabled = getenv("NOTIFY_SOCKET") != NULL;
-        s->last_accepting = s->accepting;
-        timer_init(&s->status_timer, status_due);
-        timer_init(&s->watchdog_timer, watchdog_due);
+        s->notify.enabled = getenv("NOTIFY_SOCKET") != NULL;
+        s->notify.last_accepting = s->dp.accepting;
+        timer_init(&s->notify.status_timer, status_due);
+        timer_init(&s->notify.watchdog_timer, watchdog_due);
         if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-                s->watchdog_usec = usec;
-                loop_arm_timer(s, &s->watchdog_timer, now_mono_ms() + (int64_t)(usec / 2000));
+                s->notify.watchdog_usec = usec;
+                loop_arm_timer(s, &s->notify.watchdog_timer, now_mono_ms() + (int64_t)(usec / 2000));
                 log_info("watchdog enabled: pinging every %llums", (unsigned long long)(usec / 2000));
         }
 }
@@ -85,7 +85,7 @@ void notify_stopping(struct server *s)
 
 void notify_reloading(struct server *s)
 {
-        if (s->notify_enabled) {
+        if (s->notify.enabled) {
                 /* MONOTONIC_USEC lets a Type=notify-reload unit match this
                  * reload to its request; older systemd ignores it. */
                 (void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long)now_mono_us());
@@ -96,11 +96,11 @@ void notify_status(struct server *s)
 {
         int64_t now = now_mono_ms();
 
-        s->status_dirty = true;
+        s->notify.status_dirty = true;
         /* A switch between accepting and rejecting is news at once; the
          * rest is sent at most once a second. */
-        if (s->last_accepting != s->accepting || now - s->status_sent_mono_ms >= STATUS_INTERVAL_MS)
+        if (s->notify.last_accepting != s->dp.accepting || now - s->notify.status_sent_mono_ms >= STATUS_INTERVAL_MS)
                 send_status(s, "");
-        else if (!timer_armed(&s->status_timer))
-                loop_arm_timer(s, &s->status_timer, s->status_sent_mono_ms + STATUS_INTERVAL_MS);
+        else if (!timer_armed(&s->notify.status_timer))
+                loop_arm_timer(s, &s->notify.status_timer, s->notify.status_sent_mono_ms + STATUS_INTERVAL_MS);
 }

@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "worker.h"
 #include "proto.h"
 #include "ringq/protocol.h"
 
@@ -22,6 +23,25 @@ static json_t *storage_err(int r)
 static bool may_touch(const struct conn *c, int64_t owner_uid)
 {
         return c->uid == 0 || (int64_t)c->uid == owner_uid;
+}
+
+/* The job object of a reply: the row, and what dispatch knows of it. */
+static json_t *job_json(struct server *s, const struct job_rec *j)
+{
+        json_t *o = proto_job(j, s->output_dir);
+
+        if (o)
+                dispatch_annotate(s, o, j);
+        return o;
+}
+
+/* ok, with the job object; more fields may be added. */
+static json_t *job_reply(struct server *s, const struct job_rec *j)
+{
+        json_t *o = proto_ok();
+
+        json_object_set_new(o, "job", job_json(s, j));
+        return o;
 }
 
 /* Reply with the job: as the op's own transaction left it when the
@@ -39,11 +59,8 @@ static void reply_job(struct server *s, struct req *r, int64_t id, const struct 
                 ops_answer(r, proto_err(RINGQ_ERR_NOT_FOUND, "id", "job %lld not found", (long long)id));
         else if (e < 0)
                 ops_answer(r, storage_err(e));
-        else {
-                json_t *o = proto_ok();
-                json_object_set_new(o, "job", proto_job(row, s->output_dir));
-                ops_answer(r, o);
-        }
+        else
+                ops_answer(r, job_reply(s, row));
         if (row == &j)
                 job_rec_done(&j);
 }
@@ -57,7 +74,8 @@ static void begin_write(struct req *r)
 
 static bool is_read(enum ringq_op op)
 {
-        return op == RINGQ_OP_STATUS || op == RINGQ_OP_LIST || op == RINGQ_OP_WAIT || op == RINGQ_OP_OUTPUT;
+        return op == RINGQ_OP_STATUS || op == RINGQ_OP_LIST || op == RINGQ_OP_WAIT || op == RINGQ_OP_OUTPUT ||
+               op == RINGQ_OP_QUEUES;
 }
 
 static void execute(struct server *s, struct req *r, struct request *rq);
@@ -98,29 +116,13 @@ void ops_answer(struct req *r, json_t *reply)
                 run_deferred(c);
 }
 
-void ops_update_accepting(struct server *s)
-{
-        int64_t n = qindex_queued(&s->qi) + s->reserved;
-        bool was = s->accepting;
-
-        if (s->accepting && n >= (int64_t)s->cfg.high_water)
-                s->accepting = false;
-        else if (!s->accepting && n <= (int64_t)s->cfg.low_water)
-                s->accepting = true;
-        if (was != s->accepting)
-                log_notice("queue %s: %lld queued (high water %llu, low water %llu)",
-                           s->accepting ? "accepting again" : "full, rejecting submits", (long long)n,
-                           (unsigned long long)s->cfg.high_water, (unsigned long long)s->cfg.low_water);
-        notify_status(s);
-}
-
 /* How long until the queue is likely back under low water, from the
  * recent completion rate; clamped so a client neither spins nor sleeps
  * for minutes on a guess. */
-static int64_t retry_after_ms(struct server *s)
+static int64_t retry_after_ms(struct server *s, int64_t queued, int64_t low_water)
 {
         double rate = stats_rate(&s->stats, now_mono_ms());
-        double excess = (double)MAX(qindex_queued(&s->qi) + s->reserved - (int64_t)s->cfg.low_water, 1);
+        double excess = (double)MAX(queued - low_water, 1);
         /* No recent completions: nothing to estimate from, so a short
          * look again rather than a long guess. */
         double ms = rate > 0.001 ? excess / rate * 1000.0 : 1000.0;
@@ -128,111 +130,99 @@ static int64_t retry_after_ms(struct server *s)
         return (int64_t)CLAMP(ms, 100.0, 30000.0);
 }
 
-static json_t *full_err(struct server *s, int64_t queued, int64_t retry_ms)
+static json_t *full_err(const struct admit_info *ai, int64_t retry_ms)
 {
-        json_t *e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
-                              "queue full: %lld jobs queued (high water %llu); accepting again below %llu",
-                              (long long)queued, (unsigned long long)s->cfg.high_water,
-                              (unsigned long long)s->cfg.low_water);
+        json_t *e = ai->queue ? proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
+                                          "queue %s full: %lld jobs queued (its high water %lld); accepting "
+                                          "again at %lld",
+                                          ai->queue, (long long)ai->queued, (long long)ai->high_water,
+                                          (long long)ai->low_water)
+                              : proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
+                                          "queue full: %lld jobs queued (high water %lld); accepting again at %lld",
+                                          (long long)ai->queued, (long long)ai->high_water,
+                                          (long long)ai->low_water);
 
-        if (e)
+        if (e) {
+                if (ai->queue)
+                        json_object_set_new(e, "scope", json_string("queue"));
                 json_object_set_new(e, "retry_after_ms", json_integer(retry_ms));
+        }
         return e;
 }
 
 /* At the high-water mark rejects are the hot path and should cost about
  * what a ping does: the reply line is rendered again only when what it
- * says changes (a request with a tag gets its own). */
-static void answer_full(struct server *s, struct req *r)
+ * says changes (a request with a tag, or a queue's own marks, get their
+ * own). */
+static void answer_full(struct server *s, struct req *r, const struct admit_info *ai)
 {
-        int64_t key[4] = { qindex_queued(&s->qi) + s->reserved, retry_after_ms(s), (int64_t)s->cfg.high_water,
-                           (int64_t)s->cfg.low_water };
+        int64_t key[4] = { ai->queued, retry_after_ms(s, ai->queued, ai->low_water), ai->high_water, ai->low_water };
         char *line;
 
-        if (r->tag) {
-                ops_answer(r, full_err(s, key[0], key[1]));
+        if (r->tag || ai->queue) {
+                ops_answer(r, full_err(ai, key[1]));
                 return;
         }
-        if (!s->full_line || memcmp(s->full_key, key, sizeof(key)) != 0) {
+        if (!s->full.line || memcmp(s->full.key, key, sizeof(key)) != 0) {
                 size_t len = 0;
 
-                line = proto_line(full_err(s, key[0], key[1]), NULL, &len);
+                line = proto_line(full_err(ai, key[1]), NULL, &len);
                 if (!line) {
                         req_reply_line(r, NULL, 0);
                         return;
                 }
-                free(s->full_line);
-                s->full_line = line;
-                s->full_len = len;
-                memcpy(s->full_key, key, sizeof(key));
+                free(s->full.line);
+                s->full.line = line;
+                s->full.len = len;
+                memcpy(s->full.key, key, sizeof(key));
         }
-        line = malloc(s->full_len + 1);
+        line = malloc(s->full.len + 1);
         if (line)
-                memcpy(line, s->full_line, s->full_len + 1);
-        req_reply_line(r, line, s->full_len);
+                memcpy(line, s->full.line, s->full.len + 1);
+        req_reply_line(r, line, s->full.len);
 }
 
-/* Submits of a non-root uid handed to the store and not yet back. */
-static int64_t user_reserved(struct server *s, uid_t uid)
+/* Is there room for one more job of uid in queue? Answers r and returns
+ * false when not (dispatch.h says who gets what room). */
+static bool room_for(struct server *s, struct req *r, uid_t uid, const char *queue)
 {
-        return (int64_t)(uintptr_t)idmap_get(&s->user_reserved, (int64_t)uid + 1);
-}
-
-static void user_reserve(struct server *s, uid_t uid, int delta)
-{
-        int64_t n = user_reserved(s, uid) + delta;
-
-        if (uid == 0)
-                return;
-        if (n > 0)
-                (void)idmap_put(&s->user_reserved, (int64_t)uid + 1, (void *)(uintptr_t)n);
-        else
-                idmap_remove(&s->user_reserved, (int64_t)uid + 1);
-}
-
-/* Is there room for one more job of uid? Root may use its reserve above
- * high_water, so an operator can always act on a full queue; a non-root
- * uid is also held to max_queued_per_user, so one user cannot take the
- * whole queue from the others. Answers r and returns false when not. */
-static bool room_for(struct server *s, struct req *r, uid_t uid)
-{
-        int64_t n = qindex_queued(&s->qi) + s->reserved, mine;
+        struct admit_info ai;
         json_t *e;
 
-        ops_update_accepting(s);
-        if (!s->accepting && uid != 0) {
+        switch (dispatch_admit(s, uid, queue, &ai)) {
+        case ADMIT_OK:
+                return true;
+        case ADMIT_FULL:
                 s->stats.c[C_REJECTED_FULL]++;
-                answer_full(s, r);
+                answer_full(s, r, &ai);
                 return false;
-        }
-        if (uid == 0) {
-                /* Without a reserve root is held like everyone else. */
-                uint64_t cap = s->cfg.high_water + s->cfg.root_reserve_jobs;
-                if (s->accepting || (s->cfg.root_reserve_jobs && n < (int64_t)cap))
-                        return true;
+        case ADMIT_ROOT_FULL:
                 s->stats.c[C_REJECTED_FULL]++;
                 e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
-                              "queue full: %lld jobs queued, and root's reserve above high water %llu is used up too",
-                              (long long)n, (unsigned long long)s->cfg.high_water);
+                              "queue%s%s full: %lld jobs queued, and root's reserve above high water %lld is used up "
+                              "too",
+                              ai.queue ? " " : "", ai.queue ? ai.queue : "", (long long)ai.queued,
+                              (long long)ai.high_water);
+                if (e && ai.queue)
+                        json_object_set_new(e, "scope", json_string("queue"));
                 if (e)
-                        json_object_set_new(e, "retry_after_ms", json_integer(retry_after_ms(s)));
+                        json_object_set_new(e, "retry_after_ms",
+                                            json_integer(retry_after_ms(s, ai.queued, ai.low_water)));
+                ops_answer(r, e);
+                return false;
+        case ADMIT_USER_FULL:
+        default:
+                s->stats.c[C_REJECTED_USER]++;
+                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
+                              "uid %u has %lld jobs queued already (max_queued_per_user %lld)", (unsigned)uid,
+                              (long long)ai.queued, (long long)ai.high_water);
+                if (e) {
+                        json_object_set_new(e, "scope", json_string("user"));
+                        json_object_set_new(e, "retry_after_ms", json_integer(retry_after_ms(s, 1, 0)));
+                }
                 ops_answer(r, e);
                 return false;
         }
-        if (!s->cfg.max_queued_per_user || s->uid != 0)
-                return true;
-        mine = qindex_user_queued(&s->qi, uid) + user_reserved(s, uid);
-        if (mine < (int64_t)s->cfg.max_queued_per_user)
-                return true;
-        s->stats.c[C_REJECTED_USER]++;
-        e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL, "uid %u has %lld jobs queued already (max_queued_per_user %llu)",
-                      (unsigned)uid, (long long)mine, (unsigned long long)s->cfg.max_queued_per_user);
-        if (e) {
-                json_object_set_new(e, "scope", json_string("user"));
-                json_object_set_new(e, "retry_after_ms", json_integer(retry_after_ms(s)));
-        }
-        ops_answer(r, e);
-        return false;
 }
 
 static void do_submit(struct server *s, struct req *r, struct request *rq)
@@ -247,7 +237,7 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
                 ops_answer(r, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
                 return;
         }
-        if (!room_for(s, r, c->uid))
+        if (!room_for(s, r, c->uid, rq->queue))
                 return;
         op = calloc(1, sizeof(*op));
         if (!op)
@@ -276,15 +266,21 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
                 .umask = rq->umask,
                 .cpu_ms = -1, .max_rss_kb = -1,
         };
+        if (rq->nafter) {
+                j->after = malloc(rq->nafter * sizeof(*j->after));
+                if (j->after) {
+                        memcpy(j->after, rq->after, rq->nafter * sizeof(*j->after));
+                        j->nafter = rq->nafter;
+                }
+        }
         if (!j->queue || !j->argv || !j->cwd || (rq->env && !j->env) || (rq->key && !j->idem_key) ||
-            (c->groups_json && !j->owner_groups)) {
+            (c->groups_json && !j->owner_groups) || (rq->nafter && !j->after)) {
                 store_op_free(op);
                 goto oom;
         }
         op->enqueued_us = now_mono_us();
         r->state = REQ_STORE;
-        s->reserved++;
-        user_reserve(s, c->uid, +1);
+        dispatch_reserve(s, c->uid, j->queue, +1);
         begin_write(r);
         store_push(s->store, op);
         return;
@@ -312,15 +308,6 @@ static int job_for(struct server *s, struct req *r, int64_t id, struct job_rec *
         return -1;
 }
 
-/* ok, with the job object, and more fields the caller adds. */
-static json_t *job_reply(struct server *s, const struct job_rec *j)
-{
-        json_t *o = proto_ok();
-
-        json_object_set_new(o, "job", proto_job(j, s->output_dir));
-        return o;
-}
-
 static void do_wait(struct server *s, struct req *r, struct request *rq)
 {
         struct job_rec j;
@@ -330,7 +317,7 @@ static void do_wait(struct server *s, struct req *r, struct request *rq)
         if (ringq_state_is_final(j.state))
                 ops_answer(r, job_reply(s, &j));
         else
-                ops_park(s, r, rq->id, rq->timeout_ms);
+                waiters_park(s, r, rq->id, rq->timeout_ms);
         job_rec_done(&j);
 }
 
@@ -373,18 +360,38 @@ static void do_output(struct server *s, struct req *r, struct request *rq)
         ops_answer(r, o);
 }
 
+/* A list reply is bounded in bytes, not only in rows: max_reply_bytes is
+ * about a client that does not read, and one page must never look like
+ * one. A page that would grow past the budget ends early and says where
+ * the next one starts. */
 struct list_ctx {
         struct server *s;
         json_t *jobs;
+        size_t bytes, budget;
+        int64_t last_id;
+        bool cut;
 };
+
+#define LIST_PAGE_SLACK 1024   /* the reply around the jobs */
 
 static int list_one(void *ud, struct job_rec *j)
 {
         struct list_ctx *lc = ud;
-        json_t *o = proto_job(j, lc->s->output_dir);
+        json_t *o = job_json(lc->s, j);
+        size_t size;
 
-        if (!o || json_array_append_new(lc->jobs, o) < 0)
+        if (!o)
                 return -ENOMEM;
+        size = json_dumpb(o, NULL, 0, JSON_COMPACT) + 1;
+        if (json_array_size(lc->jobs) > 0 && lc->bytes + size > lc->budget) {
+                json_decref(o);
+                lc->cut = true;
+                return -ENOSPC;
+        }
+        if (json_array_append_new(lc->jobs, o) < 0)
+                return -ENOMEM;
+        lc->bytes += size;
+        lc->last_id = j->id;
         return 0;
 }
 
@@ -394,7 +401,11 @@ static void do_list(struct server *s, struct req *r, struct request *rq)
                 .state = rq->state, .queue = rq->queue, .after_id = rq->after_id, .limit = rq->limit,
                 .owner_uid = r->conn->uid == 0 ? -1 : (int64_t)r->conn->uid,
         };
-        struct list_ctx lc = { s, json_array() };
+        struct list_ctx lc = {
+                .s = s, .jobs = json_array(),
+                .budget = s->cfg.max_reply_bytes > 2 * LIST_PAGE_SLACK ? s->cfg.max_reply_bytes - LIST_PAGE_SLACK
+                                                                       : LIST_PAGE_SLACK,
+        };
         int e;
 
         if (!lc.jobs) {
@@ -405,11 +416,15 @@ static void do_list(struct server *s, struct req *r, struct request *rq)
         if (e == -ETIME)
                 ops_answer(r, proto_err(RINGQ_ERR_TIMEOUT, NULL,
                                        "the list filter matched too few jobs to scan for; narrow it with state or after_id"));
-        else if (e < 0)
+        else if (e < 0 && !lc.cut)
                 ops_answer(r, storage_err(e));
         else {
                 json_t *o = proto_ok();
                 json_object_set(o, "jobs", lc.jobs);
+                if (lc.cut) {
+                        json_object_set_new(o, "more", json_true());
+                        json_object_set_new(o, "next_after_id", json_integer(lc.last_id));
+                }
                 ops_answer(r, o);
         }
         json_decref(lc.jobs);
@@ -423,7 +438,7 @@ static void do_change(struct server *s, struct req *r, struct request *rq, enum 
                 int e = workers_cancel(s, rq->id, r->conn->uid);
                 if (e == 0) {
                         begin_write(r);
-                        ops_park(s, r, rq->id, -1);
+                        waiters_park(s, r, rq->id, -1);
                         return;
                 }
                 if (e == -EPERM) {
@@ -431,6 +446,22 @@ static void do_change(struct server *s, struct req *r, struct request *rq, enum 
                                                (long long)rq->id));
                         return;
                 }
+        }
+        if (kind == SOP_RETRY) {
+                /* A job retried by hand is a new job as far as room goes:
+                 * it obeys the marks (automatic requeues of a job already
+                 * accepted do not). Its queue is read as last committed;
+                 * a job this connection's own writes still have in flight
+                 * is left to the store to judge, in order. */
+                struct job_rec j;
+                bool room = true;
+                if (reader_get(s->reader, rq->id, &j) == 0) {
+                        if (ringq_state_is_final(j.state) && may_touch(r->conn, j.owner_uid))
+                                room = room_for(s, r, r->conn->uid, j.queue);
+                        job_rec_done(&j);
+                }
+                if (!room)
+                        return;
         }
         op = calloc(1, sizeof(*op));
         if (!op) {
@@ -442,6 +473,43 @@ static void do_change(struct server *s, struct req *r, struct request *rq, enum 
         op->owner = r;
         op->change.uid = r->conn->uid;
         op->change.now_ms = now_wall_ms();
+        op->enqueued_us = now_mono_us();
+        r->state = REQ_STORE;
+        begin_write(r);
+        store_push(s->store, op);
+}
+
+static json_t *queues_reply(struct server *s)
+{
+        json_t *o = proto_ok();
+
+        json_object_set_new(o, "queues", dispatch_queues_json(s));
+        json_object_set_new(o, "all_paused", json_boolean(s->dp.all_paused));
+        return o;
+}
+
+/* Pausing is an operator's act, and it is recorded: root only, answered
+ * once the queues table has it. */
+static void do_pause(struct server *s, struct req *r, struct request *rq, bool paused)
+{
+        struct store_op *op;
+
+        if (r->conn->uid != 0) {
+                ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, NULL, "only root may %s queues",
+                                       paused ? "pause" : "resume"));
+                return;
+        }
+        op = calloc(1, sizeof(*op));
+        if (op && rq->queue)
+                op->queue.queue = strdup(rq->queue);
+        if (!op || (rq->queue && !op->queue.queue)) {
+                free(op);
+                ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
+                return;
+        }
+        op->kind = SOP_QUEUE;
+        op->owner = r;
+        op->queue.paused = paused;
         op->enqueued_us = now_mono_us();
         r->state = REQ_STORE;
         begin_write(r);
@@ -472,12 +540,15 @@ static json_t *stats_reply(struct server *s)
         for (int i = 0; i < _C_MAX; i++)
                 json_object_set_new(counters, counter_names[i], json_integer((json_int_t)s->stats.c[i]));
         json_object_set_new(o, "state", json_string(server_state_word(s)));
-        json_object_set_new(o, "queued", json_integer(qindex_queued(&s->qi)));
+        json_object_set_new(o, "queued", json_integer(qindex_queued(&s->dp.qi)));
+        json_object_set_new(o, "waiting", json_integer((json_int_t)s->dp.nwaiting));
         json_object_set_new(o, "running", json_integer(s->busy_slots));
         json_object_set_new(o, "workers", json_integer((json_int_t)s->nslots));
         json_object_set_new(o, "high_water", json_integer((json_int_t)s->cfg.high_water));
         json_object_set_new(o, "low_water", json_integer((json_int_t)s->cfg.low_water));
-        json_object_set_new(o, "accepting", json_boolean(s->accepting && !s->draining));
+        json_object_set_new(o, "accepting", json_boolean(s->dp.accepting && !s->draining));
+        json_object_set_new(o, "queues", dispatch_queues_json(s));
+        json_object_set_new(o, "all_paused", json_boolean(s->dp.all_paused));
         json_object_set_new(o, "connections", json_integer(s->nconns));
         json_object_set_new(o, "max_clients", json_integer((json_int_t)s->cfg.max_clients));
         json_object_set_new(o, "uptime_ms", json_integer(now_mono_ms() - s->start_mono_ms));
@@ -525,6 +596,13 @@ static void execute(struct server *s, struct req *r, struct request *rq)
                 break;
         case RINGQ_OP_OUTPUT:
                 do_output(s, r, rq);
+                break;
+        case RINGQ_OP_PAUSE:
+        case RINGQ_OP_RESUME:
+                do_pause(s, r, rq, rq->op == RINGQ_OP_PAUSE);
+                break;
+        case RINGQ_OP_QUEUES:
+                ops_answer(r, queues_reply(s));
                 break;
         default:
                 ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "unhandled op"));
@@ -580,107 +658,134 @@ static void answer_change_error(struct req *r, const struct store_op *op)
                 ops_answer(r, storage_err(op->result));
 }
 
-/* A store op for a request came back. */
-static void on_request_op(struct server *s, struct store_op *op)
+/* The queue a canceled job was in: from the row the op copied, else as
+ * last committed. */
+static void canceled_queued(struct server *s, const struct store_op *op)
+{
+        struct job_rec j;
+        const char *queue = op->row ? op->row->queue : NULL;
+        bool read = false;
+
+        if (!queue && reader_get(s->reader, op->id, &j) == 0) {
+                queue = j.queue;
+                read = true;
+        }
+        dispatch_canceled(s, op->id, (uid_t)op->change.owner_uid, queue);
+        if (read)
+                job_rec_done(&j);
+}
+
+static void submit_done(struct server *s, struct req *r, struct store_op *op)
+{
+        const struct job_rec *j = &op->submit.rec;
+        json_t *o;
+
+        dispatch_reserve(s, (uid_t)j->owner_uid, j->queue, -1);
+        if (op->result == -ENOENT || op->result == -EPERM) {
+                s->stats.c[C_REJECTED_OTHER]++;
+                ops_answer(r, op->result == -ENOENT
+                                      ? proto_err(RINGQ_ERR_NOT_FOUND, "after", "job %lld (in after) not found",
+                                                  (long long)op->submit.dep_failed)
+                                      : proto_err(RINGQ_ERR_FORBIDDEN, "after",
+                                                  "job %lld (in after) belongs to another user",
+                                                  (long long)op->submit.dep_failed));
+                dispatch_update_accepting(s);
+                return;
+        }
+        if (op->result < 0) {
+                s->stats.c[C_REJECTED_OTHER]++;
+                ops_answer(r, storage_err(op->result));
+                dispatch_update_accepting(s);
+                return;
+        }
+        if (!op->submit.duplicate) {
+                s->stats.c[C_ACCEPTED]++;
+                if (op->submit.dep_failed) {
+                        /* Made canceled: what it was to run after failed. */
+                        s->stats.c[C_CANCELED]++;
+                        prune_note_finished(s, 1);
+                }
+                dispatch_submitted(s, op);
+        }
+        o = proto_ok();
+        json_object_set_new(o, "id", json_integer(op->id));
+        if (op->submit.duplicate)
+                json_object_set_new(o, "duplicate", json_true());
+        ops_answer(r, o);
+        dispatch_update_accepting(s);
+}
+
+static void cancel_done(struct server *s, struct req *r, struct store_op *op)
+{
+        if (op->result == 0 && op->change.prev_state == RINGQ_STATE_QUEUED) {
+                canceled_queued(s, op);
+                s->stats.c[C_CANCELED]++;
+                prune_note_finished(s, 1);
+                dispatch_update_accepting(s);
+                reply_job(s, r, op->id, op->row);
+                waiters_job_final(s, op->id, op->row);
+        } else if (op->result == 0 && op->change.prev_state == RINGQ_STATE_RUNNING) {
+                /* It started between our look and the store's. */
+                int e = r->conn ? workers_cancel(s, op->id, r->conn->uid) : -ENOENT;
+                if (e == 0)
+                        waiters_park(s, r, op->id, -1); /* still a write in flight */
+                else
+                        reply_job(s, r, op->id, NULL);
+        } else if (op->result == 0)
+                reply_job(s, r, op->id, op->row);
+        else if (op->result == -EALREADY)
+                ops_answer(r, proto_err(RINGQ_ERR_INVALID_STATE, "id", "job %lld already %s", (long long)op->id,
+                                        ringq_state_names[op->change.prev_state]));
+        else
+                answer_change_error(r, op);
+}
+
+static void retry_done(struct server *s, struct req *r, struct store_op *op)
+{
+        if (op->result == 0) {
+                prune_note_finished(s, -1);
+                s->stats.c[C_RETRIED]++;
+                dispatch_retried(s, op);
+                dispatch_update_accepting(s);
+                reply_job(s, r, op->id, op->row);
+        } else if (op->result == -EALREADY)
+                ops_answer(r, proto_err(RINGQ_ERR_INVALID_STATE, "id",
+                                        "job %lld is %s; only failed or canceled jobs can be retried",
+                                        (long long)op->id, ringq_state_names[op->change.prev_state]));
+        else if (op->result == -EDEADLK)
+                ops_answer(r, proto_err(RINGQ_ERR_INVALID_STATE, "id",
+                                        "job %lld runs after job %lld, which %s; retry that one first",
+                                        (long long)op->id, (long long)op->change.dep_failed,
+                                        op->change.dep_state == RINGQ_STATE_FAILED ? "failed" : "was canceled"));
+        else
+                answer_change_error(r, op);
+}
+
+void ops_on_store_done(struct server *s, struct store_op *op)
 {
         struct req *r = op->owner;
 
         switch (op->kind) {
         case SOP_SUBMIT:
-                s->reserved--;
-                user_reserve(s, (uid_t)op->submit.rec.owner_uid, -1);
-                if (op->result == 0 && !op->submit.duplicate) {
-                        struct job_rec *j = &op->submit.rec;
-                        s->stats.c[C_ACCEPTED]++;
-                        if (qindex_push(&s->qi, op->id, (uint32_t)j->owner_uid, j->priority, j->run_at, now_wall_ms(),
-                                        now_mono_ms()) < 0)
-                                log_error("job %lld: out of memory for the dispatch index; it runs after a restart",
-                                          (long long)op->id);
-                }
-                if (op->result == 0) {
-                        json_t *o = proto_ok();
-                        json_object_set_new(o, "id", json_integer(op->id));
-                        if (op->submit.duplicate)
-                                json_object_set_new(o, "duplicate", json_true());
-                        ops_answer(r, o);
-                } else {
-                        s->stats.c[C_REJECTED_OTHER]++;
-                        ops_answer(r, storage_err(op->result));
-                }
-                ops_update_accepting(s);
+                submit_done(s, r, op);
                 break;
         case SOP_CANCEL:
-                if (op->result == 0 && op->change.prev_state == RINGQ_STATE_QUEUED) {
-                        /* The dispatch index still holds it: skip it there. */
-                        (void)qindex_cancel(&s->qi, op->id);
-                        qindex_dequeue(&s->qi, (uint32_t)op->change.owner_uid);
-                        s->stats.c[C_CANCELED]++;
-                        prune_note_finished(s, 1);
-                        ops_update_accepting(s);
-                        reply_job(s, r, op->id, op->row);
-                        ops_job_final(s, op->id, op->row);
-                } else if (op->result == 0 && op->change.prev_state == RINGQ_STATE_RUNNING) {
-                        /* It started between our look and the store's. */
-                        int e = r->conn ? workers_cancel(s, op->id, r->conn->uid) : -ENOENT;
-                        if (e == 0)
-                                ops_park(s, r, op->id, -1); /* still a write in flight */
-                        else
-                                reply_job(s, r, op->id, NULL);
-                } else if (op->result == 0)
-                        reply_job(s, r, op->id, op->row);
-                else if (op->result == -EALREADY)
-                        ops_answer(r, proto_err(RINGQ_ERR_INVALID_STATE, "id", "job %lld already %s",
-                                               (long long)op->id, ringq_state_names[op->change.prev_state]));
-                else
-                        answer_change_error(r, op);
+                cancel_done(s, r, op);
                 break;
         case SOP_RETRY:
-                if (op->result == 0) {
-                        qindex_uncancel(&s->qi, op->id);
-                        prune_note_finished(s, -1);
-                        s->stats.c[C_RETRIED]++;
-                        if (qindex_push(&s->qi, op->id, (uint32_t)op->change.owner_uid, op->change.priority,
-                                        op->change.now_ms, now_wall_ms(),
-                                        now_mono_ms()) < 0)
-                                log_error("job %lld: out of memory for the dispatch index", (long long)op->id);
-                        ops_update_accepting(s);
-                        reply_job(s, r, op->id, op->row);
-                } else if (op->result == -EALREADY)
-                        ops_answer(r, proto_err(RINGQ_ERR_INVALID_STATE, "id",
-                                               "job %lld is %s; only failed or canceled jobs can be retried",
-                                               (long long)op->id, ringq_state_names[op->change.prev_state]));
-                else
-                        answer_change_error(r, op);
+                retry_done(s, r, op);
+                break;
+        case SOP_QUEUE:
+                if (op->result < 0) {
+                        ops_answer(r, storage_err(op->result));
+                        break;
+                }
+                dispatch_set_paused(s, op->queue.queue, op->queue.paused);
+                log_notice("%s%s %s by root", op->queue.queue ? "queue " : "every queue",
+                           op->queue.queue ? op->queue.queue : "", op->queue.paused ? "paused" : "resumed");
+                ops_answer(r, queues_reply(s));
                 break;
         default:
                 break;
         }
-}
-
-void ops_on_store_done(struct server *s)
-{
-        struct store_op *op = store_take_done(s->store);
-        int64_t now = now_mono_us();
-
-        while (op) {
-                struct store_op *next = op->next;
-                if (op->result == -EBUSY)
-                        s->stats.c[C_STORE_BUSY]++;
-                /* -ESTALE, -ENOENT, -EPERM, -EALREADY are answers, not
-                 * failures of the store. */
-                if (op->result < 0 && op->result != -ESTALE && op->result != -ENOENT &&
-                    op->result != -EPERM && op->result != -EALREADY)
-                        s->stats.c[C_STORE_ERRORS]++;
-                if (op->result == 0)
-                        latency_add(&s->stats.commit, now - op->enqueued_us);
-                if (op->kind == SOP_START || op->kind == SOP_FINISH)
-                        worker_on_store_done(s, op);
-                else if (op->kind == SOP_PRUNE)
-                        prune_on_done(s, op);
-                else
-                        on_request_op(s, op);
-                store_op_free(op);
-                op = next;
-        }
-        workers_dispatch(s);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "proto.h"
 #include "ringq/utf8.h"
 #include "util.h"
@@ -62,10 +63,10 @@ static int get_string(json_t *root, const char *field, size_t maxlen, const char
 
 /* Fields each op accepts besides "op" and "tag". Unknown fields are
  * errors: a misspelt "timout_ms" must not run a job without a timeout. */
-static const char *const op_fields[_RINGQ_OP_MAX][13] = {
+static const char *const op_fields[_RINGQ_OP_MAX][16] = {
         [RINGQ_OP_PING] = { NULL },
         [RINGQ_OP_SUBMIT] = { "argv", "env", "cwd", "queue", "priority", "delay_ms", "run_at",
-                              "timeout_ms", "max_attempts", "backoff_ms", "key", "umask", NULL },
+                              "timeout_ms", "max_attempts", "backoff_ms", "key", "umask", "after", NULL },
         [RINGQ_OP_STATUS] = { "id", NULL },
         [RINGQ_OP_LIST] = { "state", "queue", "limit", "after_id", NULL },
         [RINGQ_OP_CANCEL] = { "id", NULL },
@@ -73,6 +74,9 @@ static const char *const op_fields[_RINGQ_OP_MAX][13] = {
         [RINGQ_OP_WAIT] = { "id", "timeout_ms", NULL },
         [RINGQ_OP_STATS] = { NULL },
         [RINGQ_OP_OUTPUT] = { "id", "stream", NULL },
+        [RINGQ_OP_PAUSE] = { "queue", NULL },
+        [RINGQ_OP_RESUME] = { "queue", NULL },
+        [RINGQ_OP_QUEUES] = { NULL },
 };
 
 static int check_fields(json_t *root, enum ringq_op op, struct proto_error *err)
@@ -91,6 +95,43 @@ static int check_fields(json_t *root, enum ringq_op op, struct proto_error *err)
                 }
         }
         return 0;
+}
+
+/* Queue names: [A-Za-z0-9_.-]{1,64}, so they read well in a log line, a
+ * metric label and a file name. */
+static int get_queue(json_t *root, const char **ret, struct proto_error *err)
+{
+        json_t *v = json_object_get(root, "queue");
+
+        if (!v)
+                return 0;
+        if (!plain_string(v) || !queue_name_valid(json_string_value(v), json_string_length(v)))
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "queue",
+                           "queue must be 1 to 64 letters, digits, '_', '.' or '-'");
+        *ret = json_string_value(v);
+        return 1;
+}
+
+static int get_after(struct request *req, struct proto_error *err)
+{
+        json_t *a = json_object_get(req->root, "after"), *v;
+        size_t i;
+
+        if (!a)
+                return 0;
+        if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > ELEMENTSOF(req->after))
+                return bad(err, RINGQ_ERR_BAD_REQUEST, "after", "after must be an array of 1 to %zu job ids",
+                           ELEMENTSOF(req->after));
+        json_array_foreach(a, i, v) {
+                if (!json_is_integer(v) || json_integer_value(v) < 1)
+                        return bad(err, RINGQ_ERR_BAD_REQUEST, "after", "after[%zu] must be a job id", i);
+                for (unsigned k = 0; k < req->nafter; k++)
+                        if (req->after[k] == json_integer_value(v))
+                                return bad(err, RINGQ_ERR_BAD_REQUEST, "after", "after names job %lld twice",
+                                           (long long)json_integer_value(v));
+                req->after[req->nafter++] = json_integer_value(v);
+        }
+        return 1;
 }
 
 static int parse_submit(struct request *req, struct proto_error *err)
@@ -136,13 +177,12 @@ static int parse_submit(struct request *req, struct proto_error *err)
                 return bad(err, RINGQ_ERR_BAD_REQUEST, "cwd", "cwd must be an absolute path");
 
         req->queue = "default";
-        r = get_string(root, "queue", PROTO_QUEUE_MAX, &req->queue, err);
+        r = get_queue(root, &req->queue, err);
         if (r < 0)
                 return r;
-        for (const char *p = req->queue; *p; p++)
-                if ((unsigned char)*p <= ' ' || *p == 0x7f)
-                        return bad(err, RINGQ_ERR_BAD_REQUEST, "queue",
-                                   "queue must not contain spaces or control characters");
+        r = get_after(req, err);
+        if (r < 0)
+                return r;
 
         r = get_string(root, "key", PROTO_KEY_MAX, &req->key, err);
         if (r < 0)
@@ -198,7 +238,7 @@ static int parse_list(struct request *req, struct proto_error *err)
                         return bad(err, RINGQ_ERR_BAD_REQUEST, "state",
                                    "state must be one of queued, running, succeeded, failed, canceled");
         }
-        if (get_string(req->root, "queue", PROTO_QUEUE_MAX, &req->queue, err) < 0)
+        if (get_string(req->root, "queue", 128, &req->queue, err) < 0) /* names older versions allowed too */
                 return -EINVAL;
         if (get_int(req->root, "limit", 1, RINGQ_LIST_MAX, &x, err, "an integer from 1 to 1000") < 0)
                 return -EINVAL;
@@ -233,7 +273,8 @@ int proto_parse(const char *line, size_t len, struct request *req, struct proto_
         req->op = json_is_string(op) ? ringq_op_from_name(json_string_value(op)) : _RINGQ_OP_INVALID;
         if (req->op < 0)
                 return bad(err, RINGQ_ERR_BAD_REQUEST, "op",
-                           "unknown op; expected ping, submit, status, list, cancel, retry, wait, stats or output");
+                           "unknown op; expected ping, submit, status, list, cancel, retry, wait, stats, output, "
+                           "pause, resume or queues");
         r = check_fields(req->root, req->op, err);
         if (r < 0)
                 return r;
@@ -254,6 +295,10 @@ int proto_parse(const char *line, size_t len, struct request *req, struct proto_
                 return 0;
         case RINGQ_OP_LIST:
                 return parse_list(req, err);
+        case RINGQ_OP_PAUSE:
+        case RINGQ_OP_RESUME:
+                req->queue = NULL;
+                return get_queue(req->root, &req->queue, err) < 0 ? -EINVAL : 0;
         case RINGQ_OP_OUTPUT: {
                 json_t *v = json_object_get(req->root, "stream");
                 r = parse_id(req, err);
@@ -375,6 +420,12 @@ json_t *proto_job(const struct job_rec *j, const char *output_dir)
         json_object_set_new(o, "reason", opt_str(j->reason));
         json_object_set_new(o, "key", opt_str(j->idem_key));
         json_object_set_new(o, "pid", opt_int(j->pid));
+        {
+                json_t *after = json_array();
+                for (unsigned i = 0; after && i < j->nafter; i++)
+                        json_array_append_new(after, json_integer(j->after[i]));
+                json_object_set_new(o, "after", after ? after : json_null());
+        }
         json_object_set_new(o, "cpu_ms", opt_int(j->cpu_ms));
         json_object_set_new(o, "max_rss_kb", opt_int(j->max_rss_kb));
         json_object_set_new(o, "stdout_path", json_string(out));

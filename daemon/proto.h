@@ -11,7 +11,7 @@
 #include "job.h"
 #include "ringq/protocol.h"
 
-#define PROTO_QUEUE_MAX 128
+#define PROTO_QUEUE_MAX 64
 #define PROTO_KEY_MAX 256
 
 struct request {
@@ -24,6 +24,8 @@ struct request {
         const char *cwd, *queue, *key;
         int priority, max_attempts;
         int umask;               /* -1: unset */
+        int64_t after[64];       /* the jobs it runs after (JOB_AFTER_MAX) */
+        unsigned nafter;
         /* output */
         int stream;              /* 0: stdout, 1: stderr */
         int64_t delay_ms, run_at, timeout_ms, backoff_ms; /* -1: unset */

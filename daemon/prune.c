@@ -15,62 +15,68 @@ static void prune_send(struct server *s)
 {
         struct store_op *op;
 
-        if (s->prune_inflight || s->draining)
+        if (s->prune.inflight || s->draining)
                 return;
         op = calloc(1, sizeof(*op));
         if (!op)
                 return; /* tried again at the next finish or timer */
         op->kind = SOP_PRUNE;
         op->prune.before_ms = now_wall_ms() - s->cfg.retention_ms;
-        op->prune.excess = MAX(s->finished - (int64_t)s->cfg.max_finished, 0);
+        op->prune.excess = MAX(s->prune.finished - (int64_t)s->cfg.max_finished, 0);
         op->prune.limit = PRUNE_BATCH;
         op->enqueued_us = now_mono_us();
-        s->prune_inflight = true;
-        timers_disarm(&s->timers, &s->prune_timer);
+        s->prune.inflight = true;
+        timers_disarm(&s->timers, &s->prune.timer);
         store_push(s->store, op);
 }
 
 static void prune_due(struct timer *t)
 {
-        prune_send(container_of(t, struct server, prune_timer));
+        prune_send(container_of(t, struct server, prune.timer));
 }
 
 void prune_init(struct server *s, int64_t finished)
 {
-        timer_init(&s->prune_timer, prune_due);
-        s->finished = finished;
+        timer_init(&s->prune.timer, prune_due);
+        s->prune.finished = finished;
         /* The first batch also tells when the next one is due. */
         prune_send(s);
 }
 
 void prune_note_finished(struct server *s, int64_t delta)
 {
-        s->finished += delta;
+        s->prune.finished += delta;
         if (delta <= 0)
                 return;
-        if (s->finished > (int64_t)s->cfg.max_finished)
+        if (s->prune.finished > (int64_t)s->cfg.max_finished)
                 prune_send(s);
-        else if (!s->prune_inflight && !timer_armed(&s->prune_timer))
-                loop_arm_timer(s, &s->prune_timer, now_mono_ms() + s->cfg.retention_ms);
+        else if (!s->prune.inflight && !timer_armed(&s->prune.timer))
+                loop_arm_timer(s, &s->prune.timer, now_mono_ms() + s->cfg.retention_ms);
+}
+
+void prune_poke(struct server *s)
+{
+        if (!s->prune.inflight)
+                loop_arm_timer(s, &s->prune.timer, now_mono_ms());
 }
 
 void prune_on_done(struct server *s, struct store_op *op)
 {
-        s->prune_inflight = false;
+        s->prune.inflight = false;
         if (op->result < 0) {
                 log_warning_errno(op->result, "pruning finished jobs failed, trying again in 60s");
-                loop_arm_timer(s, &s->prune_timer, now_mono_ms() + 60000);
+                loop_arm_timer(s, &s->prune.timer, now_mono_ms() + 60000);
                 return;
         }
-        s->finished -= op->prune.deleted;
+        s->prune.finished -= op->prune.deleted;
         s->stats.c[C_PRUNED] += op->prune.deleted;
         if (op->prune.deleted)
                 log_debug("pruned %u finished job(s)", op->prune.deleted);
-        if (op->prune.more || s->finished > (int64_t)s->cfg.max_finished)
-                loop_arm_timer(s, &s->prune_timer, now_mono_ms() + PRUNE_AGAIN_MS);
+        if (op->prune.more || s->prune.finished > (int64_t)s->cfg.max_finished)
+                loop_arm_timer(s, &s->prune.timer, now_mono_ms() + PRUNE_AGAIN_MS);
         else if (op->prune.next_finished >= 0) {
                 int64_t wait = op->prune.next_finished + s->cfg.retention_ms - now_wall_ms();
                 /* At least a second apart: a clock jump cannot make this spin. */
-                loop_arm_timer(s, &s->prune_timer, now_mono_ms() + MAX(wait, 1000));
+                loop_arm_timer(s, &s->prune.timer, now_mono_ms() + MAX(wait, 1000));
         }
 }

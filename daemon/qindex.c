@@ -1,5 +1,6 @@
-/* Binary min-heaps of packed 16-byte entries (per user, or one shared,
- * and one delayed), and a heap of users; qindex.h says why. */
+/* Buckets of runnable entries per (queue, user), a delayed heap, heaps of
+ * buckets and of users, per-queue parked lists; qindex.h says why, and
+ * qheap.h holds the heaps themselves. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -7,98 +8,74 @@
 #include "ringq/protocol.h"
 #include "util.h"
 
-#define T_MASK ((UINT64_C(1) << 52) - 1)
-#define USER_MASK ((UINT64_C(1) << QINDEX_USER_BITS) - 1)
-#define MAX_USERS ((size_t)1 << QINDEX_USER_BITS)
-#define PRIO_BITS 11
-#define NOPOS UINT32_MAX
+#define T_BITS 52
+#define T_MASK ((UINT64_C(1) << T_BITS) - 1)
+#define ID_SHIFT 20
+#define TAG_SHIFT 11
+#define TAG_MASK ((1u << QINDEX_TAG_BITS) - 1)
+#define PRIO_MASK ((1u << TAG_SHIFT) - 1)
+#define BUCKET_MASK ((UINT64_C(1) << QINDEX_BUCKET_BITS) - 1)
+#define DUE_MAX ((INT64_C(1) << QINDEX_DUE_BITS) - 1)
+#define MAX_BUCKETS ((size_t)1 << QINDEX_BUCKET_BITS)
+#define MAX_QUEUES ((uint32_t)1 << QINDEX_QUEUE_BITS)
+#define MAX_USERS ((size_t)1 << 20)
+#define NOPOS QIHEAP_NONE
+
+enum {
+        B_EMPTY,        /* no runnable entry (delayed ones may name it) */
+        B_HEAPED,       /* in its heap (the user's, or q->all) */
+        B_PARKED,       /* on its queue's parked list: the queue is not eligible */
+        B_FREE,         /* on the free list */
+};
+
+struct qbucket {
+        struct qheap run;       /* runnable entries of (queue, user) */
+        uint32_t queue, user;   /* queue number, user index */
+        uint32_t delayed;       /* delayed entries naming this bucket */
+        uint32_t pos;           /* place in its heap, or NOPOS */
+        uint32_t next;          /* parked or free list; NOPOS ends it */
+        uint8_t state;          /* B_* */
+};
 
 struct quser {
-        struct qheap run;       /* fair: this user's runnable entries */
+        struct qiheap bh;       /* fair: its B_HEAPED buckets */
         uint64_t served;        /* q->seq at its last start; 0: never */
         int64_t queued;
         uint32_t uid, running;
-        uint32_t hpos;          /* place in q->uheap, or NOPOS */
+        uint32_t pos;           /* place in q->uheap, or NOPOS */
         uint32_t apos;          /* place in q->active, or NOPOS */
+        uint32_t nbuckets;      /* buckets in use; its heap has room for all */
 };
 
-static inline bool less(const struct qentry *a, const struct qentry *b)
+struct qqueue {
+        int64_t queued;
+        uint64_t entries;       /* runnable and delayed, in its buckets */
+        uint32_t running, cap;  /* cap 0: none */
+        uint32_t parked;        /* first parked bucket, or NOPOS */
+        bool paused;
+};
+
+/* Buckets in a heap by their top entries, then by index. */
+static bool bucket_less(const void *ctx, uint32_t a, uint32_t b)
 {
-        return a->key < b->key || (a->key == b->key && a->who < b->who);
+        const struct qindex *q = ctx;
+        const struct qentry *x = q->buckets[a].run.e, *y = q->buckets[b].run.e;
+
+        if (x->key != y->key || x->who != y->who)
+                return qentry_less(x, y);
+        return a < b;
 }
 
-static void heap_up(struct qentry *h, size_t i)
+static void bucket_moved(void *ctx, uint32_t v, uint32_t pos)
 {
-        struct qentry e = h[i];
-
-        while (i > 0) {
-                size_t p = (i - 1) / 2;
-                if (!less(&e, &h[p]))
-                        break;
-                h[i] = h[p];
-                i = p;
-        }
-        h[i] = e;
+        ((struct qindex *)ctx)->buckets[v].pos = pos;
 }
 
-static void heap_down(struct qentry *h, size_t n, size_t i)
+/* Users: fewest running first, then the least recently served (never
+ * served first), then the lowest uid. */
+static bool user_less(const void *ctx, uint32_t a, uint32_t b)
 {
-        struct qentry e = h[i];
-
-        for (;;) {
-                size_t c = 2 * i + 1;
-                if (c >= n)
-                        break;
-                if (c + 1 < n && less(&h[c + 1], &h[c]))
-                        c++;
-                if (!less(&h[c], &e))
-                        break;
-                h[i] = h[c];
-                i = c;
-        }
-        h[i] = e;
-}
-
-/* Add e, in heap order or (bulk load) at the end. A heap starts with room
- * for one entry, not grow_array's eight: with many users holding a job or
- * two each, the slack would outweigh the jobs. */
-static int heap_add(struct qheap *h, struct qentry e, bool order)
-{
-        if (h->n == h->cap) {
-                if (!h->cap) {
-                        h->e = malloc(sizeof(*h->e));
-                        if (!h->e)
-                                return -ENOMEM;
-                        h->cap = 1;
-                } else if (grow_array((void **)&h->e, &h->cap, h->n + 1, sizeof(*h->e)) < 0)
-                        return -ENOMEM;
-        }
-        h->e[h->n++] = e;
-        if (order)
-                heap_up(h->e, h->n - 1);
-        return 0;
-}
-
-static struct qentry heap_take(struct qheap *h)
-{
-        struct qentry top = h->e[0];
-
-        h->e[0] = h->e[--h->n];
-        if (h->n)
-                heap_down(h->e, h->n, 0);
-        return top;
-}
-
-static void heap_order(struct qheap *h)
-{
-        for (size_t i = h->n / 2; i-- > 0;)
-                heap_down(h->e, h->n, i);
-}
-
-/* The user heap: fewest running first, then the least recently served
- * (never served first), then the lowest uid. */
-static bool uless(const struct qindex *q, uint32_t a, uint32_t b)
-{
+        const struct qindex *q = ctx;
         const struct quser *x = &q->users[a], *y = &q->users[b];
 
         if (x->running != y->running)
@@ -108,65 +85,26 @@ static bool uless(const struct qindex *q, uint32_t a, uint32_t b)
         return x->uid < y->uid;
 }
 
-static void uheap_set(struct qindex *q, size_t i, uint32_t ui)
+static void user_moved(void *ctx, uint32_t v, uint32_t pos)
 {
-        q->uheap[i] = ui;
-        q->users[ui].hpos = (uint32_t)i;
+        ((struct qindex *)ctx)->users[v].pos = pos;
 }
 
-static size_t uheap_up(struct qindex *q, size_t i)
-{
-        uint32_t ui = q->uheap[i];
+static const struct qiheap_ops BUCKETS = { bucket_less, bucket_moved }, USERS = { user_less, user_moved };
 
-        while (i > 0) {
-                size_t p = (i - 1) / 2;
-                if (!uless(q, ui, q->uheap[p]))
-                        break;
-                uheap_set(q, i, q->uheap[p]);
-                i = p;
-        }
-        uheap_set(q, i, ui);
-        return i;
+static inline bool eligible(const struct qqueue *qq)
+{
+        return !qq->paused && (!qq->cap || qq->running < qq->cap);
 }
 
-static void uheap_down(struct qindex *q, size_t i)
+static inline int64_t bucket_key(uint32_t queue, uint32_t uid)
 {
-        uint32_t ui = q->uheap[i];
-
-        for (;;) {
-                size_t c = 2 * i + 1;
-                if (c >= q->nuheap)
-                        break;
-                if (c + 1 < q->nuheap && uless(q, q->uheap[c + 1], q->uheap[c]))
-                        c++;
-                if (!uless(q, q->uheap[c], ui))
-                        break;
-                uheap_set(q, i, q->uheap[c]);
-                i = c;
-        }
-        uheap_set(q, i, ui);
+        return ((int64_t)queue << 32 | uid) + 1;
 }
 
-/* Move a user whose running count or served sequence changed. */
-static void uheap_fix(struct qindex *q, uint32_t ui)
+static inline struct qiheap *bheap(struct qindex *q, const struct qbucket *b)
 {
-        size_t i = q->users[ui].hpos;
-
-        if (i == NOPOS)
-                return;
-        if (uheap_up(q, i) == i)
-                uheap_down(q, i);
-}
-
-static void uheap_remove(struct qindex *q, size_t i)
-{
-        uint32_t last = q->uheap[--q->nuheap];
-
-        q->users[q->uheap[i]].hpos = NOPOS;
-        if (i == q->nuheap)
-                return;
-        uheap_set(q, i, last);
-        uheap_fix(q, last);
+        return q->fair ? &q->users[b->user].bh : &q->all;
 }
 
 /* Keep a user in q->active exactly while it has queued or running jobs,
@@ -211,171 +149,321 @@ static int user_get(struct qindex *q, uint32_t uid, uint32_t *ret)
          * half-made user and joining the user heap or the active set later
          * never allocates. */
         if (grow_array((void **)&q->users, &q->capusers, n + 1, sizeof(*q->users)) < 0 ||
-            grow_array((void **)&q->uheap, &q->capuheap, n + 1, sizeof(*q->uheap)) < 0 ||
+            grow_array((void **)&q->uheap.v, &q->uheap.cap, n + 1, sizeof(*q->uheap.v)) < 0 ||
             grow_array((void **)&q->active, &q->capactive, n + 1, sizeof(*q->active)) < 0 ||
             idmap_put(&q->byuid, (int64_t)uid + 1, (void *)(uintptr_t)(n + 1)) < 0)
                 return -ENOMEM;
-        q->users[n] = (struct quser){ .uid = uid, .hpos = NOPOS, .apos = NOPOS };
+        q->users[n] = (struct quser){ .uid = uid, .pos = NOPOS, .apos = NOPOS };
         q->nusers++;
         *ret = (uint32_t)n;
         return 0;
 }
 
-static inline int64_t entry_id(const struct qentry *e)
+static struct qqueue *queue_find(const struct qindex *q, uint32_t queue)
 {
-        return (int64_t)(e->who >> QINDEX_USER_BITS);
+        return queue < q->nqueues ? &q->queues[queue] : NULL;
 }
 
-static inline uint32_t entry_user(const struct qentry *e)
+/* queue's record, made (with every lower number) on first use. Returns
+ * 0, -ENOMEM or -ENOSPC. */
+static int queue_get(struct qindex *q, uint32_t queue)
 {
-        return (uint32_t)(e->who & USER_MASK);
-}
-
-static struct qentry runnable_entry(int64_t id, uint32_t ui, int prio, int64_t run_at_ms)
-{
-        return (struct qentry){
-                .key = (uint64_t)(RINGQ_PRIO_MAX - prio) << 52 | ((uint64_t)MAX(run_at_ms, 0) & T_MASK),
-                .who = (uint64_t)id << QINDEX_USER_BITS | ui,
-        };
-}
-
-/* Monotonic ms fit in 53 bits for 285000 years of uptime. */
-static struct qentry delayed_entry(int64_t id, uint32_t ui, int prio, int64_t run_at_ms,
-                                   int64_t now_wall_ms, int64_t now_mono_ms)
-{
-        int64_t due = now_mono_ms + MIN(run_at_ms - now_wall_ms, RINGQ_DURATION_MAX_MS);
-
-        return (struct qentry){
-                .key = (uint64_t)MAX(due, 0) << PRIO_BITS | (uint64_t)(prio - RINGQ_PRIO_MIN),
-                .who = (uint64_t)id << QINDEX_USER_BITS | ui,
-        };
-}
-
-static int push_runnable(struct qindex *q, uint32_t ui, struct qentry e, bool order)
-{
-        struct quser *u = &q->users[ui];
-        struct qheap *h = q->fair ? &u->run : &q->shared;
-        size_t cap = h->cap;
-        int r = heap_add(h, e, order);
-
-        if (q->fair)
-                q->usercap += h->cap - cap;
-        if (r < 0)
-                return r;
-        q->nrun++;
-        if (q->fair && u->hpos == NOPOS) {
-                uheap_set(q, q->nuheap++, ui);
-                if (order)
-                        uheap_up(q, u->hpos);
-        }
+        if (queue >= MAX_QUEUES)
+                return -ENOSPC;
+        if (queue < q->nqueues)
+                return 0;
+        if (grow_array((void **)&q->queues, &q->capqueues, (size_t)queue + 1, sizeof(*q->queues)) < 0)
+                return -ENOMEM;
+        while (q->nqueues <= queue)
+                q->queues[q->nqueues++] = (struct qqueue){ .parked = NOPOS };
         return 0;
 }
 
-static int add(struct qindex *q, int64_t id, uint32_t uid, int prio, int64_t run_at_ms,
-               int64_t now_wall_ms, int64_t now_mono_ms, bool order)
+/* The index of the bucket of (queue, uid), made on first use, with room
+ * in the heap it will join. Returns 0, -ENOMEM or -ENOSPC. */
+static int bucket_get(struct qindex *q, uint32_t uid, uint32_t queue, uint32_t *ret)
 {
-        uint32_t ui;
+        int64_t k = bucket_key(queue, uid);
+        uintptr_t v = (uintptr_t)idmap_get(&q->bybucket, k);
+        uint32_t ui = 0, bi;
+        struct qiheap *h;
+        size_t cap;
+        int r;
+
+        if (v) {
+                *ret = (uint32_t)(v - 1);
+                return 0;
+        }
+        r = queue_get(q, queue);
+        if (r >= 0)
+                r = user_get(q, uid, &ui);
+        if (r < 0)
+                return r;
+        if (q->freeb == NOPOS && q->nbuckets == MAX_BUCKETS)
+                return -ENOSPC;
+        h = q->fair ? &q->users[ui].bh : &q->all;
+        cap = h->cap;
+        if ((q->freeb == NOPOS &&
+             grow_array((void **)&q->buckets, &q->capbuckets, q->nbuckets + 1, sizeof(*q->buckets)) < 0) ||
+            grow_array((void **)&h->v, &h->cap, (q->fair ? q->users[ui].nbuckets : q->nlive) + 1,
+                       sizeof(*h->v)) < 0)
+                return -ENOMEM;
+        if (q->fair)
+                q->bhcap += h->cap - cap;
+        bi = q->freeb != NOPOS ? q->freeb : (uint32_t)q->nbuckets;
+        if (idmap_put(&q->bybucket, k, (void *)(uintptr_t)(bi + 1)) < 0)
+                return -ENOMEM;
+        if (bi == q->freeb)
+                q->freeb = q->buckets[bi].next;
+        else
+                q->nbuckets++;
+        q->buckets[bi] = (struct qbucket){ .queue = queue, .user = ui, .pos = NOPOS, .next = NOPOS };
+        q->users[ui].nbuckets++;
+        q->nlive++;
+        *ret = bi;
+        return 0;
+}
+
+/* Free bucket bi if no entry refers to it; the last one out frees the
+ * array. */
+static void bucket_gc(struct qindex *q, uint32_t bi)
+{
+        struct qbucket *b = &q->buckets[bi];
+        struct quser *u = &q->users[b->user];
+
+        if (b->state != B_EMPTY || b->delayed)
+                return;
+        (void)idmap_remove(&q->bybucket, bucket_key(b->queue, u->uid));
+        q->ecap -= b->run.cap;
+        free(b->run.e);
+        if (--u->nbuckets == 0 && u->bh.cap) {
+                q->bhcap -= u->bh.cap;
+                free(u->bh.v);
+                u->bh = (struct qiheap){ 0 };
+        }
+        if (q->spare == bi)
+                q->spare = NOPOS;
+        *b = (struct qbucket){ .state = B_FREE, .pos = NOPOS, .next = q->freeb };
+        q->freeb = bi;
+        if (--q->nlive == 0) {
+                free(q->buckets);
+                free(q->all.v);
+                q->buckets = NULL;
+                q->all = (struct qiheap){ 0 };
+                q->nbuckets = q->capbuckets = 0;
+                q->freeb = NOPOS;
+        }
+}
+
+/* Free the bucket the last pop emptied, unless it holds entries again.
+ * Pop keeps it so that an unpop right after needs no memory; every other
+ * change lets it go, so at most one empty bucket is ever kept. */
+static void settle(struct qindex *q)
+{
+        if (q->spare != NOPOS)
+                bucket_gc(q, q->spare);
+        q->spare = NOPOS;
+}
+
+/* Put bucket bi, which has runnable entries and sits nowhere, in its heap
+ * if its queue is eligible, else on the queue's parked list. */
+static void bucket_place(struct qindex *q, uint32_t bi, bool order)
+{
+        struct qbucket *b = &q->buckets[bi];
+        struct qqueue *qq = &q->queues[b->queue];
+        struct quser *u = &q->users[b->user];
+
+        if (!eligible(qq)) {
+                b->state = B_PARKED;
+                b->next = qq->parked;
+                qq->parked = bi;
+                return;
+        }
+        b->state = B_HEAPED;
+        qiheap_add(bheap(q, b), &BUCKETS, q, bi, order);
+        if (q->fair && u->pos == NOPOS)
+                qiheap_add(&q->uheap, &USERS, q, b->user, order);
+}
+
+/* Add a runnable entry to bucket bi. Returns 0 or -ENOMEM. */
+static int bucket_add(struct qindex *q, uint32_t bi, struct qentry e, bool order)
+{
+        struct qbucket *b = &q->buckets[bi];
+        int r = qheap_add(&b->run, e, order, &q->ecap);
+
+        if (r < 0)
+                return r;
+        q->nrun++;
+        if (b->state == B_EMPTY)
+                bucket_place(q, bi, order);
+        else if (b->state == B_HEAPED && order)
+                (void)qiheap_up(bheap(q, b), &BUCKETS, q, b->pos); /* its top may be e now */
+        return 0;
+}
+
+/* Put every parked bucket of an eligible queue back in its heap. */
+static void unpark(struct qindex *q, struct qqueue *qq)
+{
+        uint32_t bi = qq->parked;
+
+        qq->parked = NOPOS;
+        while (bi != NOPOS) {
+                uint32_t next = q->buckets[bi].next;
+                q->buckets[bi].next = NOPOS;
+                bucket_place(q, bi, true);
+                bi = next;
+        }
+}
+
+static inline uint64_t runnable_key(int prio, int64_t run_at_ms)
+{
+        return (uint64_t)(RINGQ_PRIO_MAX - prio) << T_BITS | (uint64_t)CLAMP(run_at_ms, 0, (int64_t)T_MASK);
+}
+
+static inline int who_prio(uint64_t who)
+{
+        return (int)(who & PRIO_MASK) + RINGQ_PRIO_MIN;
+}
+
+static int add(struct qindex *q, int64_t id, uint32_t uid, uint32_t queue, int prio, unsigned tag,
+               int64_t run_at_ms, int64_t now_wall_ms, int64_t now_mono_ms, bool order)
+{
+        uint64_t who = (uint64_t)id << ID_SHIFT | (uint64_t)(tag & TAG_MASK) << TAG_SHIFT |
+                       (uint64_t)(prio - RINGQ_PRIO_MIN);
+        int64_t due = 0;
+        uint32_t bi;
         int r;
 
         if (id < 0 || id >= INT64_C(1) << QINDEX_ID_BITS)
                 return -EOVERFLOW;
         if (prio < RINGQ_PRIO_MIN || prio > RINGQ_PRIO_MAX)
                 return -EINVAL;
-        r = user_get(q, uid, &ui);
+        if (queue >= MAX_QUEUES)
+                return -ENOSPC;
+        if (run_at_ms > now_wall_ms) {
+                /* A run_at further ahead than the longest duration a
+                 * client may ask for waits that long. */
+                due = MAX(now_mono_ms, 0) + MIN(run_at_ms - now_wall_ms, RINGQ_DURATION_MAX_MS);
+                if (due > DUE_MAX)
+                        return -EOVERFLOW;
+        }
+        settle(q);
+        r = bucket_get(q, uid, queue, &bi);
         if (r < 0)
                 return r;
         if (run_at_ms <= now_wall_ms)
-                r = push_runnable(q, ui, runnable_entry(id, ui, prio, run_at_ms), order);
-        else
-                r = heap_add(&q->delay, delayed_entry(id, ui, prio, run_at_ms, now_wall_ms, now_mono_ms),
-                             order);
-        if (r < 0)
+                r = bucket_add(q, bi, (struct qentry){ runnable_key(prio, run_at_ms), who }, order);
+        else {
+                r = qheap_add(&q->delay, (struct qentry){ (uint64_t)due << QINDEX_BUCKET_BITS | bi, who }, order,
+                              &q->ecap);
+                if (r >= 0)
+                        q->buckets[bi].delayed++;
+        }
+        if (r < 0) {
+                bucket_gc(q, bi); /* if just made */
                 return r;
-        q->users[ui].queued++;
-        q->queued++;
-        touch(q, ui);
+        }
+        q->queues[queue].entries++;
         return 0;
 }
 
 int qindex_init(struct qindex *q, bool fair_users)
 {
-        *q = (struct qindex){ .fair = fair_users };
+        *q = (struct qindex){ .fair = fair_users, .freeb = NOPOS, .spare = NOPOS };
         return 0;
 }
 
-int qindex_push(struct qindex *q, int64_t id, uint32_t uid, int prio, int64_t run_at_ms,
-                int64_t now_wall_ms, int64_t now_mono_ms)
+int qindex_push(struct qindex *q, int64_t id, uint32_t uid, uint32_t queue, int prio, unsigned tag,
+                int64_t run_at_ms, int64_t now_wall_ms, int64_t now_mono_ms)
 {
-        return add(q, id, uid, prio, run_at_ms, now_wall_ms, now_mono_ms, true);
+        return add(q, id, uid, queue, prio, tag, run_at_ms, now_wall_ms, now_mono_ms, true);
 }
 
-int qindex_append(struct qindex *q, int64_t id, uint32_t uid, int prio, int64_t run_at_ms,
-                  int64_t now_wall_ms, int64_t now_mono_ms)
+int qindex_append(struct qindex *q, int64_t id, uint32_t uid, uint32_t queue, int prio, unsigned tag,
+                  int64_t run_at_ms, int64_t now_wall_ms, int64_t now_mono_ms)
 {
-        return add(q, id, uid, prio, run_at_ms, now_wall_ms, now_mono_ms, false);
+        return add(q, id, uid, queue, prio, tag, run_at_ms, now_wall_ms, now_mono_ms, false);
 }
 
 void qindex_heapify(struct qindex *q)
 {
-        heap_order(&q->shared);
-        heap_order(&q->delay);
-        for (size_t i = 0; i < q->nuheap; i++)
-                heap_order(&q->users[q->uheap[i]].run);
-        for (size_t i = q->nuheap / 2; i-- > 0;)
-                uheap_down(q, i);
+        qheap_order(&q->delay);
+        for (size_t i = 0; i < q->nbuckets; i++)
+                if (q->buckets[i].state != B_FREE)
+                        qheap_order(&q->buckets[i].run);
+        qiheap_order(&q->all, &BUCKETS, q);
+        for (size_t i = 0; q->fair && i < q->nusers; i++)
+                qiheap_order(&q->users[i].bh, &BUCKETS, q);
+        qiheap_order(&q->uheap, &USERS, q);
 }
 
-/* A canceled entry is dropped where it is met, and its mark with it. */
-static bool dropped(struct qindex *q, const struct qentry *e)
-{
-        int64_t id = entry_id(e);
-
-        return q->canceled.n && id > 0 && idmap_remove(&q->canceled, id);
-}
-
-/* Move every job that came due onto its runnable heap. */
+/* Move every entry that came due into its bucket. */
 static void move_due(struct qindex *q, int64_t now_wall_ms, int64_t now_mono_ms)
 {
-        while (q->delay.n && (int64_t)(q->delay.e[0].key >> PRIO_BITS) <= now_mono_ms) {
+        while (q->delay.n && (int64_t)(q->delay.e[0].key >> QINDEX_BUCKET_BITS) <= now_mono_ms) {
                 struct qentry d = q->delay.e[0];
-                int64_t due = (int64_t)(d.key >> PRIO_BITS);
-                int prio = (int)(d.key & ((1u << PRIO_BITS) - 1)) + RINGQ_PRIO_MIN;
-                struct qentry e = runnable_entry(entry_id(&d), entry_user(&d), prio,
-                                                 now_wall_ms - (now_mono_ms - due));
+                int64_t due = (int64_t)(d.key >> QINDEX_BUCKET_BITS);
+                uint32_t bi = (uint32_t)(d.key & BUCKET_MASK);
+                struct qentry e = { runnable_key(who_prio(d.who), now_wall_ms - (now_mono_ms - due)), d.who };
 
-                if (!dropped(q, &d) && push_runnable(q, entry_user(&d), e, true) < 0)
+                if (bucket_add(q, bi, e, true) < 0)
                         break; /* out of memory: it stays delayed, retried at the next pop */
-                (void)heap_take(&q->delay);
+                (void)qheap_take(&q->delay, &q->ecap);
+                q->buckets[bi].delayed--;
         }
 }
 
 int qindex_pop(struct qindex *q, int64_t now_wall_ms, int64_t now_mono_ms, struct qpick *ret)
 {
+        settle(q);
         move_due(q, now_wall_ms, now_mono_ms);
         for (;;) {
-                struct qheap *h = &q->shared;
+                struct qiheap *h = &q->all;
+                struct qbucket *b;
+                struct qqueue *qq;
                 struct qentry e;
+                uint32_t bi;
 
                 if (q->fair) {
-                        if (!q->nuheap)
+                        if (!q->uheap.n)
                                 return 0;
-                        h = &q->users[q->uheap[0]].run;
+                        h = &q->users[q->uheap.v[0]].bh;
                 } else if (!h->n)
                         return 0;
+                bi = h->v[0];
+                b = &q->buckets[bi];
+                qq = &q->queues[b->queue];
+                if (!eligible(qq)) {
+                        /* Paused or at its cap since it joined: park it. */
+                        qiheap_remove(h, &BUCKETS, q, 0);
+                        if (q->fair && !h->n)
+                                qiheap_remove(&q->uheap, &USERS, q, 0);
+                        b->state = B_PARKED;
+                        b->next = qq->parked;
+                        qq->parked = bi;
+                        continue;
+                }
                 /* Taking an entry leaves its user's key as it was: only
                  * run_begin moves the user, once the job has started. */
-                e = heap_take(h);
+                e = qheap_take(&b->run, &q->ecap);
                 q->nrun--;
-                if (q->fair && !h->n)
-                        uheap_remove(q, 0);
-                /* A user holding only canceled entries is emptied here and
-                 * the next user served, so it cannot stall dispatch. */
-                if (dropped(q, &e))
-                        continue;
+                qq->entries--;
+                if (b->run.n)
+                        qiheap_down(h, &BUCKETS, q, 0);
+                else {
+                        qiheap_remove(h, &BUCKETS, q, 0);
+                        b->state = B_EMPTY;
+                        if (q->fair && !h->n)
+                                qiheap_remove(&q->uheap, &USERS, q, 0);
+                        if (!b->delayed)
+                                q->spare = bi;
+                }
                 *ret = (struct qpick){
-                        .id = entry_id(&e),
-                        .uid = q->users[entry_user(&e)].uid,
-                        .prio = RINGQ_PRIO_MAX - (int)(e.key >> 52),
+                        .id = (int64_t)(e.who >> ID_SHIFT),
+                        .uid = q->users[b->user].uid,
+                        .queue = b->queue,
+                        .prio = who_prio(e.who),
+                        .tag = (unsigned)(e.who >> TAG_SHIFT) & TAG_MASK,
                         .e = e,
                 };
                 return 1;
@@ -384,71 +472,118 @@ int qindex_pop(struct qindex *q, int64_t now_wall_ms, int64_t now_mono_ms, struc
 
 int qindex_unpop(struct qindex *q, const struct qpick *p)
 {
-        if (entry_user(&p->e) >= q->nusers)
+        uint32_t bi;
+        int r;
+
+        if ((int64_t)(p->e.who >> ID_SHIFT) != p->id || who_prio(p->e.who) != p->prio ||
+            ((p->e.who >> TAG_SHIFT) & TAG_MASK) != p->tag ||
+            p->e.key >> T_BITS != (uint64_t)(RINGQ_PRIO_MAX - p->prio) || p->queue >= MAX_QUEUES)
                 return -EINVAL;
         /* The entry and its user's key are what they were before the pop,
-         * so the next pop returns it again. */
-        return push_runnable(q, entry_user(&p->e), p->e, true);
+         * and so is the bucket pop emptied (q->spare): nothing to allocate. */
+        r = bucket_get(q, p->uid, p->queue, &bi);
+        if (r < 0)
+                return r;
+        r = bucket_add(q, bi, p->e, true);
+        if (r < 0) {
+                bucket_gc(q, bi);
+                return r;
+        }
+        q->queues[p->queue].entries++;
+        return 0;
 }
 
-void qindex_run_begin(struct qindex *q, uint32_t uid)
+int qindex_run_begin(struct qindex *q, uint32_t uid, uint32_t queue)
 {
-        uint32_t ui;
+        uint32_t ui = 0;
+        int r;
 
-        /* Without a record (out of memory) the start goes uncounted: the
-         * share is a little off, nothing else. */
-        if (user_get(q, uid, &ui) < 0)
-                return;
+        settle(q);
+        r = queue_get(q, queue);
+        if (r >= 0)
+                r = user_get(q, uid, &ui);
+        if (r < 0)
+                return r;
+        q->queues[queue].running++; /* at its cap now: its buckets park when met */
         q->users[ui].running++;
         q->users[ui].served = ++q->seq;
         touch(q, ui);
-        uheap_fix(q, ui);
+        if (q->fair && q->users[ui].pos != NOPOS)
+                qiheap_fix(&q->uheap, &USERS, q, q->users[ui].pos);
+        return 0;
 }
 
-void qindex_run_end(struct qindex *q, uint32_t uid)
+void qindex_run_end(struct qindex *q, uint32_t uid, uint32_t queue)
 {
         struct quser *u = user_find(q, uid);
-        uint32_t ui = u ? (uint32_t)(u - q->users) : 0;
+        struct qqueue *qq = queue_find(q, queue);
 
-        if (!u || !u->running)
-                return;
-        u->running--;
-        touch(q, ui);
-        uheap_fix(q, ui);
+        settle(q);
+        if (u && u->running) {
+                u->running--;
+                touch(q, (uint32_t)(u - q->users));
+                if (q->fair && u->pos != NOPOS)
+                        qiheap_fix(&q->uheap, &USERS, q, u->pos);
+        }
+        if (qq && qq->running) {
+                qq->running--;
+                if (eligible(qq))
+                        unpark(q, qq);
+        }
 }
 
-void qindex_dequeue(struct qindex *q, uint32_t uid)
+int qindex_queued_add(struct qindex *q, uint32_t uid, uint32_t queue, int64_t delta)
 {
         struct quser *u = user_find(q, uid);
+        struct qqueue *qq = queue_find(q, queue);
+        uint32_t ui = 0;
+        int r;
 
-        if (!u)
-                return;
-        if (u->queued > 0) {
-                u->queued--;
-                q->queued--;
+        settle(q);
+        if (delta > 0) {
+                r = queue_get(q, queue);
+                if (r >= 0)
+                        r = user_get(q, uid, &ui);
+                if (r < 0)
+                        return r;
+                u = &q->users[ui];
+                qq = &q->queues[queue];
+        }
+        if (u) {
+                int64_t n = MAX(u->queued + delta, 0);
+                q->queued += n - u->queued;
+                u->queued = n;
                 touch(q, (uint32_t)(u - q->users));
         }
-        /* A user's emptied heap gives its memory back, so users who each
-         * once queued a lot do not each keep their peak. Not in pop: an
-         * unpop that follows must not need memory. */
-        if (!u->run.n && u->run.cap) {
-                q->usercap -= u->run.cap;
-                free(u->run.e);
-                u->run = (struct qheap){ 0 };
-        }
+        if (qq)
+                qq->queued = MAX(qq->queued + delta, 0);
+        return 0;
 }
 
-int qindex_cancel(struct qindex *q, int64_t id)
+int qindex_queue_set(struct qindex *q, uint32_t queue, uint32_t cap, bool paused)
 {
-        if (id <= 0)
-                return -EINVAL;
-        return idmap_put(&q->canceled, id, (void *)1);
+        struct qqueue *qq;
+        int r;
+
+        settle(q);
+        if (!queue_find(q, queue) && !cap && !paused)
+                return queue < MAX_QUEUES ? 0 : -ENOSPC; /* the defaults */
+        r = queue_get(q, queue);
+        if (r < 0)
+                return r;
+        qq = &q->queues[queue];
+        qq->cap = cap;
+        qq->paused = paused;
+        if (eligible(qq))
+                unpark(q, qq);
+        return 0;
 }
 
-void qindex_uncancel(struct qindex *q, int64_t id)
+bool qindex_queue_idle(const struct qindex *q, uint32_t queue)
 {
-        if (id > 0)
-                (void)idmap_remove(&q->canceled, id);
+        const struct qqueue *qq = queue_find(q, queue);
+
+        return !qq || (!qq->entries && !qq->queued && !qq->running && !qq->cap && !qq->paused);
 }
 
 int64_t qindex_queued(const struct qindex *q)
@@ -470,6 +605,20 @@ uint32_t qindex_user_running(const struct qindex *q, uint32_t uid)
         return u ? u->running : 0;
 }
 
+int64_t qindex_queue_queued(const struct qindex *q, uint32_t queue)
+{
+        const struct qqueue *qq = queue_find(q, queue);
+
+        return qq ? qq->queued : 0;
+}
+
+uint32_t qindex_queue_running(const struct qindex *q, uint32_t queue)
+{
+        const struct qqueue *qq = queue_find(q, queue);
+
+        return qq ? qq->running : 0;
+}
+
 void qindex_foreach_user(const struct qindex *q,
                          void (*fn)(void *ud, uint32_t uid, int64_t queued, uint32_t running), void *ud)
 {
@@ -479,9 +628,19 @@ void qindex_foreach_user(const struct qindex *q,
         }
 }
 
+void qindex_foreach_queue(const struct qindex *q,
+                          void (*fn)(void *ud, uint32_t queue, int64_t queued, uint32_t running), void *ud)
+{
+        /* Queue numbers are small and reused: this walks the numbers in
+         * use, not jobs. */
+        for (size_t i = 0; i < q->nqueues; i++)
+                if (q->queues[i].queued > 0 || q->queues[i].running > 0)
+                        fn(ud, (uint32_t)i, q->queues[i].queued, q->queues[i].running);
+}
+
 int64_t qindex_next_due(const struct qindex *q)
 {
-        return q->delay.n ? (int64_t)(q->delay.e[0].key >> PRIO_BITS) : INT64_MAX;
+        return q->delay.n ? (int64_t)(q->delay.e[0].key >> QINDEX_BUCKET_BITS) : INT64_MAX;
 }
 
 size_t qindex_entries(const struct qindex *q)
@@ -491,22 +650,26 @@ size_t qindex_entries(const struct qindex *q)
 
 size_t qindex_bytes(const struct qindex *q)
 {
-        return (q->shared.cap + q->delay.cap + q->usercap) * sizeof(struct qentry) +
-               q->capusers * sizeof(struct quser) +
-               (q->capuheap + q->capactive) * sizeof(uint32_t) +
-               (q->byuid.cap + q->canceled.cap) * sizeof(struct idmap_slot);
+        return q->ecap * sizeof(struct qentry) + q->capbuckets * sizeof(struct qbucket) +
+               q->capusers * sizeof(struct quser) + q->capqueues * sizeof(struct qqueue) +
+               (q->bhcap + q->all.cap + q->uheap.cap + q->capactive) * sizeof(uint32_t) +
+               (q->byuid.cap + q->bybucket.cap) * sizeof(struct idmap_slot);
 }
 
 void qindex_done(struct qindex *q)
 {
+        for (size_t i = 0; i < q->nbuckets; i++)
+                free(q->buckets[i].run.e);
         for (size_t i = 0; i < q->nusers; i++)
-                free(q->users[i].run.e);
+                free(q->users[i].bh.v);
+        free(q->buckets);
+        free(q->all.v);
         free(q->users);
-        free(q->uheap);
+        free(q->uheap.v);
         free(q->active);
-        free(q->shared.e);
+        free(q->queues);
         free(q->delay.e);
         idmap_done(&q->byuid);
-        idmap_done(&q->canceled);
+        idmap_done(&q->bybucket);
         *q = (struct qindex){ 0 };
 }

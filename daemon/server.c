@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 
 #include "conn.h"
+#include "worker.h"
 #include "log.h"
 #include "procs.h"
 #include "recover.h"
@@ -20,8 +21,8 @@
 void server_init(struct server *s)
 {
         *s = (struct server){
-                .listen_fd = -1, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1, .hup_fd = -1,
-                .state_dirfd = -1, .output_dirfd = -1, .accepting = true, .cg = { .dirfd = -1 },
+                .lis = { .fd = -1 }, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1, .hup_fd = -1,
+                .state_dirfd = -1, .output_dirfd = -1, .cg = { .dirfd = -1 },
         };
 }
 
@@ -95,10 +96,10 @@ int server_open(struct server *s, char **ret_err)
         r = recover_interrupted(s->store);
         if (r < 0)
                 return set_error(ret_err, r, "%s: recovering interrupted jobs: %s", s->db_path, strerror(-r));
-        r = qindex_init(&s->qi, s->cfg.fair_share == FAIR_SHARE_USERS);
+        r = dispatch_init(s);
         if (r < 0)
                 return set_error(ret_err, r, "dispatch index: %s", strerror(-r));
-        r = workers_load_queue(s);
+        r = dispatch_load(s);
         if (r < 0)
                 return set_error(ret_err, r, "%s: loading the queue: %s", s->db_path, strerror(-r));
         r = store_count_finished(s->store, &finished);
@@ -127,7 +128,7 @@ int server_open(struct server *s, char **ret_err)
         if (r < 0)
                 return set_error(ret_err, r, "store thread: %s", strerror(-r));
         prune_init(s, finished);
-        ops_update_accepting(s);
+        dispatch_update_accepting(s);
         return 0;
 }
 
@@ -152,13 +153,12 @@ void server_done(struct server *s)
         s->reader = NULL;
         workers_done(s);
         loop_done(s);
-        qindex_done(&s->qi);
-        idmap_done(&s->user_reserved);
+        dispatch_done(s);
         idmap_done(&s->waiters);
         idmap_done(&s->conn_users);
         users_flush();
-        free(s->full_line);
-        s->full_line = NULL;
+        free(s->full.line);
+        s->full = (struct reject_cache){ 0 };
         s->sig_fd = safe_close(s->sig_fd);
         s->store_efd = safe_close(s->store_efd);
         s->hup_fd = safe_close(s->hup_fd);

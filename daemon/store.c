@@ -67,6 +67,17 @@ static const char *const migrations[] = {
         "DROP INDEX jobs_idem;"
         "CREATE UNIQUE INDEX jobs_idem ON jobs(owner_uid, queue, idem_key) WHERE idem_key IS NOT NULL;"
         "PRAGMA user_version = 2;",
+        /* 3: queues and dependencies. queued_seq counts a job's entries
+         * into the queue (the dispatch index tells a current entry from
+         * a stale one by it); queues keeps what an operator set (paused);
+         * job_deps says which jobs a job runs after. */
+        "ALTER TABLE jobs ADD COLUMN queued_seq INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TABLE queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0, changed_at INTEGER)"
+        " WITHOUT ROWID;"
+        "CREATE TABLE job_deps (job_id INTEGER NOT NULL, after_id INTEGER NOT NULL,"
+        " PRIMARY KEY (job_id, after_id)) WITHOUT ROWID;"
+        "CREATE INDEX job_deps_after ON job_deps(after_id);"
+        "PRAGMA user_version = 3;",
 };
 
 int sqlite_errno(int rc)
@@ -353,7 +364,7 @@ int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t 
         rc = sqlite3_prepare_v2(s->db,
                                 "UPDATE jobs SET state = ?2, run_at = coalesce(?3, run_at),"
                                 " finished_at = ?4, reason = 'interrupted', pid = NULL,"
-                                " exit_code = NULL, signal = NULL"
+                                " exit_code = NULL, signal = NULL, queued_seq = queued_seq + (?2 = 'queued')"
                                 " WHERE id = ?1 AND state = 'running'",
                                 -1, &st, NULL);
         for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
@@ -381,8 +392,7 @@ int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t 
         return 0;
 }
 
-int store_load_queued(struct store *s,
-                      int (*fn)(void *ud, int64_t id, int64_t owner_uid, int prio, int64_t run_at), void *ud)
+int store_load_queued(struct store *s, int (*fn)(void *ud, const struct queued_job *j), void *ud)
 {
         sqlite3_stmt *st = NULL;
         int rc, r = 0;
@@ -390,14 +400,65 @@ int store_load_queued(struct store *s,
         /* The 'queued' range of jobs_state, in id order: the table
          * reads that follow are sequential (a million rows in ~0.3 s). */
         rc = sqlite3_prepare_v2(s->db,
-                                "SELECT id, owner_uid, priority, run_at FROM jobs INDEXED BY jobs_state"
-                                " WHERE state = 'queued'",
+                                "SELECT id, owner_uid, queue, priority, run_at, queued_seq"
+                                " FROM jobs INDEXED BY jobs_state WHERE state = 'queued'",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_errno(rc) ?: -EIO;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = fn(ud, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2),
-                       sqlite3_column_int64(st, 3));
+                struct queued_job j = {
+                        .id = sqlite3_column_int64(st, 0),
+                        .owner_uid = sqlite3_column_int64(st, 1),
+                        .queue = (const char *)sqlite3_column_text(st, 2),
+                        .priority = sqlite3_column_int(st, 3),
+                        .run_at = sqlite3_column_int64(st, 4),
+                        .queued_seq = sqlite3_column_int64(st, 5),
+                };
+                r = fn(ud, &j);
+                if (r < 0)
+                        break;
+        }
+        sqlite3_finalize(st);
+        if (r < 0)
+                return r;
+        return rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
+}
+
+int store_load_deps(struct store *s, int (*fn)(void *ud, int64_t job_id, int64_t after_id, int after_state),
+                    void *ud)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT d.job_id, d.after_id, coalesce(a.state, 'succeeded')"
+                                " FROM job_deps d JOIN jobs j ON j.id = d.job_id AND j.state = 'queued'"
+                                " LEFT JOIN jobs a ON a.id = d.after_id",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc) ?: -EIO;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = fn(ud, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                       ringq_state_from_name((const char *)sqlite3_column_text(st, 2)));
+                if (r < 0)
+                        break;
+        }
+        sqlite3_finalize(st);
+        if (r < 0)
+                return r;
+        return rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
+}
+
+int store_load_queues(struct store *s, int (*fn)(void *ud, const char *name, bool paused), void *ud)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(s->db, "SELECT name, paused FROM queues", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc) ?: -EIO;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = fn(ud, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1) != 0);
                 if (r < 0)
                         break;
         }
@@ -477,7 +538,10 @@ void job_rec_done(struct job_rec *j)
         free(j->idem_key);
         free(j->reason);
         free(j->owner_groups);
+        free(j->after);
         j->queue = j->argv = j->env = j->cwd = j->idem_key = j->reason = j->owner_groups = NULL;
+        j->after = NULL;
+        j->nafter = 0;
 }
 
 void store_op_free(struct store_op *op)
@@ -488,6 +552,7 @@ void store_op_free(struct store_op *op)
                 job_rec_done(op->row);
                 free(op->row);
         }
+        free(op->unmet);
         switch (op->kind) {
         case SOP_SUBMIT:
                 job_rec_done(&op->submit.rec);
@@ -497,6 +562,12 @@ void store_op_free(struct store_op *op)
                 break;
         case SOP_PRUNE:
                 free(op->prune.ids);
+                break;
+        case SOP_QUEUE:
+                free(op->queue.queue);
+                break;
+        case SOP_DEP_CANCEL:
+                free(op->dep.reason);
                 break;
         default:
                 break;

@@ -15,6 +15,8 @@
  *      indexes, auto_vacuum=INCREMENTAL.
  *   2: jobs.owner_groups, umask, cpu_ms, max_rss_kb; jobs_idem unique
  *      per (owner_uid, queue, idem_key).
+ *   3: jobs.queued_seq; tables queues (name, paused, changed_at) and
+ *      job_deps (job_id, after_id).
  * To change the schema: bump STORE_SCHEMA_VERSION, append a step to
  * migrations[] in store.c (a new database is version 1 taken through
  * every step), keep every column users query, and test opening a
@@ -28,7 +30,7 @@
 #include "config.h"
 #include "job.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 struct sqlite3;
@@ -53,8 +55,19 @@ int store_list_running(struct store *s, struct interrupted **ret, size_t *ret_n)
 int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t n,
                            const int64_t *run_at, int64_t now_ms);
 /* Call fn for every queued job (the dispatch index rebuild). */
-int store_load_queued(struct store *s,
-                      int (*fn)(void *ud, int64_t id, int64_t owner_uid, int prio, int64_t run_at), void *ud);
+struct queued_job {
+        int64_t id, owner_uid, run_at, queued_seq;
+        const char *queue;       /* valid during the call */
+        int priority;
+};
+int store_load_queued(struct store *s, int (*fn)(void *ud, const struct queued_job *j), void *ud);
+/* Call fn for every dependency of a queued job, with the state of the job
+ * it waits for (succeeded if that one was pruned: only a success leaves a
+ * dependent queued). */
+int store_load_deps(struct store *s, int (*fn)(void *ud, int64_t job_id, int64_t after_id, int after_state),
+                    void *ud);
+/* Call fn for every row of the queues table ("*": every queue). */
+int store_load_queues(struct store *s, int (*fn)(void *ud, const char *name, bool paused), void *ud);
 
 /* Start the store thread; it writes to efd after each batch. Pruned
  * jobs' output files are removed from output_dirfd (kept open). */

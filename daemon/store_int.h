@@ -10,10 +10,15 @@
         "id, queue, state, priority, argv, env, cwd, owner_uid, owner_gid, " \
         "idem_key, submitted_at, run_at, started_at, finished_at, attempts, " \
         "max_attempts, timeout_ms, backoff_ms, exit_code, signal, reason, pid, " \
-        "owner_groups, umask, cpu_ms, max_rss_kb"
+        "owner_groups, umask, cpu_ms, max_rss_kb, queued_seq"
 
 /* Fill *j from a row selected with JOB_COLUMNS. Returns 0 or -ENOMEM. */
 int job_rec_from_row(sqlite3_stmt *st, struct job_rec *j);
+/* Fill j->after from st ("SELECT after_id FROM job_deps WHERE job_id =
+ * ?1 ORDER BY after_id", reset here). 0, -ENOMEM or -EIO. */
+int job_rec_read_after(sqlite3_stmt *st, struct job_rec *j);
+/* The statement job_rec_read_after takes. */
+#define JOB_AFTER_SQL "SELECT after_id FROM job_deps WHERE job_id = ?1 ORDER BY after_id"
 
 /* SQLite result code to a negative errno the rest of the daemon speaks. */
 int sqlite_errno(int rc);
@@ -40,7 +45,9 @@ struct store {
         /* Owned by the store thread once it runs. */
         sqlite3_stmt *st_insert, *st_idem, *st_start, *st_finish,
                 *st_get_owner, *st_cancel, *st_retry,
-                *st_prune_scan, *st_delete, *st_get;
+                *st_prune_scan, *st_delete, *st_get,
+                *st_dep_check, *st_dep_insert, *st_deps_failed, *st_deps_unmet, *st_deps,
+                *st_dep_cancel, *st_queue_set, *st_queue_resume_all, *st_deps_delete;
         int output_dirfd;                     /* for pruning output files */
 };
 

@@ -13,7 +13,7 @@
 
 struct reader {
         sqlite3 *db;
-        sqlite3_stmt *get;
+        sqlite3_stmt *get, *after;
 };
 
 /* Longest a list query may run on the loop, in SQLite VM steps
@@ -37,6 +37,24 @@ static char *col_text(sqlite3_stmt *st, int i, bool *oom)
 static int64_t col_opt(sqlite3_stmt *st, int i)
 {
         return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+int job_rec_read_after(sqlite3_stmt *st, struct job_rec *j)
+{
+        size_t cap = 0, n = 0;
+        int rc;
+
+        sqlite3_bind_int64(st, 1, j->id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (grow_array((void **)&j->after, &cap, n + 1, sizeof(*j->after)) < 0) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+                j->after[n++] = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_reset(st);
+        j->nafter = (unsigned)n;
+        return rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
 }
 
 int job_rec_from_row(sqlite3_stmt *st, struct job_rec *j)
@@ -70,6 +88,7 @@ int job_rec_from_row(sqlite3_stmt *st, struct job_rec *j)
                 .umask = (int)col_opt(st, 23),
                 .cpu_ms = col_opt(st, 24),
                 .max_rss_kb = col_opt(st, 25),
+                .queued_seq = sqlite3_column_int64(st, 26),
         };
         if (oom) {
                 job_rec_done(j);
@@ -97,6 +116,8 @@ int reader_open(const char *path, struct reader **ret)
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v3(r->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", -1,
                                         SQLITE_PREPARE_PERSISTENT, &r->get, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v3(r->db, JOB_AFTER_SQL, -1, SQLITE_PREPARE_PERSISTENT, &r->after, NULL);
         if (rc != SQLITE_OK) {
                 reader_close(r);
                 return sqlite_errno(rc) ?: -EIO;
@@ -113,6 +134,7 @@ void reader_close(struct reader *r)
         if (!r)
                 return;
         sqlite3_finalize(r->get);
+        sqlite3_finalize(r->after);
         sqlite3_close_v2(r->db);
         free(r);
 }
@@ -128,6 +150,11 @@ int reader_get(struct reader *r, int64_t id, struct job_rec *ret)
         else
                 e = rc == SQLITE_DONE ? -ENOENT : (sqlite_errno(rc) ?: -EIO);
         sqlite3_reset(r->get);
+        if (e == 0) {
+                e = job_rec_read_after(r->after, ret);
+                if (e < 0)
+                        job_rec_done(ret);
+        }
         return e;
 }
 
@@ -159,6 +186,8 @@ int reader_list(struct reader *r, const struct list_filter *f,
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 struct job_rec j;
                 e = job_rec_from_row(st, &j);
+                if (e == 0)
+                        e = job_rec_read_after(r->after, &j);
                 if (e == 0)
                         e = fn(ud, &j);
                 job_rec_done(&j);

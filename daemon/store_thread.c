@@ -26,17 +26,18 @@ static const struct {
         { offsetof(struct store, st_insert),
           "INSERT INTO jobs (queue, state, priority, argv, env, cwd, owner_uid, owner_gid,"
           " idem_key, submitted_at, run_at, attempts, max_attempts, timeout_ms, backoff_ms,"
-          " owner_groups, umask)"
-          " VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13, ?14, ?15)" },
+          " owner_groups, umask, reason, finished_at)"
+          " VALUES (?1, ?16, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13, ?14, ?15, ?17, ?18)" },
         { offsetof(struct store, st_idem),
           "SELECT id FROM jobs WHERE owner_uid = ?1 AND queue = ?2 AND idem_key = ?3" },
         { offsetof(struct store, st_start),
           "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, attempts = attempts + 1,"
           " finished_at = NULL"
-          " WHERE id = ?1 AND state = 'queued' AND attempts = ?4" },
+          " WHERE id = ?1 AND state = 'queued' AND queued_seq = ?4" },
         { offsetof(struct store, st_finish),
           "UPDATE jobs SET state = ?2, exit_code = ?3, signal = ?4, reason = ?5,"
-          " finished_at = ?6, run_at = coalesce(?7, run_at), pid = NULL, cpu_ms = ?8, max_rss_kb = ?9"
+          " finished_at = ?6, run_at = coalesce(?7, run_at), pid = NULL, cpu_ms = ?8, max_rss_kb = ?9,"
+          " queued_seq = queued_seq + (?2 = 'queued')"
           " WHERE id = ?1 AND state = 'running'" },
         { offsetof(struct store, st_get_owner),
           "SELECT owner_uid, state, priority FROM jobs WHERE id = ?1" },
@@ -46,7 +47,7 @@ static const struct {
         { offsetof(struct store, st_retry),
           "UPDATE jobs SET state = 'queued', run_at = ?2, attempts = 0, started_at = NULL,"
           " finished_at = NULL, exit_code = NULL, signal = NULL, reason = NULL, pid = NULL,"
-          " cpu_ms = NULL, max_rss_kb = NULL"
+          " cpu_ms = NULL, max_rss_kb = NULL, queued_seq = queued_seq + 1"
           " WHERE id = ?1 AND state IN ('failed', 'canceled')" },
         { offsetof(struct store, st_prune_scan),
           "SELECT id, finished_at FROM jobs INDEXED BY jobs_finished"
@@ -55,6 +56,28 @@ static const struct {
           "DELETE FROM jobs WHERE id = ?1 AND finished_at IS NOT NULL" },
         { offsetof(struct store, st_get),
           "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1" },
+        { offsetof(struct store, st_dep_check),
+          "SELECT owner_uid, state FROM jobs WHERE id = ?1" },
+        { offsetof(struct store, st_dep_insert),
+          "INSERT OR IGNORE INTO job_deps (job_id, after_id) VALUES (?1, ?2)" },
+        /* A job it runs after that can no longer succeed. */
+        { offsetof(struct store, st_deps_failed),
+          "SELECT a.id, a.state FROM job_deps d JOIN jobs a ON a.id = d.after_id"
+          " WHERE d.job_id = ?1 AND a.state IN ('failed', 'canceled') ORDER BY a.id LIMIT 1" },
+        /* Those it still waits for. */
+        { offsetof(struct store, st_deps_unmet),
+          "SELECT a.id FROM job_deps d JOIN jobs a ON a.id = d.after_id"
+          " WHERE d.job_id = ?1 AND a.state IN ('queued', 'running') ORDER BY a.id" },
+        { offsetof(struct store, st_deps), JOB_AFTER_SQL },
+        { offsetof(struct store, st_dep_cancel),
+          "UPDATE jobs SET state = 'canceled', reason = ?2, finished_at = ?3 WHERE id = ?1 AND state = 'queued'" },
+        { offsetof(struct store, st_queue_set),
+          "INSERT INTO queues (name, paused, changed_at) VALUES (?1, ?2, ?3)"
+          " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at" },
+        { offsetof(struct store, st_queue_resume_all),
+          "UPDATE queues SET paused = 0, changed_at = ?1 WHERE paused" },
+        { offsetof(struct store, st_deps_delete),
+          "DELETE FROM job_deps WHERE job_id = ?1 OR after_id = ?1" },
 };
 
 int store_prepare(struct store *s)
@@ -102,9 +125,86 @@ static int step_done(sqlite3_stmt *st)
         return rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
 }
 
+/* The ids a query of one job's dependencies returns, into op->unmet. */
+static int collect_ids(sqlite3_stmt *st, int64_t id, int64_t **ret, unsigned *ret_n)
+{
+        int64_t *v = NULL;
+        size_t n = 0, cap = 0;
+        int rc;
+
+        sqlite3_bind_int64(st, 1, id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (grow_array((void **)&v, &cap, n + 1, sizeof(*v)) < 0) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+                v[n++] = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+                free(v);
+                return sqlite_errno(rc) ?: -EIO;
+        }
+        free(*ret);
+        *ret = v;
+        *ret_n = (unsigned)n;
+        return 0;
+}
+
+/* The first job of j's after that ended failed or canceled: 1 and its id
+ * and state, or 0. */
+static int deps_failed(struct store *s, int64_t id, int64_t *ret_id, int *ret_state)
+{
+        sqlite3_stmt *st = s->st_deps_failed;
+        int rc;
+
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret_id = sqlite3_column_int64(st, 0);
+                *ret_state = ringq_state_from_name((const char *)sqlite3_column_text(st, 1));
+        }
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
+}
+
+/* Every job of after must exist and be the submitter's (root may name
+ * anyone's): -ENOENT or -EPERM with op->id the one that is not. The
+ * first that can no longer succeed is noted: the new job starts out
+ * canceled for it. */
+static int check_after(struct store *s, struct store_op *op)
+{
+        struct job_rec *j = &op->submit.rec;
+        sqlite3_stmt *st = s->st_dep_check;
+
+        for (unsigned i = 0; i < j->nafter; i++) {
+                int rc, r = 0;
+                sqlite3_bind_int64(st, 1, j->after[i]);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        int state = ringq_state_from_name((const char *)sqlite3_column_text(st, 1));
+                        if (j->owner_uid != 0 && sqlite3_column_int64(st, 0) != j->owner_uid)
+                                r = -EPERM;
+                        else if ((state == RINGQ_STATE_FAILED || state == RINGQ_STATE_CANCELED) &&
+                                 !op->submit.dep_failed) {
+                                op->submit.dep_failed = j->after[i];
+                                op->submit.dep_state = state;
+                        }
+                } else
+                        r = rc == SQLITE_DONE ? -ENOENT : (sqlite_errno(rc) ?: -EIO);
+                sqlite3_reset(st);
+                if (r < 0) {
+                        op->submit.dep_failed = j->after[i];
+                        return r;
+                }
+        }
+        return 0;
+}
+
 static int op_submit(struct store *s, struct store_op *op)
 {
         struct job_rec *j = &op->submit.rec;
+        char reason[64];
         sqlite3_stmt *st;
         int rc, r;
 
@@ -125,6 +225,12 @@ static int op_submit(struct store *s, struct store_op *op)
                 if (rc != SQLITE_DONE)
                         return sqlite_errno(rc) ?: -EIO;
         }
+        r = check_after(s, op);
+        if (r < 0)
+                return r;
+        if (op->submit.dep_failed)
+                snprintf(reason, sizeof(reason), "dependency %lld %s", (long long)op->submit.dep_failed,
+                         ringq_state_names[op->submit.dep_state]);
         st = s->st_insert;
         bind_text(st, 1, j->queue);
         sqlite3_bind_int(st, 2, j->priority);
@@ -141,11 +247,23 @@ static int op_submit(struct store *s, struct store_op *op)
         sqlite3_bind_int64(st, 13, j->backoff_ms);
         bind_text(st, 14, j->owner_groups);
         bind_opt(st, 15, j->umask);
+        bind_text(st, 16, op->submit.dep_failed ? "canceled" : "queued");
+        bind_text(st, 17, op->submit.dep_failed ? reason : NULL);
+        bind_opt(st, 18, op->submit.dep_failed ? j->submitted_at : -1);
         r = step_done(st);
         if (r < 0)
                 return r;
         op->id = j->id = sqlite3_last_insert_rowid(s->db);
-        return 0;
+        for (unsigned i = 0; i < j->nafter && r == 0; i++) {
+                sqlite3_bind_int64(s->st_dep_insert, 1, j->id);
+                sqlite3_bind_int64(s->st_dep_insert, 2, j->after[i]);
+                r = step_done(s->st_dep_insert);
+        }
+        /* What it waits for now, in this transaction: a job of after that
+         * ends in a later commit is reported to the loop after this one. */
+        if (r == 0 && j->nafter && !op->submit.dep_failed)
+                r = collect_ids(s->st_deps_unmet, j->id, &op->unmet, &op->nunmet);
+        return r;
 }
 
 static int op_start(struct store *s, struct store_op *op)
@@ -156,7 +274,7 @@ static int op_start(struct store *s, struct store_op *op)
         sqlite3_bind_int64(st, 1, op->id);
         sqlite3_bind_int64(st, 2, op->start.pid);
         sqlite3_bind_int64(st, 3, op->start.started_at);
-        sqlite3_bind_int(st, 4, op->start.attempts_before);
+        sqlite3_bind_int64(st, 4, op->start.queued_seq);
         r = step_done(st);
         if (r < 0)
                 return r;
@@ -235,9 +353,46 @@ static int op_retry(struct store *s, struct store_op *op)
         if (op->change.prev_state != RINGQ_STATE_FAILED &&
             op->change.prev_state != RINGQ_STATE_CANCELED)
                 return -EALREADY;
+        /* It would only be canceled again: the job it runs after has to
+         * be retried first. */
+        r = deps_failed(s, op->id, &op->change.dep_failed, &op->change.dep_state);
+        if (r != 0)
+                return r < 0 ? r : -EDEADLK;
         sqlite3_bind_int64(s->st_retry, 1, op->id);
         sqlite3_bind_int64(s->st_retry, 2, op->change.now_ms);
-        return step_done(s->st_retry);
+        r = step_done(s->st_retry);
+        if (r == 0)
+                r = collect_ids(s->st_deps_unmet, op->id, &op->unmet, &op->nunmet);
+        return r;
+}
+
+static int op_dep_cancel(struct store *s, struct store_op *op)
+{
+        sqlite3_stmt *st = s->st_dep_cancel;
+        int r;
+
+        sqlite3_bind_int64(st, 1, op->id);
+        bind_text(st, 2, op->dep.reason);
+        sqlite3_bind_int64(st, 3, op->dep.now_ms);
+        r = step_done(st);
+        op->dep.done = r == 0 && sqlite3_changes(s->db) == 1;
+        return r;
+}
+
+/* Paused state outlives ringqd: it is in the queues table. "*" stands
+ * for every queue; resuming every queue clears each one's pause too. */
+static int op_queue(struct store *s, struct store_op *op)
+{
+        int64_t now = now_wall_ms();
+
+        if (!op->queue.queue && !op->queue.paused) {
+                sqlite3_bind_int64(s->st_queue_resume_all, 1, now);
+                return step_done(s->st_queue_resume_all);
+        }
+        bind_text(s->st_queue_set, 1, op->queue.queue ? op->queue.queue : "*");
+        sqlite3_bind_int(s->st_queue_set, 2, op->queue.paused);
+        sqlite3_bind_int64(s->st_queue_set, 3, now);
+        return step_done(s->st_queue_set);
 }
 
 /* Delete the oldest finished jobs that are past retention or beyond
@@ -272,6 +427,10 @@ static int op_prune(struct store *s, struct store_op *op)
         for (unsigned i = 0; i < n && r == 0; i++) {
                 sqlite3_bind_int64(s->st_delete, 1, op->prune.ids[i]);
                 r = step_done(s->st_delete);
+                if (r == 0) {
+                        sqlite3_bind_int64(s->st_deps_delete, 1, op->prune.ids[i]);
+                        r = step_done(s->st_deps_delete);
+                }
         }
         if (r < 0)
                 return r;
@@ -303,10 +462,15 @@ static int read_row(struct store *s, struct store_op *op)
         if (rc == SQLITE_ROW) {
                 op->row = calloc(1, sizeof(*op->row));
                 r = op->row ? job_rec_from_row(st, op->row) : -ENOMEM;
-                if (r < 0) {
+                sqlite3_reset(st);
+                if (r == 0)
+                        r = job_rec_read_after(s->st_deps, op->row);
+                if (r < 0 && op->row) {
+                        job_rec_done(op->row);
                         free(op->row);
                         op->row = NULL;
                 }
+                return r;
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : (sqlite_errno(rc) ?: -EIO);
         sqlite3_reset(st);
@@ -333,6 +497,13 @@ static int run_op(struct store *s, struct store_op *op)
                 break;
         case SOP_PRUNE:
                 return op_prune(s, op);
+        case SOP_QUEUE:
+                return op_queue(s, op);
+        case SOP_DEP_CANCEL:
+                r = op_dep_cancel(s, op);
+                if (r < 0 || !op->dep.done)
+                        return r;
+                break;
         default:
                 return -EINVAL;
         }
@@ -399,6 +570,11 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms)
                         op->submit.duplicate = false;
                 if (op->kind == SOP_PRUNE)
                         op->prune.deleted = 0;
+                if (op->kind == SOP_DEP_CANCEL)
+                        op->dep.done = false;
+                free(op->unmet);
+                op->unmet = NULL;
+                op->nunmet = 0;
                 if (op->row) {
                         job_rec_done(op->row);
                         free(op->row);

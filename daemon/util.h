@@ -40,6 +40,15 @@ static inline void closep(int *fd)
 }
 #define _cleanup_close_ _cleanup_(closep)
 
+/* Both ends of a pipe. */
+static inline void close_pairp(int (*p)[2])
+{
+        for (int i = 0; i < 2; i++)
+                if ((*p)[i] >= 0)
+                        close((*p)[i]);
+}
+#define _cleanup_pair_ _cleanup_(close_pairp)
+
 /* Close and mark closed; returns -1 so `fd = safe_close(fd)` reads well. */
 static inline int safe_close(int fd)
 {

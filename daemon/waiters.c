@@ -14,11 +14,11 @@ static void wait_timeout(struct timer *t)
 {
         struct req *r = container_of(t, struct req, wtimer);
 
-        ops_unwait(r);
+        waiters_drop(r);
         ops_answer(r, proto_err(RINGQ_ERR_TIMEOUT, NULL, "job %lld has not ended yet", (long long)r->job_id));
 }
 
-void ops_park(struct server *s, struct req *r, int64_t id, int64_t timeout_ms)
+void waiters_park(struct server *s, struct req *r, int64_t id, int64_t timeout_ms)
 {
         r->state = REQ_WAIT;
         r->job_id = id;
@@ -35,7 +35,7 @@ void ops_park(struct server *s, struct req *r, int64_t id, int64_t timeout_ms)
                 loop_arm_timer(s, &r->wtimer, now_mono_ms() + timeout_ms);
 }
 
-void ops_unwait(struct req *r)
+void waiters_drop(struct req *r)
 {
         struct server *s = r->srv;
         struct req *head = idmap_get(&s->waiters, r->job_id), **pp;
@@ -80,21 +80,24 @@ static void answer_all(struct req *r, json_t *(*build)(const void *ud), const vo
 }
 
 struct final {
+        struct server *s;
         const struct job_rec *row;
-        const char *output_dir;
         int err;
 };
 
 static json_t *final_reply(const void *ud)
 {
         const struct final *f = ud;
-        json_t *o;
+        json_t *o, *job;
 
         if (!f->row)
                 return proto_err(RINGQ_ERR_STORAGE, NULL, "the queue database cannot answer now: %s",
                                  strerror(-f->err));
         o = proto_ok();
-        json_object_set_new(o, "job", proto_job(f->row, f->output_dir));
+        job = proto_job(f->row, f->s->output_dir);
+        if (job)
+                dispatch_annotate(f->s, job, f->row);
+        json_object_set_new(o, "job", job);
         return o;
 }
 
@@ -103,10 +106,10 @@ static json_t *shutting_down(const void *ud)
         return proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down");
 }
 
-void ops_job_final(struct server *s, int64_t id, const struct job_rec *row)
+void waiters_job_final(struct server *s, int64_t id, const struct job_rec *row)
 {
         struct req *r = detach(s, idmap_remove(&s->waiters, id));
-        struct final f = { row, s->output_dir, 0 };
+        struct final f = { s, row, 0 };
         struct job_rec j;
 
         if (!r)
@@ -122,7 +125,7 @@ void ops_job_final(struct server *s, int64_t id, const struct job_rec *row)
                 job_rec_done(&j);
 }
 
-void ops_fail_waiters(struct server *s)
+void waiters_fail_all(struct server *s)
 {
         /* Take the lists out first: answering may close a connection,
          * and removing from the map may shrink it. */

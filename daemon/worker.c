@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "cgroup.h"
+#include "jobargs.h"
 #include "login_limits.h"
 #include "log.h"
 #include "procs.h"
@@ -28,27 +29,14 @@
 #define PIPE_BUF_SIZE (64 * 1024)
 #define DRAIN_MS 2000          /* pipes held open by an escaped process */
 #define RETRY_SPAWN_MS 1000    /* after EAGAIN/EMFILE/ENOMEM at spawn */
-#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 #define DEFAULT_UMASK 022      /* a job submitted without one: a login's usual */
-#define GROUPS_MAX 65536       /* NGROUPS_MAX of Linux */
 
 static void slot_timer(struct timer *t);
 static void maybe_finish(struct slot *sl);
 static void cg_check(struct slot *sl);
-static void dispatch_due(struct timer *t);
-
-static void strv_free(char **v)
-{
-        if (!v)
-                return;
-        for (char **p = v; *p; p++)
-                free(*p);
-        free(v);
-}
 
 int workers_init(struct server *s)
 {
-        timer_init(&s->dispatch_timer, dispatch_due);
         s->nslots = (unsigned)s->cfg.workers;
         s->slots = calloc(s->nslots, sizeof(*s->slots));
         if (!s->slots)
@@ -117,15 +105,14 @@ static void slot_reset(struct slot *sl)
                             sl->job_id, s->cg.path, sl->job_id);
         sl->in_cgroup = sl->cg_wait = false;
         sl->cpu_ms = sl->max_rss_kb = -1;
-        if (sl->active) {
+        if (sl->state != SLOT_FREE) {
                 s->busy_slots--;
-                qindex_run_end(&s->qi, (uint32_t)sl->owner_uid);
+                dispatch_slot_end(s, (uid_t)sl->owner_uid, sl->queue_no);
         }
-        sl->active = false;
+        sl->state = SLOT_FREE;
         sl->gen = (sl->gen + 1) & 0xffffff;
-        sl->start_pending = sl->started = sl->start_failed = sl->released = sl->reaped = false;
+        sl->start_pending = sl->start_failed = sl->released = false;
         sl->end = END_NONE;
-        sl->kill_stage = 0;
         sl->exit_code = -1;
         sl->signal = sl->spawn_errno = 0;
         sl->ring_ops = 0;
@@ -147,144 +134,9 @@ void workers_done(struct server *s)
         s->slots = NULL;
 }
 
-unsigned workers_busy(struct server *s)
+bool workers_free(struct server *s)
 {
-        return s->busy_slots;
-}
-
-/* ---- building what the child needs ---- */
-
-static char **argv_from_json(const char *text)
-{
-        json_t *a = json_loads(text, 0, NULL), *v;
-        char **argv = NULL;
-        size_t i;
-
-        if (!json_is_array(a) || json_array_size(a) == 0)
-                goto out;
-        argv = calloc(json_array_size(a) + 1, sizeof(char *));
-        if (!argv)
-                goto out;
-        json_array_foreach(a, i, v) {
-                argv[i] = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
-                if (!argv[i]) {
-                        strv_free(argv);
-                        argv = NULL;
-                        goto out;
-                }
-        }
-out:
-        json_decref(a);
-        return argv;
-}
-
-static int strv_push(char ***v, size_t *n, size_t *cap, char *str)
-{
-        if (!str)
-                return -ENOMEM;
-        if (grow_array((void **)v, cap, *n + 2, sizeof(char *)) < 0) {
-                free(str);
-                return -ENOMEM;
-        }
-        (*v)[(*n)++] = str;
-        (*v)[*n] = NULL;
-        return 0;
-}
-
-static char *kv(const char *k, const char *v)
-{
-        char *s;
-        return asprintf(&s, "%s=%s", k, v) < 0 ? NULL : s;
-}
-
-static bool ringq_var(const char *k)
-{
-        return strcmp(k, "RINGQ_JOB_ID") == 0 || strcmp(k, "RINGQ_ATTEMPT") == 0;
-}
-
-/* The job's environment: what the client sent, or the SPEC's minimal one,
- * plus RINGQ_JOB_ID and RINGQ_ATTEMPT (which the request cannot set). */
-static char **build_env(const struct job_rec *j, const struct user_info *u, int attempt, char **ret_path)
-{
-        char **env = NULL, buf[32];
-        size_t n = 0, cap = 0;
-        const char *path = DEFAULT_PATH;
-        json_t *o = NULL, *v;
-        const char *k;
-        int r;
-
-        /* First, so recovery finds the id at the start of
-         * /proc/<pid>/environ however large the rest is. */
-        snprintf(buf, sizeof(buf), "%" PRId64, j->id);
-        r = strv_push(&env, &n, &cap, kv("RINGQ_JOB_ID", buf));
-        snprintf(buf, sizeof(buf), "%d", attempt);
-        if (r == 0)
-                r = strv_push(&env, &n, &cap, kv("RINGQ_ATTEMPT", buf));
-        if (r < 0)
-                goto fail;
-        if (j->env) {
-                o = json_loads(j->env, 0, NULL);
-                if (!json_is_object(o))
-                        goto fail;
-                json_object_foreach(o, k, v) {
-                        if (!json_is_string(v) || ringq_var(k))
-                                continue;
-                        if (strcmp(k, "PATH") == 0)
-                                path = json_string_value(v);
-                        r = strv_push(&env, &n, &cap, kv(k, json_string_value(v)));
-                        if (r < 0)
-                                goto fail;
-                }
-        } else {
-                r = strv_push(&env, &n, &cap, kv("PATH", DEFAULT_PATH));
-                if (r == 0)
-                        r = strv_push(&env, &n, &cap, kv("HOME", u->home));
-                if (r == 0)
-                        r = strv_push(&env, &n, &cap, kv("USER", u->name));
-                if (r == 0)
-                        r = strv_push(&env, &n, &cap, kv("LOGNAME", u->name));
-                if (r == 0)
-                        r = strv_push(&env, &n, &cap, kv("SHELL", u->shell));
-                if (r < 0)
-                        goto fail;
-        }
-        *ret_path = strdup(path);
-        if (!*ret_path)
-                goto fail;
-        json_decref(o);
-        return env;
-fail:
-        json_decref(o);
-        strv_free(env);
-        return NULL;
-}
-
-/* execvp's candidates: argv[0] itself if it has a '/', else each PATH
- * entry joined with it (an empty entry means the working directory). */
-static char **build_paths(const char *argv0, const char *path)
-{
-        char **v = NULL;
-        size_t n = 0, cap = 0;
-
-        if (strchr(argv0, '/')) {
-                if (strv_push(&v, &n, &cap, strdup(argv0)) < 0)
-                        return NULL;
-                return v;
-        }
-        for (const char *p = path;; ) {
-                size_t len = strcspn(p, ":");
-                char *cand;
-                if (asprintf(&cand, "%.*s%s%s", (int)len, p, len ? "/" : "", argv0) < 0)
-                        cand = NULL;
-                if (strv_push(&v, &n, &cap, cand) < 0) {
-                        strv_free(v);
-                        return NULL;
-                }
-                if (!p[len])
-                        break;
-                p += len + 1;
-        }
-        return v;
+        return s->busy_slots < s->nslots;
 }
 
 /* The output files are ringqd's own (0600, in a directory only ringqd
@@ -299,37 +151,6 @@ static int open_output(struct server *s, int64_t id, const char *ext)
         snprintf(name, sizeof(name), "%" PRId64 ".%s", id, ext);
         fd = openat(s->output_dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         return fd < 0 ? -errno : fd;
-}
-
-/* The supplementary groups recorded with the job: a JSON array of gids. */
-static int groups_from_json(const char *text, gid_t **ret, size_t *ret_n)
-{
-        json_t *a = json_loads(text, 0, NULL), *v;
-        gid_t *g = NULL;
-        size_t i, n;
-
-        if (!json_is_array(a) || json_array_size(a) > GROUPS_MAX) {
-                json_decref(a);
-                return -EBADMSG;
-        }
-        n = json_array_size(a);
-        g = malloc(MAX(n, 1) * sizeof(*g));
-        if (!g) {
-                json_decref(a);
-                return -ENOMEM;
-        }
-        json_array_foreach(a, i, v) {
-                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX - 1) {
-                        free(g);
-                        json_decref(a);
-                        return -EBADMSG;
-                }
-                g[i] = (gid_t)json_integer_value(v);
-        }
-        json_decref(a);
-        *ret = g;
-        *ret_n = n;
-        return 0;
 }
 
 /* ---- ring ops on a slot ---- */
@@ -381,34 +202,45 @@ static struct slot *slot_from(struct server *s, uint64_t ud, int *ret_k)
         if (i >= s->nslots)
                 return NULL;
         sl = &s->slots[i];
-        return sl->active && sl->gen == ud_gen(ud) ? sl : NULL;
+        return sl->state != SLOT_FREE && sl->gen == ud_gen(ud) ? sl : NULL;
 }
 
 /* ---- launching ---- */
 
 /* Start job id in the free slot sl. Returns 0, -ESTALE when the index
- * entry was stale (the job is no longer queued; nothing to do), or a
- * negative errno when it could not start now (it is put back). */
-static int slot_launch(struct server *s, struct slot *sl, int64_t id)
+ * entry was stale (the job is no longer queued, or has entered the queue
+ * again since: its queued_seq moved on), or a negative errno when it
+ * could not start now (the caller puts it back). */
+/* On a failed launch, what the slot was given for the child goes. */
+static void release_spawnp(struct slot **sl)
 {
-        struct job_rec j;
+        if (*sl)
+                slot_release_spawn(*sl);
+}
+
+static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t queue, unsigned tag,
+                       unsigned tag_mask)
+{
+        /* Every fd and buffer below is freed on every way out unless
+         * handed to the slot (TAKE_FD, TAKE_PTR) once the child exists. */
+        _cleanup_(job_rec_donep) struct job_rec j = { 0 };
+        _cleanup_(release_spawnp) struct slot *undo = sl;
+        _cleanup_pair_ int out[2] = { -1, -1 }, err[2] = { -1, -1 }, bar[2] = { -1, -1 }, ep[2] = { -1, -1 },
+                           files[2] = { -1, -1 };
+        _cleanup_close_ int cg_procs = -1;
+        _cleanup_free_ char *path = NULL;
         const struct user_info *u;
-        int out[2] = { -1, -1 }, err[2] = { -1, -1 }, bar[2] = { -1, -1 }, ep[2] = { -1, -1 };
-        int fds[2] = { -1, -1 };
-        char *path = NULL;
         uid_t run_uid;
         gid_t run_gid;
-        int cg_procs = -1, r;
+        int r;
 
         r = reader_get(s->reader, id, &j);
         if (r == -ENOENT)
                 return -ESTALE;
         if (r < 0)
                 return r;
-        if (j.state != RINGQ_STATE_QUEUED) {
-                job_rec_done(&j);
+        if (j.state != RINGQ_STATE_QUEUED || ((unsigned)j.queued_seq & tag_mask) != tag)
                 return -ESTALE;
-        }
 
         /* Root runs a job with the uid, gid and groups its submitter's
          * connection had; anyone else runs it as itself (it accepted only
@@ -416,10 +248,8 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         run_uid = s->uid == 0 ? (uid_t)j.owner_uid : s->uid;
         run_gid = s->uid == 0 ? (gid_t)j.owner_gid : getgid();
         u = users_lookup(run_uid, run_gid);
-        if (!u) {
-                r = -ENOMEM;
-                goto fail;
-        }
+        if (!u)
+                return -ENOMEM;
         sl->args = (struct spawn_args){
                 .set_creds = s->uid == 0 && run_uid != 0,
                 .uid = run_uid,
@@ -440,46 +270,36 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
                 size_t n = (size_t)u->ngroups;
                 /* A job of schema 1 recorded no groups: its owner's. */
                 if (j.owner_groups)
-                        r = groups_from_json(j.owner_groups, &sl->groups, &n);
+                        r = jobargs_groups(j.owner_groups, &sl->groups, &n);
                 else if ((sl->groups = malloc(n * sizeof(gid_t))))
                         memcpy(sl->groups, u->groups, n * sizeof(gid_t));
-                else
-                        r = -ENOMEM;
-                if (r < 0 || !sl->groups) {
-                        r = r < 0 ? r : -ENOMEM;
-                        goto fail;
-                }
+                if (r < 0 || !sl->groups)
+                        return r < 0 ? r : -ENOMEM;
                 sl->args.groups = sl->groups;
                 sl->args.ngroups = n;
         }
-        sl->argv = argv_from_json(j.argv);
-        sl->envp = sl->argv ? build_env(&j, u, j.attempts + 1, &path) : NULL;
-        sl->paths = sl->envp ? build_paths(sl->argv[0], path) : NULL;
+        sl->argv = jobargs_argv(j.argv);
+        sl->envp = sl->argv ? jobargs_env(&j, u, j.attempts + 1, &path) : NULL;
+        sl->paths = sl->envp ? jobargs_paths(sl->argv[0], path) : NULL;
         sl->cwd = strdup(j.cwd ? j.cwd : "/");
         sl->argv0 = sl->argv ? strdup(sl->argv[0]) : NULL;
         sl->queue = strdup(j.queue ? j.queue : "default");
-        free(path);
-        if (!sl->paths || !sl->cwd || !sl->argv0 || !sl->queue) {
-                r = -ENOMEM;
-                goto fail;
-        }
+        if (!sl->paths || !sl->cwd || !sl->argv0 || !sl->queue)
+                return -ENOMEM;
         sl->args.argv = sl->argv;
         sl->args.envp = sl->envp;
         sl->args.paths = sl->paths;
         sl->args.cwd = sl->cwd;
 
-        fds[0] = open_output(s, id, "out");
-        fds[1] = fds[0] >= 0 ? open_output(s, id, "err") : -1;
-        if (fds[0] < 0 || fds[1] < 0) {
-                r = fds[0] < 0 ? fds[0] : fds[1];
-                log_error_errno(r, "job %" PRId64 ": cannot create its output files in %s", id, s->output_dir);
-                goto fail;
+        files[0] = open_output(s, id, "out");
+        files[1] = files[0] >= 0 ? open_output(s, id, "err") : -1;
+        if (files[0] < 0 || files[1] < 0) {
+                r = files[0] < 0 ? files[0] : files[1];
+                return log_error_errno(r, "job %" PRId64 ": cannot create its output files in %s", id, s->output_dir);
         }
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(bar, O_CLOEXEC) < 0 ||
-            pipe2(ep, O_CLOEXEC | O_NONBLOCK) < 0) {
-                r = -errno;
-                goto fail;
-        }
+            pipe2(ep, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
         sl->args.fd_out = out[1];
         sl->args.fd_err = err[1];
         sl->args.barrier_r = bar[0];
@@ -487,10 +307,8 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         sl->args.err_w = ep[1];
         if (cgroup_enabled(&s->cg)) {
                 r = cgroup_job_create(&s->cg, id, &cg_procs);
-                if (r < 0) {
-                        log_error_errno(r, "job %" PRId64 ": cannot make its cgroup in %s", id, s->cg.path);
-                        goto fail;
-                }
+                if (r < 0)
+                        return log_error_errno(r, "job %" PRId64 ": cannot make its cgroup in %s", id, s->cg.path);
                 sl->args.cgroup_procs = cg_procs;
         }
 
@@ -498,35 +316,33 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         if (r < 0) {
                 if (cg_procs >= 0)
                         (void)cgroup_job_remove(&s->cg, id);
-                goto fail;
+                return r;
         }
+        /* The child has its copies; the slot keeps the parent's ends. */
+        TAKE_PTR(undo);
         sl->in_cgroup = cg_procs >= 0;
-        cg_procs = safe_close(cg_procs);
-        close(out[1]);
-        close(err[1]);
-        close(bar[0]);
-        close(ep[1]);
+        sl->barrier_w = TAKE_FD(bar[1]);
+        sl->err_r = TAKE_FD(ep[0]);
+        sl->st[0].pipe_r = TAKE_FD(out[0]);
+        sl->st[1].pipe_r = TAKE_FD(err[0]);
+        sl->st[0].file_fd = TAKE_FD(files[0]);
+        sl->st[1].file_fd = TAKE_FD(files[1]);
 
-        sl->active = true;
+        sl->state = SLOT_STARTING;
         s->busy_slots++;
         sl->job_id = id;
         sl->owner_uid = j.owner_uid;
-        qindex_run_begin(&s->qi, (uint32_t)sl->owner_uid);
+        sl->queue_no = queue;
+        dispatch_slot_begin(s, (uid_t)sl->owner_uid, queue);
         sl->priority = j.priority;
         sl->attempts_before = j.attempts;
+        sl->queued_seq = j.queued_seq;
         sl->max_attempts = j.max_attempts;
         sl->backoff_ms = j.backoff_ms;
         sl->timeout_ms = j.timeout_ms > 0 ? j.timeout_ms : s->cfg.default_timeout_ms;
         sl->run_at = j.run_at;
         sl->submitted_at = j.submitted_at;
-        sl->barrier_w = bar[1];
-        sl->err_r = ep[0];
-        sl->st[0].pipe_r = out[0];
-        sl->st[1].pipe_r = err[0];
-        sl->st[0].file_fd = fds[0];
-        sl->st[1].file_fd = fds[1];
         sl->exit_code = -1;
-        job_rec_done(&j);
 
         {
                 struct store_op *op = calloc(1, sizeof(*op));
@@ -543,6 +359,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
                         op->start.pid = sl->pid;
                         op->start.started_at = now_wall_ms();
                         op->start.attempts_before = sl->attempts_before;
+                        op->start.queued_seq = sl->queued_seq;
                         op->enqueued_us = now_mono_us();
                         sl->start_pending = true;
                         store_push(s->store, op);
@@ -554,98 +371,14 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id)
         arm_read(sl, 0);
         arm_read(sl, 1);
         return 0;
-fail:
-        safe_close(cg_procs);
-        for (int i = 0; i < 2; i++) {
-                safe_close(out[i]);
-                safe_close(err[i]);
-                safe_close(bar[i]);
-                safe_close(ep[i]);
-                safe_close(fds[i]);
-        }
-        slot_release_spawn(sl);
-        job_rec_done(&j);
-        return r;
 }
 
-struct load {
-        struct server *s;
-        int64_t wall, mono;      /* one "now" for the whole load */
-};
-
-static int load_one(void *ud, int64_t id, int64_t owner_uid, int prio, int64_t run_at)
+int workers_start(struct server *s, const struct qpick *p, unsigned tag_mask)
 {
-        struct load *l = ud;
-
-        return qindex_append(&l->s->qi, id, (uint32_t)owner_uid, prio, run_at, l->wall, l->mono);
-}
-
-int workers_load_queue(struct server *s)
-{
-        struct load l = { s, now_wall_ms(), now_mono_ms() };
-        int r = store_load_queued(s->store, load_one, &l);
-
-        qindex_heapify(&s->qi);
-        return r;
-}
-
-static void dispatch_due(struct timer *t)
-{
-        struct server *s = container_of(t, struct server, dispatch_timer);
-
-        s->dispatch_blocked = false;
-        workers_dispatch(s);
-}
-
-void workers_dispatch(struct server *s)
-{
-        bool flushed = false;
-        int64_t due;
-
-        if (s->draining || s->dispatch_blocked)
-                return;
-        for (unsigned i = 0; i < s->nslots && s->busy_slots < s->nslots; i++) {
-                struct slot *sl = &s->slots[i];
-                struct qpick e;
-                int r;
-
-                if (sl->active)
-                        continue;
-                for (;;) {
-                        if (!qindex_pop(&s->qi, now_wall_ms(), now_mono_ms(), &e))
-                                goto out;
-                        /* Replies first: a start holds the loop for a clone
-                         * and two opens, and the clients whose writes made
-                         * this job runnable should not wait behind that. */
-                        if (!flushed && io_uring_sq_ready(&s->ring))
-                                (void)io_uring_submit(&s->ring);
-                        flushed = true;
-                        r = slot_launch(s, sl, e.id);
-                        if (r == -ESTALE)
-                                continue;
-                        if (r < 0) {
-                                /* Out of processes, fds or memory, or the
-                                 * database would not answer: the job keeps
-                                 * its place and dispatch pauses a moment. */
-                                log_warning_errno(r, "job %" PRId64 ": cannot start now, retrying in %dms",
-                                                  e.id, RETRY_SPAWN_MS);
-                                (void)qindex_unpop(&s->qi, &e);
-                                s->dispatch_blocked = true;
-                                loop_arm_timer(s, &s->dispatch_timer, now_mono_ms() + RETRY_SPAWN_MS);
-                                return;
-                        }
-                        break;
-                }
-        }
-out:
-        /* Wake when the next delayed job comes due, but only with a slot
-         * free to run it: with all slots busy a finishing job dispatches,
-         * and a timer for a job already due would fire on every turn. */
-        due = qindex_next_due(&s->qi);
-        if (due != INT64_MAX && s->busy_slots < s->nslots)
-                loop_arm_timer(s, &s->dispatch_timer, due);
-        else
-                timers_disarm(&s->timers, &s->dispatch_timer);
+        for (unsigned i = 0; i < s->nslots; i++)
+                if (s->slots[i].state == SLOT_FREE)
+                        return slot_launch(s, &s->slots[i], p->id, p->queue, p->tag, tag_mask);
+        return -EBUSY;
 }
 
 /* ---- signals to a job ---- */
@@ -658,7 +391,7 @@ static void signal_job(struct slot *sl, int sig)
                 sl->barrier_w = safe_close(sl->barrier_w);
                 return;
         }
-        if (sl->reaped)
+        if (sl->state == SLOT_REAPED)
                 return;
         /* The group's id is the main pid; it cannot be reused while the
          * main process is not reaped, so this never hits a stranger. */
@@ -676,15 +409,15 @@ static void begin_stop(struct slot *sl, enum end_reason why)
 {
         struct server *s = sl->srv;
 
-        if (sl->reaped)
+        if (sl->state == SLOT_REAPED)
                 return;
         if (sl->end == END_NONE)
                 sl->end = why;
         if (sl->start_pending)
                 return; /* decided when the START commit comes back */
-        if (sl->kill_stage == 0) {
+        if (sl->state == SLOT_STARTING || sl->state == SLOT_RUNNING) {
                 signal_job(sl, SIGTERM);
-                sl->kill_stage = 1;
+                sl->state = SLOT_STOPPING;
                 loop_arm_timer(s, &sl->timer, now_mono_ms() + s->cfg.kill_grace_ms);
         }
 }
@@ -694,7 +427,7 @@ static void slot_timer(struct timer *t)
         struct slot *sl = container_of(t, struct slot, timer);
         struct server *s = sl->srv;
 
-        if (sl->reaped) {
+        if (sl->state == SLOT_REAPED) {
                 /* Drain deadline: something outside the process group
                  * still holds the pipes; stop reading them. */
                 for (int k = 0; k < 2; k++) {
@@ -720,17 +453,17 @@ static void slot_timer(struct timer *t)
                 maybe_finish(sl);
                 return;
         }
-        switch (sl->kill_stage) {
-        case 0:
+        switch (sl->state) {
+        case SLOT_RUNNING:
                 log_notice("job %" PRId64 ": timed out after %" PRId64 "ms, stopping it", sl->job_id, sl->timeout_ms);
                 begin_stop(sl, END_TIMEOUT);
                 break;
-        case 1:
+        case SLOT_STOPPING:
                 log_warning("job %" PRId64 ": still running %" PRId64 "ms after SIGTERM, sending SIGKILL", sl->job_id,
                          s->cfg.kill_grace_ms);
                 signal_job(sl, SIGKILL);
                 s->stats.c[C_KILLED]++;
-                sl->kill_stage = 2;
+                sl->state = SLOT_KILLED;
                 break;
         default:
                 break;
@@ -741,7 +474,7 @@ int workers_cancel(struct server *s, int64_t id, uid_t uid)
 {
         for (unsigned i = 0; i < s->nslots; i++) {
                 struct slot *sl = &s->slots[i];
-                if (!sl->active || sl->job_id != id || sl->start_failed)
+                if (sl->state == SLOT_FREE || sl->job_id != id || sl->start_failed)
                         continue;
                 if (uid != 0 && (int64_t)uid != sl->owner_uid)
                         return -EPERM;
@@ -755,12 +488,12 @@ void workers_stop_all(struct server *s, bool hard)
 {
         for (unsigned i = 0; i < s->nslots; i++) {
                 struct slot *sl = &s->slots[i];
-                if (!sl->active || sl->reaped)
+                if (sl->state == SLOT_FREE || sl->state == SLOT_REAPED)
                         continue;
                 begin_stop(sl, END_INTERRUPTED);
-                if (hard && sl->kill_stage < 2 && sl->released) {
+                if (hard && sl->state == SLOT_STOPPING && sl->released) {
                         signal_job(sl, SIGKILL);
-                        sl->kill_stage = 2;
+                        sl->state = SLOT_KILLED;
                 }
         }
 }
@@ -789,7 +522,7 @@ static bool slot_try_reap(struct slot *sl)
         memset(&si, 0, sizeof(si));
         if (syscall(SYS_waitid, type, id, &si, WEXITED | WNOHANG, &ru) < 0)
                 log_warning_errno(-errno, "job %" PRId64 ": waitid", sl->job_id);
-        sl->reaped = true;
+        sl->state = SLOT_REAPED;
         /* The main process's own use and that of every descendant it
          * waited for; a cgroup's count (cg_check) includes the rest. */
         sl->cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
@@ -830,7 +563,7 @@ void workers_on_sigchld(struct server *s)
 {
         for (unsigned i = 0; i < s->nslots; i++) {
                 struct slot *sl = &s->slots[i];
-                if (sl->active && !sl->reaped && sl->pidfd < 0)
+                if (sl->state != SLOT_FREE && sl->state != SLOT_REAPED && sl->pidfd < 0)
                         (void)slot_try_reap(sl);
         }
         if (!cgroup_enabled(&s->cg))
@@ -846,7 +579,7 @@ static bool keep_child(void *ud, pid_t pid)
         if (pid == limits_helper_pid())
                 return true;
         for (unsigned i = 0; i < s->nslots; i++)
-                if (s->slots[i].active && !s->slots[i].reaped && s->slots[i].pid == pid)
+                if (s->slots[i].state != SLOT_FREE && s->slots[i].state != SLOT_REAPED && s->slots[i].pid == pid)
                         return true;
         return false;
 }
@@ -1006,11 +739,11 @@ static void maybe_finish(struct slot *sl)
         char reason[128];
         int state;
 
-        if (!sl->reaped || sl->start_pending || sl->ring_ops || sl->cg_wait || !sl->st[0].eof || !sl->st[1].eof)
+        if (sl->state != SLOT_REAPED || sl->start_pending || sl->ring_ops || sl->cg_wait || !sl->st[0].eof || !sl->st[1].eof)
                 return;
         if (sl->start_failed) {
                 slot_reset(sl);
-                workers_dispatch(s);
+                dispatch_run(s);
                 return;
         }
         if (sl->spawn_errno) {
@@ -1054,6 +787,7 @@ static void maybe_finish(struct slot *sl)
         op->kind = SOP_FINISH;
         op->id = sl->job_id;
         op->finish.state = state;
+        op->finish.end = sl->spawn_errno ? END_NONE : sl->end;
         op->finish.exit_code = sl->spawn_errno ? -1 : sl->exit_code;
         op->finish.signal = sl->signal;
         op->finish.finished_at = now_wall_ms();
@@ -1089,7 +823,7 @@ static void maybe_finish(struct slot *sl)
         }
         store_push(s->store, op);
         slot_reset(sl);
-        workers_dispatch(s);
+        dispatch_run(s);
 }
 
 void worker_on_store_done(struct server *s, struct store_op *op)
@@ -1097,7 +831,7 @@ void worker_on_store_done(struct server *s, struct store_op *op)
         struct slot *sl = op->owner;
 
         if (op->kind == SOP_START) {
-                if (sl->gen != op->owner_gen || !sl->active)
+                if (sl->gen != op->owner_gen || sl->state == SLOT_FREE)
                         return;
                 sl->start_pending = false;
                 if (op->result < 0) {
@@ -1108,15 +842,14 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                         maybe_finish(sl);
                         return;
                 }
-                sl->started = true;
-                qindex_dequeue(&s->qi, (uint32_t)sl->owner_uid);
+                dispatch_start_committed(s, (uid_t)sl->owner_uid, sl->queue_no);
                 s->stats.c[C_STARTED]++;
                 sl->started_wall_ms = op->start.started_at;
                 sl->started_mono_us = now_mono_us();
                 latency_add(&s->stats.queue_wait,
                             (op->start.started_at - MAX(sl->run_at, sl->submitted_at)) * 1000);
-                ops_update_accepting(s);
-                if (sl->end != END_NONE || sl->reaped) {
+                dispatch_update_accepting(s);
+                if (sl->end != END_NONE || sl->state == SLOT_REAPED) {
                         /* Canceled or stopped while its start was being
                          * committed: it never runs, and is recorded so. */
                         sl->barrier_w = safe_close(sl->barrier_w);
@@ -1129,6 +862,8 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 }
                 sl->barrier_w = safe_close(sl->barrier_w);
                 sl->released = sl->end == END_NONE;
+                if (sl->released)
+                        sl->state = SLOT_RUNNING;
                 {
                         char qa[256], qq[160];
                         log_job(LOG_INFO, &(struct log_job){ sl->job_id, sl->owner_uid, sl->queue, "running", NULL },
@@ -1149,15 +884,15 @@ void worker_on_store_done(struct server *s, struct store_op *op)
         stats_finished(&s->stats, now_mono_ms());
         if (op->finish.run_us >= 0)
                 latency_add(&s->stats.run, op->finish.run_us);
+        /* Counted by why it stopped, whether or not it runs again: a
+         * timeout that leads to a retry is still a timeout. */
+        if (op->finish.end == END_TIMEOUT)
+                s->stats.c[C_TIMED_OUT]++;
         switch (op->finish.state) {
         case RINGQ_STATE_QUEUED:
                 s->stats.c[C_RETRIED]++;
-                if (qindex_push(&s->qi, op->id, (uint32_t)op->finish.owner_uid, op->finish.priority,
-                                op->finish.run_at, now_wall_ms(),
-                                now_mono_ms()) < 0)
-                        log_error("job %" PRId64 ": out of memory for the dispatch index; it runs after a restart",
-                                  op->id);
-                ops_update_accepting(s);
+                dispatch_requeued(s, op);
+                dispatch_update_accepting(s);
                 break;
         case RINGQ_STATE_SUCCEEDED:
                 s->stats.c[C_SUCCEEDED]++;
@@ -1167,13 +902,12 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 break;
         default:
                 s->stats.c[C_FAILED]++;
-                if (op->finish.reason && strncmp(op->finish.reason, "timeout", 7) == 0)
-                        s->stats.c[C_TIMED_OUT]++;
                 break;
         }
         if (op->finish.state != RINGQ_STATE_QUEUED) {
                 prune_note_finished(s, 1);
-                ops_job_final(s, op->id, op->row);
+                dispatch_ended(s, op->id, op->finish.state);
+                waiters_job_final(s, op->id, op->row);
         }
         notify_status(s);
 }

@@ -1,21 +1,13 @@
 /* Worker slots: a fixed number of jobs run at once, each watched through
- * its pidfd and its two output pipes on the ring.
+ * its pidfd (and its cgroup) and its two output pipes on the ring.
  *
- * Life of a slot (each step says why it exists):
- *   free       nothing runs.
- *   starting   the child exists but waits at the barrier until the
- *              store has committed state=running with its pid.
- *   running    barrier released: the job runs; its timeout is armed.
- *   stopping   SIGTERM sent to the process group (timeout, cancel,
- *              shutdown); SIGKILL follows after kill_grace.
- *   reaped     the main process has exited and was reaped; every other
- *              process of the job was SIGKILLed (its cgroup, or its
- *              process group and what ringqd adopted as subreaper); the
- *              pipes are drained and the cgroup emptied (bounded by a
- *              short deadline, since a process may hang in the kernel).
- * A slot is freed only when the child is reaped, both pipes are closed,
- * its cgroup is empty, no ring op references it and its START op is back
- * from the store.
+ * A slot is in one state (enum slot_state); each says why it exists. A
+ * slot is freed only when its child is reaped, both pipes are closed, its
+ * cgroup is empty, no ring op references it and its START op is back from
+ * the store. Besides its state a slot keeps three facts about its start:
+ * start_pending (the START op is in the store), start_failed (it could not
+ * be recorded: the job never runs) and released (the barrier let it exec:
+ * it ran, which the end's record needs after the state has moved on).
  */
 #pragma once
 
@@ -27,13 +19,6 @@
 #include "spawn.h"
 #include "timers.h"
 
-enum end_reason {
-        END_NONE,
-        END_TIMEOUT,
-        END_CANCELED,
-        END_INTERRUPTED,
-};
-
 struct stream {
         int pipe_r, file_fd;
         uint64_t kept;           /* bytes written to the file */
@@ -42,20 +27,60 @@ struct stream {
         size_t wlen, woff;       /* pending file write: buf[woff, wlen) */
 };
 
+int workers_init(struct server *s);
+void workers_done(struct server *s);
+/* Is a slot free? */
+bool workers_free(struct server *s);
+/* Start the job dispatch picked in a free slot: 0, -ESTALE when the pick
+ * no longer stands for the job (it changed since its entry was made: the
+ * row's queued_seq & tag_mask differs, or it is not queued), or another
+ * negative errno when it cannot start now. */
+struct qpick;
+int workers_start(struct server *s, const struct qpick *p, unsigned tag_mask);
+void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe);
+void workers_on_sigchld(struct server *s);
+/* Kill and reap what ended jobs left behind (subreaper mode). */
+void workers_sweep_orphans(struct server *s);
+void worker_on_cgroup(struct server *s, struct io_uring_cqe *cqe);
+void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe);
+void worker_on_file_write(struct server *s, struct io_uring_cqe *cqe);
+/* A START or FINISH op came back. */
+void worker_on_store_done(struct server *s, struct store_op *op);
+/* Cancel a running job; returns 0, -ENOENT if it is not running here,
+ * -EPERM if uid may not. */
+int workers_cancel(struct server *s, int64_t id, uid_t uid);
+void workers_stop_all(struct server *s, bool hard);
+
+enum slot_state {
+        SLOT_FREE,       /* nothing runs */
+        SLOT_STARTING,   /* the child exists but waits at the barrier until the
+                          * store has committed state=running with its pid */
+        SLOT_RUNNING,    /* barrier released: the job runs; its timeout is armed */
+        SLOT_STOPPING,   /* SIGTERM sent to every process of the job (timeout,
+                          * cancel, shutdown); SIGKILL follows after kill_grace */
+        SLOT_KILLED,     /* SIGKILL sent */
+        SLOT_REAPED,     /* the main process exited and was reaped, the rest was
+                          * killed; the pipes drain and the cgroup empties
+                          * (bounded by a short deadline: a process may hang in
+                          * the kernel, or hold a pipe from elsewhere) */
+};
+
 struct slot {
         struct server *srv;
         unsigned idx;
         uint32_t gen;
-        bool active;
+        enum slot_state state;
 
         int64_t job_id, owner_uid;
+        uint32_t queue_no;       /* its queue's number in dispatch */
         int priority, attempts_before, max_attempts;
+        int64_t queued_seq;      /* the row's, when it was picked */
         int64_t backoff_ms, timeout_ms, run_at, submitted_at;
         char *argv0, *queue;     /* for its log lines */
 
         pid_t pid;
         int pidfd, barrier_w, err_r;
-        bool start_pending, started, start_failed, released, reaped;
+        bool start_pending, start_failed, released;
         /* Its cgroup (cgroup.h): the end waits until the last process in
          * it is gone (bounded by the drain deadline), then reads what
          * they used and removes it. */
@@ -63,7 +88,6 @@ struct slot {
         int cg_events;
         int64_t cpu_ms, max_rss_kb;     /* -1: unknown */
         enum end_reason end;
-        int kill_stage;          /* 0, 1: SIGTERM sent, 2: SIGKILL sent */
         int exit_code, signal, spawn_errno;
         int64_t started_wall_ms, started_mono_us;
         struct timer timer;      /* timeout, kill grace, drain deadline */

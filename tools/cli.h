@@ -106,4 +106,5 @@ int verb_list(const struct verb *v, int argc, char **argv);   /* jobs.c */
 int verb_logs(const struct verb *v, int argc, char **argv);   /* logs.c */
 int verb_stats(const struct verb *v, int argc, char **argv);  /* stats.c */
 int verb_ping(const struct verb *v, int argc, char **argv);   /* stats.c */
+int verb_queues(const struct verb *v, int argc, char **argv); /* stats.c: queues, pause, resume */
 int verb_top(const struct verb *v, int argc, char **argv);    /* top.c */

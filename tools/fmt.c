@@ -380,13 +380,43 @@ static char *num_or_dash(char *buf, size_t n, const json_t *v)
         return buf;
 }
 
-#define KEY_W 11 /* longest label ("submitted:") plus a space */
+#define KEY_W 13 /* longest label ("waiting for:") plus a space */
 
 static void kv(FILE *f, const char *key, const char *val)
 {
-        fprintf(f, "%s:%*s", key, (int)(KEY_W - strlen(key)), "");
+        /* A longer label (a field this CLI does not know) still gets its
+         * space. */
+        fprintf(f, "%s:%*s", key, strlen(key) + 1 < KEY_W ? (int)(KEY_W - 1 - strlen(key)) : 1, "");
         put_safe(f, val, false);
         fputc('\n', f);
+}
+
+/* The integers of an array as "12, 14" ("-" if it is empty; anything
+ * else shows as "?"). Caller frees. */
+static char *id_list(const json_t *a)
+{
+        char *out = NULL;
+        size_t len = 0, i;
+        FILE *f = open_memstream(&out, &len);
+        json_t *x;
+
+        if (!f)
+                return NULL;
+        json_array_foreach(a, i, x) {
+                if (i > 0)
+                        fputs(", ", f);
+                if (json_is_integer(x))
+                        fprintf(f, "%" PRId64, (int64_t)json_integer_value(x));
+                else
+                        fputc('?', f);
+        }
+        if (json_array_size(a) == 0)
+                fputc('-', f);
+        if (fclose(f) != 0) {
+                free(out);
+                return NULL;
+        }
+        return out;
 }
 
 int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
@@ -396,6 +426,7 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
                 "owner_uid", "owner_gid", "attempts", "max_attempts", "timeout_ms",
                 "submitted_at", "run_at", "started_at", "finished_at", "exit_code",
                 "signal", "stdout_path", "stderr_path", "cpu_ms", "max_rss_kb", "umask",
+                "after", "waiting_for",
         };
         char a[FMT_BUF], b[FMT_BUF], line[2 * FMT_BUF + 8];
         const json_t *started = json_object_get(job, "started_at");
@@ -433,6 +464,25 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
         kv(f, "timeout", json_is_integer(v) ? fmt_duration(a, sizeof(a), json_integer_value(v)) : "-");
         kv(f, "submitted", fmt_time(line, sizeof(line), json_object_get(job, "submitted_at"), now_ms));
         kv(f, "run at", fmt_time(line, sizeof(line), json_object_get(job, "run_at"), now_ms));
+        /* Dependencies, absent where ringqd does not say. "waiting for"
+         * only while the job is queued: once it has ended, the ids that
+         * never succeeded are no longer awaited (the reason names one). */
+        v = json_object_get(job, "after");
+        if (json_is_array(v)) {
+                cmd = id_list(v);
+                if (!cmd)
+                        return -ENOMEM;
+                kv(f, "after", cmd);
+                free(cmd);
+        }
+        v = json_object_get(job, "waiting_for");
+        if (json_array_size(v) > 0 && strcmp(str_or_dash(json_object_get(job, "state")), "queued") == 0) {
+                cmd = id_list(v);
+                if (!cmd)
+                        return -ENOMEM;
+                kv(f, "waiting for", cmd);
+                free(cmd);
+        }
         kv(f, "started", fmt_time(line, sizeof(line), started, now_ms));
         kv(f, "finished", fmt_time(line, sizeof(line), finished, now_ms));
         if (json_is_integer(started))
@@ -472,6 +522,86 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
                 free(s);
         }
         return stream_result(f);
+}
+
+/* ---- queues ---- */
+
+static const char *queue_name(const json_t *q)
+{
+        return json_string_value(json_object_get(q, "name"));
+}
+
+static int queue_cmp(const void *a, const void *b)
+{
+        return strcmp(queue_name(*(const json_t *const *)a), queue_name(*(const json_t *const *)b));
+}
+
+int fmt_queues_sorted(const json_t *queues, const json_t ***ret, size_t *ret_n)
+{
+        const json_t **qs = NULL;
+        size_t n = 0, i;
+        json_t *q;
+
+        if (json_array_size(queues) > 0) {
+                qs = calloc(json_array_size(queues), sizeof(*qs));
+                if (!qs)
+                        return -ENOMEM;
+        }
+        json_array_foreach(queues, i, q)
+                if (queue_name(q))
+                        qs[n++] = q;
+        if (n > 1)
+                qsort(qs, n, sizeof(*qs), queue_cmp);
+        *ret = qs;
+        *ret_n = n;
+        return 0;
+}
+
+static const char *yes_no_dash(const json_t *v)
+{
+        return json_is_boolean(v) ? (json_is_true(v) ? "yes" : "no") : "-";
+}
+
+int fmt_queues(FILE *f, const json_t *reply)
+{
+        static const char *const headers[] = { "QUEUE", "QUEUED", "RUNNING", "WORKERS", "HIGH_WATER", "PAUSED" };
+        static const bool right[] = { false, true, true, true, true, false };
+        const json_t **qs = NULL;
+        fmt_table *t;
+        size_t n;
+        int r;
+
+        r = fmt_queues_sorted(json_object_get(reply, "queues"), &qs, &n);
+        if (r < 0)
+                return r;
+        t = fmt_table_new(6, headers, right);
+        if (!t) {
+                free(qs);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n && r == 0; i++) {
+                char a[FMT_BUF], b[FMT_BUF], c[FMT_BUF], d[FMT_BUF];
+                const char *cells[6] = {
+                        queue_name(qs[i]),
+                        num_or_dash(a, sizeof(a), json_object_get(qs[i], "queued")),
+                        num_or_dash(b, sizeof(b), json_object_get(qs[i], "running")),
+                        num_or_dash(c, sizeof(c), json_object_get(qs[i], "workers")),
+                        num_or_dash(d, sizeof(d), json_object_get(qs[i], "high_water")),
+                        yes_no_dash(json_object_get(qs[i], "paused")),
+                };
+
+                r = fmt_table_add(t, cells);
+        }
+        if (r == 0) {
+                if (json_is_true(json_object_get(reply, "all_paused")))
+                        fputs("all queues paused\n", f);
+                /* No width: every cell is short (a queue name is at most 64
+                 * bytes), and PAUSED, last, must never be cut. */
+                r = fmt_table_print(f, t, 0);
+        }
+        fmt_table_free(t);
+        free(qs);
+        return r;
 }
 
 /* ---- stats ---- */
@@ -539,17 +669,52 @@ static void stat_line(FILE *f, const char *key, const char *val)
         fprintf(f, "%s:%*s%s\n", key, strlen(key) < 15 ? (int)(15 - strlen(key)) : 1, "", val);
 }
 
+/* The per-queue block of the stats reply, in the latency block's columns;
+ * nothing if the reply has no queues. */
+static int stats_queues(FILE *f, const json_t *queues)
+{
+        const json_t **qs = NULL;
+        size_t n, namew = 13;
+        int r;
+
+        r = fmt_queues_sorted(queues, &qs, &n);
+        if (r < 0 || n == 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (text_width(queue_name(qs[i])) > namew)
+                        namew = text_width(queue_name(qs[i]));
+        fprintf(f, "queues:%*s %10s %10s %10s\n", (int)(namew - 5), "", "queued", "running", "workers");
+        for (size_t i = 0; i < n; i++) {
+                char a[FMT_BUF], b[FMT_BUF], c[FMT_BUF];
+
+                fputs("  ", f);
+                put_safe(f, queue_name(qs[i]), false);
+                fprintf(f, "%*s %10s %10s %10s%s\n", (int)(namew - text_width(queue_name(qs[i]))), "",
+                        num_or_dash(a, sizeof(a), json_object_get(qs[i], "queued")),
+                        num_or_dash(b, sizeof(b), json_object_get(qs[i], "running")),
+                        num_or_dash(c, sizeof(c), json_object_get(qs[i], "workers")),
+                        json_is_true(json_object_get(qs[i], "paused")) ? "  paused" : "");
+        }
+        free(qs);
+        return 0;
+}
+
 int fmt_stats(FILE *f, const json_t *st)
 {
         char a[FMT_BUF], b[FMT_BUF], c[FMT_BUF], line[3 * FMT_BUF + 16];
         const json_t *lat = json_object_get(st, "latency_ms");
         const json_t *v;
         const char *key;
+        int r;
 
         /* "state" says draining too; older replies only have the bool. */
         v = json_object_get(st, "state");
         stat_line(f, "state", json_is_string(v) ? json_string_value(v)
                               : json_is_false(json_object_get(st, "accepting")) ? "rejecting" : "accepting");
+        /* Submits are still taken while paused: it is not a state of
+         * their acceptance but of dispatch, so a line of its own. */
+        if (json_is_true(json_object_get(st, "all_paused")))
+                stat_line(f, "paused", "all queues");
         snprintf(line, sizeof(line), "%s/%s (low water %s)",
                  num_or_dash(a, sizeof(a), json_object_get(st, "queued")),
                  num_or_dash(b, sizeof(b), json_object_get(st, "high_water")),
@@ -586,6 +751,9 @@ int fmt_stats(FILE *f, const json_t *st)
                         fputc('\n', f);
                 }
         }
+        r = stats_queues(f, json_object_get(st, "queues"));
+        if (r < 0)
+                return r;
         return stream_result(f);
 }
 
@@ -672,6 +840,76 @@ static bool quantile_label(char *buf, size_t n, const char *key)
         return true;
 }
 
+/* A label value: UTF-8 with backslash, double quote and line feed
+ * escaped (the text format's rules); bytes that are not UTF-8 become
+ * U+FFFD so the exposition stays parseable. */
+static void prom_label_value(FILE *f, const char *s)
+{
+        while (*s) {
+                int32_t cp;
+                size_t n = fmt_utf8_next(s, &cp);
+
+                if (cp == '\\')
+                        fputs("\\\\", f);
+                else if (cp == '"')
+                        fputs("\\\"", f);
+                else if (cp == '\n')
+                        fputs("\\n", f);
+                else if (cp < 0)
+                        fputs("\xef\xbf\xbd", f);
+                else
+                        fwrite(s, 1, n, f);
+                s += n;
+        }
+}
+
+/* One family per field, a series per queue that has the field: a queue
+ * without a cap of its own has no ringq_queue_workers series (rather than
+ * a made-up value), and a family with no series is left out. */
+static int prom_queues(FILE *f, const json_t *queues)
+{
+        static const struct {
+                const char *key, *name, *help;
+        } fams[] = {
+                { "queued", "ringq_queue_queued", "Jobs in state queued in a queue, delayed ones included." },
+                { "running", "ringq_queue_running", "Jobs of a queue running now." },
+                { "paused", "ringq_queue_paused", "1 while a queue is paused (by itself or with every queue), else 0." },
+                { "workers", "ringq_queue_workers", "Jobs of a queue that may run at once, for queues with a cap of their own." },
+                { "high_water", "ringq_queue_high_water",
+                  "Queued jobs at which submits to a queue are rejected, for queues with a mark of their own." },
+        };
+        const json_t **qs = NULL;
+        size_t n;
+        int r;
+
+        r = fmt_queues_sorted(queues, &qs, &n);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < sizeof(fams) / sizeof(fams[0]); k++) {
+                bool head = false;
+
+                for (size_t i = 0; i < n; i++) {
+                        const json_t *v = json_object_get(qs[i], fams[k].key);
+
+                        if (!json_is_number(v) && !json_is_boolean(v))
+                                continue;
+                        if (!head)
+                                prom_family(f, fams[k].name, "gauge", fams[k].help);
+                        head = true;
+                        fprintf(f, "%s{queue=\"", fams[k].name);
+                        prom_label_value(f, queue_name(qs[i]));
+                        fputs("\"} ", f);
+                        if (json_is_boolean(v))
+                                fputs(json_is_true(v) ? "1" : "0", f);
+                        else
+                                print_number(f, v);
+                        fputc('\n', f);
+                }
+        }
+        free(qs);
+        return 0;
+}
+
 int fmt_prometheus(FILE *f, const json_t *st)
 {
         const json_t *counters = json_object_get(st, "counters");
@@ -688,6 +926,8 @@ int fmt_prometheus(FILE *f, const json_t *st)
         prom_gauge(f, "ringq_low_water", json_object_get(st, "low_water"), "Queued jobs at which submits are accepted again.");
         prom_gauge(f, "ringq_connections", json_object_get(st, "connections"), "Open client connections.");
         prom_gauge(f, "ringq_uptime_ms", json_object_get(st, "uptime_ms"), "Milliseconds since ringqd started.");
+        prom_gauge(f, "ringq_all_paused", json_object_get(st, "all_paused"),
+                   "1 while every queue is paused (a pause without a queue), else 0.");
         json_object_foreach((json_t *)st, key, v) {
                 char help[160];
 
@@ -725,5 +965,7 @@ int fmt_prometheus(FILE *f, const json_t *st)
                         fprintf(f, "ringq_latency_max_ms{kind=\"%s\"} %.6g\n", name, json_number_value(x));
                 }
         }
+        if (prom_queues(f, json_object_get(st, "queues")) < 0)
+                return -ENOMEM;
         return stream_result(f);
 }

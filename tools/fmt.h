@@ -55,6 +55,13 @@ int fmt_table_print(FILE *f, const fmt_table *t, unsigned width);
 
 /* "key: value" lines for a job object. */
 int fmt_job(FILE *f, const json_t *job, int64_t now_ms);
+/* The objects of a "queues" array that have a string name, sorted by name:
+ * *ret is an array of borrowed pointers the caller frees (NULL when there
+ * are none). 0 or -ENOMEM. */
+int fmt_queues_sorted(const json_t *queues, const json_t ***ret, size_t *ret_n);
+/* A queues, pause or resume reply as a table, by name: "all queues
+ * paused" first when the reply says so. */
+int fmt_queues(FILE *f, const json_t *reply);
 /* The stats reply as a short block. */
 int fmt_stats(FILE *f, const json_t *stats);
 /* The stats reply in Prometheus text exposition format. */

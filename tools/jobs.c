@@ -12,7 +12,7 @@
 static int64_t arg_timeout_ms = -1; /* wait --timeout */
 static const char *arg_state;
 static const char *arg_queue;
-static int64_t arg_limit;
+static int64_t arg_limit; /* 0: RINGQ_LIST_DEFAULT */
 static int64_t arg_after;
 
 /* ---- per-id verbs: cancel, retry, wait ---- */
@@ -140,7 +140,7 @@ int verb_status(const struct verb *v, int argc, char **argv)
         return 0;
 }
 
-static int list_rows(fmt_table *t, const json_t *jobs, int64_t *last_id)
+static int list_rows(fmt_table *t, const json_t *jobs)
 {
         size_t i;
         json_t *job;
@@ -152,8 +152,7 @@ static int list_rows(fmt_table *t, const json_t *jobs, int64_t *last_id)
 
                 if (!cmd)
                         return -ENOMEM;
-                *last_id = json_integer_value(json_object_get(job, "id"));
-                snprintf(id, sizeof(id), "%" PRId64, *last_id);
+                snprintf(id, sizeof(id), "%" PRId64, (int64_t)json_integer_value(json_object_get(job, "id")));
                 snprintf(prio, sizeof(prio), "%" PRId64, (int64_t)json_integer_value(json_object_get(job, "priority")));
                 snprintf(tries, sizeof(tries), "%" PRId64 "/%" PRId64,
                          (int64_t)json_integer_value(json_object_get(job, "attempts")),
@@ -171,14 +170,39 @@ static int list_rows(fmt_table *t, const json_t *jobs, int64_t *last_id)
         return 0;
 }
 
-/* Pages through list replies (at most RINGQ_LIST_MAX each) until limit
- * jobs or the end; limit 0 means one page of the daemon's default. */
+/* The after_id of the page after reply, or 0 if reply is the last.
+ * ringqd cuts a reply by size and then says where to go on ("more",
+ * "next_after_id"; the id may lie past the last job shown, or the page
+ * may be empty, when it skipped rows that do not match). An older ringqd
+ * says nothing and cuts only at the limit: a full page may then have a
+ * next one, which starts after its last job. Returns -EBADMSG for a next
+ * page that would not move forward, which would never end. */
+static int64_t list_next(const json_t *reply, int64_t after, int64_t asked)
+{
+        const json_t *jobs = json_object_get(reply, "jobs");
+        const json_t *more = json_object_get(reply, "more");
+        const json_t *v = json_object_get(reply, "next_after_id");
+        size_t n = json_array_size(jobs);
+        int64_t next;
+
+        if (more ? !json_is_true(more) : n == 0 || (int64_t)n < asked)
+                return 0;
+        if (more && json_is_integer(v))
+                next = json_integer_value(v);
+        else /* an older ringqd, or one that did not say where */
+                next = json_integer_value(json_object_get(json_array_get(jobs, n - 1), "id"));
+        return next > after ? next : -EBADMSG;
+}
+
+/* Pages through list replies until limit jobs or the last page: each asks
+ * for what is still wanted (at most RINGQ_LIST_MAX), from where the last
+ * one ended. --json prints every reply, one line per page. */
 static int list_jobs(client *c, const char *state, const char *queue, int64_t limit,
                      int64_t after, fmt_table *t)
 {
         int64_t left = limit;
 
-        for (;;) {
+        while (left > 0) {
                 _cleanup_json_ json_t *reply = NULL;
                 json_t *req = json_pack("{s:s}", "op", "list");
                 const json_t *jobs;
@@ -187,7 +211,7 @@ static int list_jobs(client *c, const char *state, const char *queue, int64_t li
 
                 if (req && ((state && set_new(req, "state", json_string(state)) < 0) ||
                             (queue && set_new(req, "queue", json_string(queue)) < 0) ||
-                            (page > 0 && set_new(req, "limit", json_integer(page)) < 0) ||
+                            set_new(req, "limit", json_integer(page)) < 0 ||
                             (after > 0 && set_new(req, "after_id", json_integer(after)) < 0))) {
                         json_decref(req);
                         req = NULL;
@@ -196,14 +220,18 @@ static int list_jobs(client *c, const char *state, const char *queue, int64_t li
                 if (r)
                         return r;
                 jobs = json_object_get(reply, "jobs");
-                if (t && list_rows(t, jobs, &after) < 0)
+                /* A page longer than asked (a daemon that ignored the
+                 * limit) still counts whole: the table shows what came. */
+                if (t && list_rows(t, jobs) < 0)
                         return conn_error("ringq", -ENOMEM);
-                if (!t && json_array_size(jobs) > 0)
-                        after = json_integer_value(json_object_get(json_array_get(jobs, json_array_size(jobs) - 1), "id"));
                 left -= (int64_t)json_array_size(jobs);
-                if (page == 0 || left <= 0 || (int64_t)json_array_size(jobs) < page)
+                after = list_next(reply, after, page);
+                if (after == -EBADMSG)
+                        return conn_error(client_path(c), -EBADMSG);
+                if (after == 0)
                         return 0;
         }
+        return 0;
 }
 
 static const char *const list_headers[] = { "ID", "STATE", "QUEUE", "PRIO", "TRIES", "REASON", "COMMAND" };
@@ -258,7 +286,7 @@ int verb_list(const struct verb *v, int argc, char **argv)
                 if (!t)
                         return conn_error("ringq", -ENOMEM);
         }
-        r = list_jobs(cl, arg_state, arg_queue, arg_limit, arg_after, t);
+        r = list_jobs(cl, arg_state, arg_queue, arg_limit ? arg_limit : RINGQ_LIST_DEFAULT, arg_after, t);
         if (r == 0 && t && fmt_table_print(stdout, t, fmt_terminal_width()) < 0)
                 r = RINGQ_EXIT_SOFTWARE;
         fmt_table_free(t);

@@ -5,7 +5,8 @@
  * map arguments to requests and replies to output and exit codes (SPEC
  * "CLI"). This file holds main, the verb table, the options every verb
  * shares and the helpers behind cli.h; the verbs live in submit.c, jobs.c,
- * logs.c, stats.c and top.c (with top_view.c and screen.c).
+ * logs.c, stats.c (with queues, pause and resume) and top.c (with
+ * top_view.c and screen.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -284,12 +285,16 @@ static const struct verb verbs[] = {
           "      --block           when the queue is full, wait and retry\n"
           "      --block-timeout DUR\n"
           "                        give up blocking after this long (default 60s)\n"
-          "      --batch FILE|-    one job per non-empty line, pipelined on one connection\n" },
+          "      --batch FILE|-    one job per non-empty line, pipelined on one connection\n"
+          "      --after ID[,ID...]\n"
+          "                        start once each of these jobs has succeeded; if one\n"
+          "                        fails or is canceled, so is this job (repeatable, at\n"
+          "                        most 64 IDs; with --batch, for every line)\n" },
         { "status", verb_status, "[OPTIONS] ID", "Show one job", "" },
         { "list", verb_list, "[OPTIONS]", "List jobs by ascending id",
           "      --state STATE     queued, running, succeeded, failed or canceled\n"
           "  -q, --queue QUEUE     only this queue\n"
-          "  -n, --limit N         at most N jobs (default: ringqd's, 100)\n"
+          "  -n, --limit N         at most N jobs (default 100)\n"
           "      --after ID        only jobs with a larger id (to page)\n" },
         { "cancel", verb_ids, "[OPTIONS] ID...", "Cancel jobs; prints 'ID state' for each", "" },
         { "retry", verb_ids, "[OPTIONS] ID...", "Queue failed or canceled jobs again; prints 'ID state' for each", "" },
@@ -307,6 +312,12 @@ static const struct verb verbs[] = {
           "  -n, --iterations N    stop after N refreshes\n"
           "                        On a terminal: q quits, space refreshes now. Otherwise\n"
           "                        plain text frames, separated by a blank line.\n" },
+        { "queues", verb_queues, "[OPTIONS]",
+          "Show the queues: jobs queued and running, their own limits, whether paused", "" },
+        { "pause", verb_queues, "[OPTIONS] [QUEUE]",
+          "Start no more jobs from QUEUE, or from any queue, until resume; show the queues (root only)", "" },
+        { "resume", verb_queues, "[OPTIONS] [QUEUE]",
+          "Start jobs from QUEUE, or from every queue, again; show the queues (root only)", "" },
         { "ping", verb_ping, "[OPTIONS]", "Check that ringqd answers; print its version and the round trip", "" },
         { "help", verb_help_cmd, "[VERB]", "Show help for ringq or a verb", "" },
 };

@@ -1,10 +1,14 @@
-/* ringq stats (human or Prometheus text) and ping. */
+/* ringq stats (human or Prometheus text), ping, and the queue verbs:
+ * queues, pause and resume. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli.h"
 #include "fmt.h"
+#include "ringq/utf8.h"
 
 static bool arg_prometheus;
 
@@ -65,3 +69,39 @@ int verb_ping(const struct verb *v, int argc, char **argv)
         return 0;
 }
 
+
+/* queues, pause and resume: the op is the verb's name, and each answers
+ * with the queue table. Whether a name is a valid queue is ringqd's to
+ * say, as for submit -q. */
+int verb_queues(const struct verb *v, int argc, char **argv)
+{
+        static const struct option opts[] = { COMMON_LONG, {} };
+        bool takes_queue = strcmp(v->name, "queues") != 0;
+        _cleanup_client_ client *cl = NULL;
+        _cleanup_json_ json_t *reply = NULL;
+        const char *queue = NULL;
+        json_t *req;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, ":" COMMON_SHORT, opts, NULL)) != -1)
+                if ((r = common_opt(v, c, argv)) >= 0)
+                        return r;
+        if (takes_queue && optind < argc)
+                queue = argv[optind++];
+        if (optind < argc)
+                return usage_error(v, "unexpected argument '%s'", argv[optind]);
+        if (queue && !ringq_utf8_valid(queue))
+                return usage_error(v, "queue must be valid UTF-8");
+        r = open_client(&cl);
+        if (r)
+                return r;
+        req = json_pack("{s:s}", "op", v->name);
+        if (req && queue && set_new(req, "queue", json_string(queue)) < 0) {
+                json_decref(req);
+                req = NULL;
+        }
+        r = call(cl, req, &reply);
+        if (r || arg_json)
+                return r;
+        return fmt_queues(stdout, reply) < 0 ? RINGQ_EXIT_SOFTWARE : 0;
+}

@@ -18,6 +18,8 @@
 #define BATCH_RING 1024u
 #define BLOCK_SLEEP_MIN_MS 10
 #define BLOCK_SLEEP_MAX_MS 5000
+/* Jobs one submit may wait for (ringqd's bound, checked here first). */
+#define AFTER_MAX 64
 
 static const char *arg_queue;
 static int64_t arg_priority;
@@ -33,6 +35,8 @@ static bool arg_wait;
 static bool arg_block;
 static int64_t arg_block_timeout_ms = 60000;
 static const char *arg_batch;
+static int64_t arg_after[AFTER_MAX];
+static size_t arg_n_after;
 
 static int env_object(json_t **ret)
 {
@@ -121,6 +125,46 @@ static int job_cwd(char **ret)
         return 0;
 }
 
+/* --after ID[,ID...]: added to what earlier ones gave. A repeated ID is
+ * dropped (waiting twice for one job adds nothing) and does not count
+ * towards the bound. An exit code. */
+static int parse_after(const struct verb *v, const char *s)
+{
+        _cleanup_free_ char *copy = strdup(s);
+        char *p = copy, *tok;
+
+        if (!copy)
+                return conn_error("ringq", -ENOMEM);
+        /* strsep, not strtok: "1,,2" and a trailing comma are mistakes. */
+        while ((tok = strsep(&p, ","))) {
+                bool seen = false;
+                int64_t id;
+
+                if (parse_i64(tok, 1, INT64_MAX, &id) < 0)
+                        return usage_error(v, "--after takes job IDs separated by commas; '%s' is not one", tok);
+                for (size_t i = 0; i < arg_n_after && !seen; i++)
+                        seen = arg_after[i] == id;
+                if (seen)
+                        continue;
+                if (arg_n_after == AFTER_MAX)
+                        return usage_error(v, "--after takes at most %d job IDs", AFTER_MAX);
+                arg_after[arg_n_after++] = id;
+        }
+        return 0;
+}
+
+static json_t *after_array(void)
+{
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < arg_n_after; i++)
+                if (json_array_append_new(a, json_integer(arg_after[i])) < 0) {
+                        json_decref(a);
+                        return NULL;
+                }
+        return a;
+}
+
 /* Everything of a submit request except argv, shared by every --batch job. */
 static int submit_base(json_t **ret)
 {
@@ -158,7 +202,8 @@ static int submit_base(json_t **ret)
             (arg_timeout_ms >= 0 && set_new(req, "timeout_ms", json_integer(arg_timeout_ms)) < 0) ||
             (arg_attempts > 0 && set_new(req, "max_attempts", json_integer(arg_attempts)) < 0) ||
             (arg_backoff_ms >= 0 && set_new(req, "backoff_ms", json_integer(arg_backoff_ms)) < 0) ||
-            (arg_key && set_new(req, "key", json_string(arg_key)) < 0))
+            (arg_key && set_new(req, "key", json_string(arg_key)) < 0) ||
+            (arg_n_after > 0 && set_new(req, "after", after_array()) < 0))
                 return -ENOMEM;
         *ret = TAKE_PTR(req);
         return 0;
@@ -566,6 +611,7 @@ int verb_submit(const struct verb *v, int argc, char **argv)
                 { "block", no_argument, NULL, OPT_BLOCK },
                 { "block-timeout", required_argument, NULL, OPT_BLOCK_TIMEOUT },
                 { "batch", required_argument, NULL, OPT_BATCH },
+                { "after", required_argument, NULL, OPT_AFTER },
                 {}
         };
         _cleanup_json_ json_t *base = NULL;
@@ -621,6 +667,10 @@ int verb_submit(const struct verb *v, int argc, char **argv)
                         break;
                 case OPT_BATCH:
                         arg_batch = optarg;
+                        break;
+                case OPT_AFTER:
+                        if ((r = parse_after(v, optarg)))
+                                return r;
                         break;
                 default:
                         if ((r = common_opt(v, c, argv)) >= 0)

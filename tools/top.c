@@ -106,11 +106,14 @@ static int top_draw(struct top *t)
 
 static unsigned jobs_rows(const struct top *t)
 {
+        unsigned head;
+
         if (!t->term.screen)
                 return PLAIN_JOBS;
-        if (t->term.rows <= TOP_HEAD_ROWS)
+        head = TOP_HEAD_ROWS + top_queue_rows(t->stats, t->term.cols, t->term.rows);
+        if (t->term.rows <= head)
                 return 0;
-        return t->term.rows - TOP_HEAD_ROWS < RINGQ_LIST_MAX ? t->term.rows - TOP_HEAD_ROWS : RINGQ_LIST_MAX;
+        return t->term.rows - head < RINGQ_LIST_MAX ? t->term.rows - head : RINGQ_LIST_MAX;
 }
 
 /* Send the requests of one refresh. */

@@ -8,7 +8,8 @@
 
 #include "screen.h"
 
-/* Rows above the running jobs; the list request asks for the rest. */
+/* Rows above the running jobs, without the queues panel; the list request
+ * asks for what the panel leaves of the rest. */
 #define TOP_HEAD_ROWS 12
 
 enum { TOP_ACCEPTED, TOP_REJECTED, TOP_FINISHED, _TOP_RATE_MAX };
@@ -28,6 +29,13 @@ static inline int64_t jint(const json_t *o, const char *key)
 {
         return json_integer_value(json_object_get(o, key));
 }
+
+/* Rows the queues panel takes for this stats reply on a term of cols x
+ * rows (rows 0: no limit): 0 if the reply has no queues or the screen no
+ * room for them. A refresh sizes its list request with the last reply's;
+ * should the panel grow meanwhile, the jobs that no longer fit are left
+ * out of that frame. */
+unsigned top_queue_rows(const json_t *stats, unsigned cols, unsigned rows);
 
 /* Draw one frame; 0 or -ENOMEM. */
 int top_render(struct frame *fr, const struct top_view *v);

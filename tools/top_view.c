@@ -6,9 +6,13 @@
  *   latency p50/p99/max of commit, queue_wait, run | connections, uptime,
  *                                                   db and WAL sizes
  *   two rows of bounds hit (refused, stalls, ...)
- *   blank, then running jobs to the bottom: ID, UID, AGE, COMMAND
+ *   blank, then the queues (name, queued, running/cap, paused), as many
+ *   to a row as the width holds and in at most a third of the rows below
+ *   the head, and a blank (none of it if ringqd reports no queues)
+ *   running jobs to the bottom: ID, UID, AGE, COMMAND
  *
- * Wider terminals get longer bars and commands, taller ones more jobs.
+ * Wider terminals get longer bars and commands and more queues to a row,
+ * taller ones more queues and jobs.
  * Missing fields show as "-" or 0: a newer daemon must not break top.
  */
 #include "top.h"
@@ -25,6 +29,10 @@
 #define BAR_MIN 10
 /* Column of the connections/uptime/sizes block beside the latencies. */
 #define INFO_COL 44
+/* Longer queue names are cut in the panel (ringqd allows 64). */
+#define QUEUE_NAME_W 20
+/* Between two queues on one row. */
+#define QUEUE_GAP 4
 
 _Static_assert(TOP_HEAD_ROWS == 1 + 2 + 1 + 4 + 2 + 1 + 1,
                "title, bars, rates, latency, bounds, blank, jobs header");
@@ -85,6 +93,14 @@ static void draw_title(struct frame *fr, const struct top_view *v)
         fr_attr(fr, state_sgr(state));
         fr_printf(fr, " %s ", state);
         fr_attr(fr, SGR_RESET);
+        /* Here rather than in the queues panel, which a short screen
+         * leaves out: nothing starts while it shows. */
+        if (json_is_true(json_object_get(v->stats, "all_paused"))) {
+                fr_text(fr, " ");
+                fr_attr(fr, "\033[1;30;43m");
+                fr_text(fr, " all paused ");
+                fr_attr(fr, SGR_RESET);
+        }
         fr_printf(fr, "  ringqd %s", json_string_value(json_object_get(v->stats, "version")) ?: "?");
         if (v->stale_ms > 0) {
                 fr_attr(fr, SGR_BOLD);
@@ -261,12 +277,149 @@ static void draw_bounds(struct frame *fr, const json_t *st)
                 fr_newline(fr);
 }
 
+/* ---- the queues panel ---- */
+
+struct qpanel {
+        const json_t **qs;   /* sorted by name; the caller frees */
+        size_t n;
+        size_t shown;        /* slots drawn; with n > shown the last says
+                                how many are left out */
+        unsigned namew, qw, rw, ncols, body;
+};
+
+static void qp_running(char *buf, size_t n, const json_t *q)
+{
+        const json_t *cap = json_object_get(q, "workers");
+
+        if (json_is_integer(cap))
+                snprintf(buf, n, "%" PRId64 "/%" PRId64, jint(q, "running"), (int64_t)json_integer_value(cap));
+        else
+                snprintf(buf, n, "%" PRId64 "/-", jint(q, "running"));
+}
+
+/* Widths from every queue, so columns stay put whichever are shown; then
+ * as many to a row as cols holds and, on a screen, body rows out of a
+ * third of those below the head (with the header and the blank after
+ * them). No queues or no room: body 0. 0 or -ENOMEM. */
+static int qp_layout(struct qpanel *p, const json_t *stats, unsigned cols, unsigned rows)
+{
+        unsigned entw, below, most;
+        size_t need;
+        int r;
+
+        *p = (struct qpanel){ .namew = 5, .qw = 6, .rw = 7 };
+        r = fmt_queues_sorted(json_object_get(stats, "queues"), &p->qs, &p->n);
+        if (r < 0 || p->n == 0)
+                return r;
+        for (size_t i = 0; i < p->n; i++) {
+                size_t len = strlen(json_string_value(json_object_get(p->qs[i], "name")));
+                char num[48];
+
+                if (len > p->namew)
+                        p->namew = len < QUEUE_NAME_W ? (unsigned)len : QUEUE_NAME_W;
+                len = (size_t)snprintf(num, sizeof(num), "%" PRId64, jint(p->qs[i], "queued"));
+                if (len > p->qw)
+                        p->qw = (unsigned)len;
+                qp_running(num, sizeof(num), p->qs[i]);
+                if (strlen(num) > p->rw)
+                        p->rw = (unsigned)strlen(num);
+        }
+        /* name, queued, running, then "  paused" */
+        entw = p->namew + 2 + p->qw + 2 + p->rw + 8;
+        p->ncols = (cols + QUEUE_GAP) / (entw + QUEUE_GAP);
+        if (p->ncols == 0)
+                p->ncols = 1; /* cut at the edge */
+        need = (p->n + p->ncols - 1) / p->ncols;
+        if (rows == 0) {
+                p->body = (unsigned)need;
+        } else {
+                below = rows > TOP_HEAD_ROWS ? rows - TOP_HEAD_ROWS : 0;
+                most = below / 3 > 2 ? below / 3 - 2 : 0;
+                p->body = need < most ? (unsigned)need : most;
+        }
+        p->shown = (size_t)p->body * p->ncols < p->n ? (size_t)p->body * p->ncols : p->n;
+        return 0;
+}
+
+unsigned top_queue_rows(const json_t *stats, unsigned cols, unsigned rows)
+{
+        struct qpanel p;
+        unsigned n = 0;
+
+        /* Out of memory: no room kept; the frame drops what overflows. */
+        if (qp_layout(&p, stats, cols, rows) == 0 && p.body > 0)
+                n = 1 + p.body + 1;
+        free(p.qs);
+        return n;
+}
+
+static void draw_queue(struct frame *fr, const struct qpanel *p, const json_t *q)
+{
+        const char *name = json_string_value(json_object_get(q, "name"));
+        const json_t *hw = json_object_get(q, "high_water");
+        char run[48];
+        bool full = json_is_integer(hw) && jint(q, "queued") >= json_integer_value(hw);
+
+        if (strlen(name) > p->namew)
+                fr_printf(fr, "%.*s~", (int)p->namew - 1, name);
+        else
+                fr_printf(fr, "%-*s", (int)p->namew, name);
+        fr_text(fr, "  ");
+        /* At its own high water the queue rejects submits. */
+        if (full)
+                fr_attr(fr, "\033[1;31m");
+        fr_printf(fr, "%*" PRId64, (int)p->qw, jint(q, "queued"));
+        fr_attr(fr, SGR_RESET);
+        qp_running(run, sizeof(run), q);
+        fr_printf(fr, "  %*s", (int)p->rw, run);
+        if (json_is_true(json_object_get(q, "paused"))) {
+                fr_text(fr, "  ");
+                fr_attr(fr, "\033[1;33m");
+                fr_text(fr, "paused");
+                fr_attr(fr, SGR_RESET);
+        }
+}
+
+static int draw_queues(struct frame *fr, const struct top_view *v)
+{
+        struct qpanel p;
+        unsigned entw;
+        int r;
+
+        r = qp_layout(&p, v->stats, fr->term->cols, fr->term->rows);
+        if (r < 0 || p.body == 0)
+                goto out;
+        entw = p.namew + 2 + p.qw + 2 + p.rw + 8;
+        fr_attr(fr, SGR_BOLD);
+        for (unsigned c = 0; c < p.ncols && c < p.n; c++) {
+                fr_pad_to(fr, c * (entw + QUEUE_GAP));
+                fr_printf(fr, "%-*s  %*s  %*s", (int)p.namew, "queue", (int)p.qw, "queued", (int)p.rw, "running");
+        }
+        fr_attr(fr, SGR_RESET);
+        for (size_t i = 0; i < p.shown; i++) {
+                if (i % p.ncols == 0)
+                        fr_newline(fr);
+                fr_pad_to(fr, (unsigned)(i % p.ncols) * (entw + QUEUE_GAP));
+                if (i + 1 == p.shown && p.shown < p.n)
+                        fr_printf(fr, "(%zu more)", p.n - i);
+                else
+                        draw_queue(fr, &p, p.qs[i]);
+        }
+        fr_newline(fr);
+        fr_newline(fr);
+out:
+        free(p.qs);
+        return r;
+}
+
+/* ---- running jobs ---- */
+
 static int draw_jobs(struct frame *fr, const struct top_view *v)
 {
         const json_t *jobs = json_object_get(v->jobs, "jobs");
         int64_t now = fmt_now_ms(), running = jint(v->stats, "running");
         int idw = 2, uidw = 3;
-        size_t i;
+        size_t i, shown;
         json_t *job;
 
         json_array_foreach(jobs, i, job) {
@@ -277,13 +430,22 @@ static int draw_jobs(struct frame *fr, const struct top_view *v)
                 w = snprintf(n, sizeof(n), "%" PRId64, jint(job, "owner_uid"));
                 uidw = w > uidw ? w : uidw;
         }
+        /* The jobs the screen holds, which may be fewer than were asked
+         * for when the queues panel grew since. */
+        shown = json_array_size(jobs);
+        if (fr->term->rows > 0) {
+                size_t room = fr->term->rows > fr->row + 1 ? fr->term->rows - fr->row - 1 : 0;
+
+                if (room < shown)
+                        shown = room;
+        }
         fr_attr(fr, SGR_BOLD);
         fr_printf(fr, "%*s  %*s  %6s  %s", idw, "ID", uidw, "UID", "AGE", "COMMAND");
         fr_attr(fr, SGR_RESET);
-        if (running > (int64_t)json_array_size(jobs) && json_array_size(jobs) > 0) {
-                char more[48];
+        if (running > (int64_t)shown && shown > 0) {
+                char more[64];
 
-                snprintf(more, sizeof(more), "%zu of %" PRId64 " running", json_array_size(jobs), running);
+                snprintf(more, sizeof(more), "%zu of %" PRId64 " running", shown, running);
                 if (fr_room(fr) >= 2 + strlen(more)) {
                         fr_pad_to(fr, fr->term->cols - (unsigned)strlen(more));
                         fr_text(fr, more);
@@ -321,5 +483,7 @@ int top_render(struct frame *fr, const struct top_view *v)
         draw_latency(fr, v->stats);
         draw_bounds(fr, v->stats);
         fr_newline(fr);
+        if (draw_queues(fr, v) < 0)
+                return -ENOMEM;
         return v->jobs ? draw_jobs(fr, v) : 0;
 }

@@ -41,6 +41,9 @@ enum ringq_op {
         RINGQ_OP_WAIT,
         RINGQ_OP_STATS,
         RINGQ_OP_OUTPUT,
+        RINGQ_OP_PAUSE,
+        RINGQ_OP_RESUME,
+        RINGQ_OP_QUEUES,
         _RINGQ_OP_MAX,
         _RINGQ_OP_INVALID = -EINVAL,
 };
@@ -50,7 +53,8 @@ static const char *const ringq_op_names[_RINGQ_OP_MAX] = {
         [RINGQ_OP_STATUS] = "status", [RINGQ_OP_LIST] = "list",
         [RINGQ_OP_CANCEL] = "cancel", [RINGQ_OP_RETRY] = "retry",
         [RINGQ_OP_WAIT] = "wait",     [RINGQ_OP_STATS] = "stats",
-        [RINGQ_OP_OUTPUT] = "output",
+        [RINGQ_OP_OUTPUT] = "output", [RINGQ_OP_PAUSE] = "pause",
+        [RINGQ_OP_RESUME] = "resume", [RINGQ_OP_QUEUES] = "queues",
 };
 
 enum ringq_err {

@@ -12,7 +12,7 @@
  * until that
  * connection has been answered and closed and the store has nothing in
  * flight. Submits really commit to SQLite; no job ever runs, because the
- * harness starts with dispatch_blocked set (nothing in the daemon clears
+ * harness starts with dispatch stopped (s->dp.stopped) (nothing in the daemon clears
  * it but the retry timer that only a failed spawn arms).
  *
  * A connection that can make no more progress on its own (a wait on a
@@ -190,7 +190,16 @@ static char *dup_or_null(const char *v)
 /* Learn a job from a job object of a reply. */
 static void model_learn(json_t *job)
 {
-        struct mjob *m = model_put(json_integer_value(json_object_get(job, "id")));
+        struct mjob *m;
+
+        /* A job that runs after others changes when they do (a cancel
+         * reaches it a commit later): the model does not follow it. */
+        if (json_array_size(json_object_get(job, "after")) > 0) {
+                model_drop(json_integer_value(json_object_get(job, "id")));
+                model.complete = false;
+                return;
+        }
+        m = model_put(json_integer_value(json_object_get(job, "id")));
 
         free(m->queue);
         free(m->key);
@@ -314,11 +323,11 @@ static struct server *server_up(void)
         copy_file(template_db, s->state_dirfd, "queue.db");
 
         MUST(server_open(s, &err));
-        /* Nothing may run: workers_dispatch() returns at once while this
+        /* Nothing may run: dispatch_run() returns at once while this
          * is set, and only the spawn-retry timer clears it. */
-        s->dispatch_blocked = true;
+        s->dp.stopped = true;
         notify_ready(s);
-        workers_dispatch(s);
+        dispatch_run(s);
         loop_arm_store(s);
         pump_store(s); /* the first prune batch */
         model_clear(true); /* an empty queue, and the harness knows it */
@@ -445,6 +454,7 @@ struct asked {
         unsigned limit;
         char *queue;            /* submit, list */
         char *key;              /* submit */
+        bool after;             /* submit: runs after other jobs */
         json_t *tag;            /* owned */
 };
 
@@ -511,6 +521,7 @@ static void collect_requests(const uint8_t *data, size_t size, struct asked_list
                                 a->queue = dup_or_null(rq.queue);
                         if (rq.op == RINGQ_OP_SUBMIT)
                                 a->key = dup_or_null(rq.key);
+                        a->after = rq.nafter > 0;
                 }
                 request_done(&rq);
                 start = i + 1;
@@ -650,6 +661,9 @@ static unsigned check_replies(const struct asked_list *l, json_t *got, int64_t u
         static const char *const bad_request[] = { "bad_request", NULL };
         static const char *const soft_errs[] = { "storage_error", "internal", NULL };
         static const char *const submit_errs[] = { "queue_full", "storage_error", "shutting_down", "internal", NULL };
+        static const char *const after_errs[] = { "queue_full", "storage_error", "shutting_down", "internal",
+                                                  "not_found", "forbidden", NULL };
+        static const char *const pause_errs[] = { "forbidden", "storage_error", "internal", NULL };
         static const char *const lookup_errs[] = { "not_found", "forbidden", "storage_error", "internal", NULL };
         static const char *const wait_errs[] = { "not_found", "forbidden", "timeout", "storage_error",
                                                  "shutting_down", "internal", NULL };
@@ -689,10 +703,16 @@ static unsigned check_replies(const struct asked_list *l, json_t *got, int64_t u
                         bool dup = json_is_true(json_object_get(reply, "duplicate"));
                         struct mjob *same = a->key ? model_find_key(uid, a->queue, a->key) : NULL;
 
-                        EXPECT(ok ? id > 0 : is_error(reply, submit_errs));
+                        EXPECT(ok ? id > 0 : is_error(reply, a->after ? after_errs : submit_errs));
                         if (!ok) {
                                 if (soft)
                                         model.complete = false;
+                                break;
+                        }
+                        if (a->after && !dup) {
+                                /* Waiting, or canceled at once if what it
+                                 * runs after was: the model does not follow. */
+                                model.complete = false;
                                 break;
                         }
                         /* A key this owner used before in that queue names
@@ -776,7 +796,11 @@ static unsigned check_replies(const struct asked_list *l, json_t *got, int64_t u
                         /* ... and every job of the model it should show is
                          * there: those after after_id it may see that match
                          * its filters, up to the last one if the limit cut it. */
-                        last = n < a->limit ? INT64_MAX : n ? prev : a->after_id;
+                        /* A page cut by size says so ("more"); then what
+                         * follows its last job is for the next page. */
+                        last = n < a->limit && !json_is_true(json_object_get(reply, "more")) ? INT64_MAX
+                               : n                                                        ? prev
+                                                                                          : a->after_id;
                         k = 0;
                         for (size_t x = 0; x < model.n; x++) {
                                 const struct mjob *mj = &model.v[x];
@@ -797,6 +821,16 @@ static unsigned check_replies(const struct asked_list *l, json_t *got, int64_t u
                 }
                 case RINGQ_OP_STATS:
                         EXPECT(ok && json_is_object(json_object_get(reply, "counters")));
+                        break;
+                case RINGQ_OP_PAUSE:
+                case RINGQ_OP_RESUME:
+                        /* Root only; no job runs here, so the model holds. */
+                        EXPECT(ok ? uid == 0 && json_is_array(json_object_get(reply, "queues"))
+                                  : is_error(reply, pause_errs));
+                        EXPECT(uid == 0 || is_err(reply, "forbidden"));
+                        break;
+                case RINGQ_OP_QUEUES:
+                        EXPECT(ok && json_is_array(json_object_get(reply, "queues")));
                         break;
                 default:
                         EXPECT(!"an op the parser does not know");

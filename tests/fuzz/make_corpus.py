@@ -28,6 +28,10 @@ ops = {
  "stats": '{"op":"stats"}',
  "output": '{"op":"output","id":1,"stream":"stderr"}',
  "submit-umask": '{"op":"submit","argv":["true"],"umask":63}',
+ "submit-after": '{"op":"submit","argv":["true"],"after":[1,2],"queue":"q.1"}',
+ "pause": '{"op":"pause","queue":"q1"}',
+ "resume": '{"op":"resume"}',
+ "queues": '{"op":"queues"}',
 }
 errors = [
     b'{"op": "ping"',
@@ -110,6 +114,16 @@ put("dispatch", "no-final-newline", '{"op":"ping"}\n{"op":"ping"}')
 put("dispatch", "too-large", '{"op":"ping","tag":"' + "x" * 1100 + '"}\n{"op":"ping"}\n')
 put("dispatch", "too-large-unterminated", '{"op":"ping"}\n' + "y" * 1500)
 put("dispatch", "empty", b"")
+put("dispatch", "deps-and-pause",
+    '{"op":"submit","argv":["true"],"delay_ms":100000,"tag":1}\n'
+    '{"op":"submit","argv":["true"],"after":[1],"tag":2}\n'
+    '{"op":"submit","argv":["true"],"after":[99],"tag":3}\n'
+    '{"op":"pause","queue":"default","tag":4}\n'
+    '{"op":"cancel","id":1,"tag":5}\n'
+    '{"op":"status","id":2,"tag":6}\n'
+    '{"op":"queues","tag":7}\n'
+    '{"op":"resume","tag":8}\n'
+    '{"op":"list","limit":1000,"tag":9}\n')
 put("dispatch", "keys-and-output",
     '{"op":"submit","argv":["true"],"key":"k","delay_ms":100000,"umask":18,"tag":1}\n'
     '{"op":"submit","argv":["true"],"key":"k","tag":2}\n'

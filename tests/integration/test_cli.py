@@ -1,12 +1,14 @@
 """The ringq CLI against the real daemon: output formats, exit codes,
-batch submits, wait, block, logs and help."""
+batch submits, dependencies, queues (pause, resume), list pages, wait,
+block, logs and help."""
 import json
 import os
 import re
+import subprocess
 import time
 import unittest
 
-from harness import Daemon, DaemonTest, wait_for
+from harness import RINGQ, Daemon, DaemonTest, wait_for
 
 
 class Submit(DaemonTest):
@@ -193,6 +195,134 @@ class Block(DaemonTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertGreater(time.monotonic() - t0, 0.4)
         self.assertEqual(self.d.wait_job(int(r.stdout))["state"], "succeeded")
+
+
+class Dependencies(DaemonTest):
+    def test_after_waits_and_a_failure_cancels(self):
+        gate = os.path.join(self.d.root, "gate")
+        a = self.run_ok("submit", "--", "sh", "-c", "while [ ! -e %s ]; do sleep 0.05; done" % gate).stdout.strip()
+        b = self.run_ok("submit", "--after", a, "--", "true").stdout.strip()
+        r = self.run_ok("status", b)
+        self.assertRegex(r.stdout, r"(?m)^after:\s+%s$" % a)
+        self.assertRegex(r.stdout, r"(?m)^waiting for:\s+%s$" % a)
+        self.assertEqual(json.loads(self.run_ok("status", "--json", b).stdout)["job"]["waiting_for"], [int(a)])
+        open(gate, "w").close()
+        self.run_ok("wait", b)
+        r = self.run_ok("status", b)
+        self.assertRegex(r.stdout, r"(?m)^after:\s+%s$" % a)
+        self.assertNotIn("waiting for", r.stdout)
+        self.assertRegex(self.run_ok("status", a).stdout, r"(?m)^after:\s+-$")
+        # Both ids, one of which fails: the job is canceled, and says why.
+        bad = self.run_ok("submit", "--", "false").stdout.strip()
+        c = self.run_ok("submit", "--after", a, "--after", bad, "--", "true").stdout.strip()
+        r = self.d.cli("wait", c)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("job %s canceled: dependency %s failed" % (c, bad), r.stderr)
+        self.assertEqual(self.d.job(int(c))["after"], [int(a), int(bad)])
+
+    def test_after_in_batch_and_usage(self):
+        a = self.d.submit(["true"], delay_ms=3600000)
+        r = self.run_ok("submit", "--after", str(a), "--batch", "-", input="true\necho hi\n")
+        for jid in r.stdout.split():
+            job = self.d.job(int(jid))
+            self.assertEqual((job["after"], job["waiting_for"], job["state"]), ([a], [a], "queued"))
+        # A repeated id counts once; 64 distinct ones are the most.
+        r = self.run_ok("submit", "--after", "%d,%d" % (a, a), "--after", str(a), "--", "true")
+        self.assertEqual(self.d.job(int(r.stdout))["after"], [a])
+        for bad in ("0", "-1", "x", "1,,2", "1,", ",".join(str(i) for i in range(1, 66))):
+            r = self.d.cli("submit", "--after", bad, "--", "true")
+            self.assertEqual(r.returncode, 64, (bad, r.stderr))
+            self.assertIn("--after", r.stderr)
+        r = self.d.cli("submit", "--after", "999999", "--", "true")
+        self.assertEqual(r.returncode, 66, r.stderr)
+        self.assertIn("--after", self.run_ok("submit", "-h").stdout)
+
+
+class Queues(DaemonTest):
+    daemon_kwargs = {"config": "queue.slow.workers = 1\nqueue.slow.high_water = 50\n"}
+
+    def table(self, out):
+        lines = out.splitlines()
+        paused_all = lines[0] == "all queues paused"
+        lines = lines[1:] if paused_all else lines
+        self.assertEqual(lines[0].split(), ["QUEUE", "QUEUED", "RUNNING", "WORKERS", "HIGH_WATER", "PAUSED"])
+        names = [l.split()[0] for l in lines[1:]]
+        self.assertEqual(names, sorted(names))
+        return paused_all, {l.split()[0]: l.split()[1:] for l in lines[1:]}
+
+    def test_pause_resume_queues_and_stats(self):
+        # A queue is listed while it has jobs or settings of its own.
+        self.d.submit(["true"], delay_ms=3600000)
+        paused_all, rows = self.table(self.run_ok("pause", "slow").stdout)
+        self.assertFalse(paused_all)
+        self.assertEqual(rows["slow"], ["0", "0", "1", "50", "yes"])
+        self.assertEqual(rows["default"], ["1", "0", "-", "-", "no"])
+        jid = self.run_ok("submit", "-q", "slow", "--", "true").stdout.strip()
+        self.run_ok("wait", self.run_ok("submit", "--", "true").stdout.strip())  # default still runs
+        self.assertEqual(self.d.job(int(jid))["state"], "queued")
+        self.assertEqual(self.table(self.run_ok("queues").stdout)[1]["slow"][:2], ["1", "0"])
+        reply = json.loads(self.run_ok("queues", "--json").stdout)
+        self.assertEqual(reply["all_paused"], False)
+
+        r = self.run_ok("stats")
+        self.assertRegex(r.stdout, r"(?m)^queues:\s+queued\s+running\s+workers$")
+        self.assertRegex(r.stdout, r"(?m)^  slow\s+1\s+0\s+1  paused$")
+        self.assertRegex(r.stdout, r"(?m)^  default\s+1\s+0\s+-$")
+        r = self.run_ok("stats", "--prometheus")
+        for line in ('ringq_queue_queued{queue="slow"} 1', 'ringq_queue_paused{queue="slow"} 1',
+                     'ringq_queue_paused{queue="default"} 0', 'ringq_queue_workers{queue="slow"} 1',
+                     'ringq_queue_high_water{queue="slow"} 50', "# TYPE ringq_queue_running gauge",
+                     "ringq_all_paused 0"):
+            self.assertIn(line, r.stdout.splitlines())
+        self.assertNotIn('ringq_queue_workers{queue="default"}', r.stdout)
+
+        paused_all, rows = self.table(self.run_ok("pause").stdout)
+        self.assertTrue(paused_all)
+        self.assertEqual({v[-1] for v in rows.values()}, {"yes"})
+        self.assertRegex(self.run_ok("stats").stdout, r"(?m)^paused:\s+all queues$")
+        self.assertIn("ringq_all_paused 1", self.run_ok("stats", "--prometheus").stdout.splitlines())
+        self.run_ok("resume")
+        paused_all, rows = self.table(self.run_ok("resume", "slow").stdout)
+        self.assertFalse(paused_all)
+        self.assertEqual(rows["slow"][-1], "no")
+        self.run_ok("wait", jid)
+
+    def test_root_only_and_usage(self):
+        os.chmod(self.d.sock, 0o666)
+        os.chmod(self.d.root, 0o755)
+        nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--", RINGQ, "-s", self.d.sock]
+        for verb in ("pause", "resume"):
+            r = subprocess.run(nobody + [verb], capture_output=True, text=True, timeout=60, cwd="/")
+            self.assertEqual(r.returncode, 77, r.stderr)
+            self.assertIn("forbidden", r.stderr)
+        r = subprocess.run(nobody + ["queues"], capture_output=True, text=True, timeout=60, cwd="/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.d.cli("pause", "a", "b").returncode, 64)
+        self.assertEqual(self.d.cli("queues", "slow").returncode, 64)
+        r = self.d.cli("pause", "no space")
+        self.assertEqual(r.returncode, 65, r.stderr)
+        for verb in ("queues", "pause", "resume"):
+            self.assertIn("Usage: ringq %s" % verb, self.run_ok(verb, "-h").stdout)
+
+
+class ListPages(DaemonTest):
+    # Replies are cut by size well below 100 jobs of this length.
+    daemon_kwargs = {"args": ["--max-reply-buffer", "8K"]}
+
+    def test_list_follows_the_pages(self):
+        ids = [self.d.submit(["echo", "x" * 400], delay_ms=3600000) for _ in range(40)]
+        pages = [json.loads(l) for l in self.run_ok("list", "--json").stdout.splitlines()]
+        self.assertGreater(len(pages), 1)
+        self.assertTrue(all(p.get("more") for p in pages[:-1]))
+        self.assertNotIn("more", pages[-1])
+        self.assertEqual([j["id"] for p in pages for j in p["jobs"]], ids)
+        r = self.run_ok("list")
+        self.assertEqual([int(l.split()[0]) for l in r.stdout.splitlines()[1:]], ids)
+        r = self.run_ok("list", "-n", "25")
+        self.assertEqual([int(l.split()[0]) for l in r.stdout.splitlines()[1:]], ids[:25])
+        r = self.run_ok("list", "--after", str(ids[9]), "-n", "20")
+        self.assertEqual([int(l.split()[0]) for l in r.stdout.splitlines()[1:]], ids[10:30])
+
 
 if __name__ == "__main__":
     unittest.main()

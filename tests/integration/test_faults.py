@@ -59,10 +59,10 @@ class BadDatabase(unittest.TestCase):
         d = self.daemon()
         self.real_db(d, jobs=1)
         c = sqlite3.connect(os.path.join(d.state, "queue.db"))
-        c.execute("PRAGMA user_version = 3")
+        c.execute("PRAGMA user_version = 4")
         c.commit()
         c.close()
-        self.refused(d, "schema version 3 is newer than this ringqd understands (2); refusing to touch it")
+        self.refused(d, "schema version 4 is newer than this ringqd understands (3); refusing to touch it")
 
     def test_foreign_database(self):
         d = self.daemon()

@@ -151,8 +151,12 @@ class Store(DaemonTest):
                                 "idem_key", "submitted_at", "run_at", "started_at", "finished_at", "attempts",
                                 "max_attempts", "timeout_ms", "backoff_ms", "exit_code", "signal", "reason", "pid",
                                 # schema 2
-                                "owner_groups", "umask", "cpu_ms", "max_rss_kb"])
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+                                "owner_groups", "umask", "cpu_ms", "max_rss_kb",
+                                # schema 3
+                                "queued_seq"])
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 3)
+        self.assertEqual([r[1] for r in db.execute("PRAGMA table_info(job_deps)")], ["job_id", "after_id"])
+        self.assertEqual([r[1] for r in db.execute("PRAGMA table_info(queues)")][:2], ["name", "paused"])
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
         self.assertEqual(db.execute("SELECT queue, state, jobs FROM queue_summary").fetchall(),
                          [("default", "succeeded", 1)])

@@ -204,7 +204,7 @@ static void test_tag_on_error(void **state)
         request_done(&req);
         assert_non_null(line);
         assert_string_equal(line, "{\"ok\":false,\"error\":\"bad_request\",\"message\":"
-                                  "\"unknown op; expected ping, submit, status, list, cancel, retry, wait, stats or output\","
+                                  "\"unknown op; expected ping, submit, status, list, cancel, retry, wait, stats, output, pause, resume or queues\","
                                   "\"field\":\"op\",\"tag\":{\"a\":[1,{\"b\":null}]}}\n");
         assert_int_equal(len, strlen(line));
         free(line);
@@ -236,12 +236,12 @@ static void test_submit_defaults(void **state)
         assert_true(R.timeout_ms == -1 && R.backoff_ms == -1);
 
         expect_ok("{'op':'submit','argv':['sh','','-c','x'],'env':{'A':'1','B':'','\xc3\xa9':'\xe2\x82\xac'},"
-                  "'cwd':'/tmp','queue':'q-\xc3\xa9','key':'k','priority':-1000,'max_attempts':1000,"
+                  "'cwd':'/tmp','queue':'q-e.1_','key':'k','priority':-1000,'max_attempts':1000,"
                   "'delay_ms':0,'timeout_ms':1,'backoff_ms':3600000,'tag':[]}");
         assert_int_equal(json_array_size(R.argv), 4);
         assert_int_equal(json_object_size(R.env), 3);
         assert_string_equal(R.cwd, "/tmp");
-        assert_string_equal(R.queue, "q-\xc3\xa9");
+        assert_string_equal(R.queue, "q-e.1_");
         assert_string_equal(R.key, "k");
         assert_int_equal(R.priority, -1000);
         assert_int_equal(R.max_attempts, 1000);
@@ -290,18 +290,20 @@ static void test_submit_strings(void **state)
         snprintf(q, sizeof(q), "{'op':'submit','argv':['ls'],'cwd':'%sd'}", long_s);
         expect_bad(q, "cwd", "cwd must be a non-empty string of at most 4095 bytes");
 
-        memset(long_s, 'q', 128);
-        long_s[128] = '\0';
+        /* Queue names: [A-Za-z0-9_.-]{1,64}. */
+        memset(long_s, 'q', 64);
+        long_s[64] = '\0';
         snprintf(q, sizeof(q), "{'op':'submit','argv':['ls'],'queue':'%s'}", long_s);
         expect_ok(q);
+        expect_ok("{'op':'submit','argv':['ls'],'queue':'nightly.backup-2_x'}");
         snprintf(q, sizeof(q), "{'op':'submit','argv':['ls'],'queue':'%sq'}", long_s);
-        expect_bad(q, "queue", "queue must be a non-empty string of at most 128 bytes");
-        expect_bad("{'op':'submit','argv':['ls'],'queue':''}", "queue", "queue must be a non-empty string*");
-        expect_bad("{'op':'submit','argv':['ls'],'queue':'a b'}", "queue",
-                   "queue must not contain spaces or control characters");
-        expect_bad("{'op':'submit','argv':['ls'],'queue':'a\\tb'}", "queue", "queue must not contain*");
-        expect_bad("{'op':'submit','argv':['ls'],'queue':'\\u007f'}", "queue", "queue must not contain*");
-        expect_bad("{'op':'submit','argv':['ls'],'queue':'\\u0001'}", "queue", "queue must not contain*");
+        expect_bad(q, "queue", "queue must be 1 to 64 letters, digits, '_', '.' or '-'");
+        expect_bad("{'op':'submit','argv':['ls'],'queue':''}", "queue", "queue must be 1 to 64*");
+        expect_bad("{'op':'submit','argv':['ls'],'queue':'a b'}", "queue", "queue must be 1 to 64*");
+        expect_bad("{'op':'submit','argv':['ls'],'queue':'a\\tb'}", "queue", "queue must be 1 to 64*");
+        expect_bad("{'op':'submit','argv':['ls'],'queue':'\\u007f'}", "queue", "queue must be 1 to 64*");
+        expect_bad("{'op':'submit','argv':['ls'],'queue':'q-\xc3\xa9'}", "queue", "queue must be 1 to 64*");
+        expect_bad("{'op':'submit','argv':['ls'],'queue':'a/b'}", "queue", "queue must be 1 to 64*");
 
         memset(long_s, 'k', 256);
         long_s[256] = '\0';

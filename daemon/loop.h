@@ -1,0 +1,50 @@
+/* The io_uring loop: one ring, one thread, every socket, pipe, pidfd,
+ * signal and timer of the daemon (loop.c says how a turn goes). */
+#pragma once
+
+#include <liburing.h>
+#include <stdint.h>
+
+#include "timers.h"
+
+struct server;
+
+/* user_data codec: op in the top byte, a 24-bit generation, a 32-bit
+ * slot. A completion for a connection or worker slot that has since
+ * been reused carries the old generation and is recognised as stale. */
+enum ud_op {
+        UD_NONE,
+        UD_ACCEPT,
+        UD_RECV,
+        UD_SEND,
+        UD_SIGNAL,
+        UD_STORE,
+        UD_PIDFD,
+        UD_PIPE_READ,
+        UD_FILE_WRITE,
+        UD_HUP,         /* the epoll set that reports clients gone */
+        UD_CGROUP,      /* a job cgroup's cgroup.events changed */
+        UD_IGNORE,      /* cancel requests: nothing to do on completion */
+        _UD_MAX,
+};
+
+static inline uint64_t ud_pack(enum ud_op op, uint32_t slot, uint32_t gen)
+{
+        return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffff) << 32 | slot;
+}
+static inline enum ud_op ud_op(uint64_t ud) { return (enum ud_op)(ud >> 56); }
+static inline uint32_t ud_slot(uint64_t ud) { return (uint32_t)ud; }
+static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)(ud >> 32) & 0xffffff; }
+
+int loop_init(struct server *s);
+int loop_run(struct server *s);
+/* One turn: submit, wait for a completion or the earliest timer (at most
+ * max_wait_ms unless negative), handle the batch, run due timers, free
+ * closed connections. Returns completions handled or a negative errno. */
+int loop_turn(struct server *s, int64_t max_wait_ms);
+/* Keep a read armed on the store's eventfd. */
+void loop_arm_store(struct server *s);
+void loop_done(struct server *s);
+/* An SQE, flushing the queue to make room if it is full. */
+struct io_uring_sqe *get_sqe(struct server *s);
+void loop_arm_timer(struct server *s, struct timer *t, int64_t due_ms);
