@@ -2,9 +2,14 @@
 """Crash consistency: N cycles of start ringqd, submit from several
 clients while jobs run, kill -9 at a random moment, restart and check.
 
+Every third submit of a client runs after its previous job (after), so
+chains of dependencies cross the crashes too.
+
 After every cycle: PRAGMA integrity_check is ok; every id ever
 acknowledged is in the table; no job is both finished and running; no
-process of the dead daemon's jobs survives. At the end every job ends.
+job started before every job it runs after had succeeded; no process of
+the dead daemon's jobs survives. At the end every job ends, and each one
+whose dependency failed or was canceled is canceled for it.
 
   crashloop.py [--cycles N] [--clients K] [--seed S]     (RINGQD=path)
 Prints one line: cycles=.. acked=.. lost=.. interrupted=.. leftovers=.. ok
@@ -12,7 +17,6 @@ Prints one line: cycles=.. acked=.. lost=.. interrupted=.. leftovers=.. ok
 import argparse
 import os
 import random
-import sqlite3
 import sys
 import threading
 import time
@@ -35,7 +39,7 @@ PER_CLIENT = 25  # submits per client per cycle, so the backlog stays finite
 
 
 def rows(d, sql):
-    db = sqlite3.connect("file:%s/queue.db?mode=ro" % d.state, uri=True, timeout=30)
+    db = d.db(timeout=30)
     try:
         return db.execute(sql).fetchall()
     finally:
@@ -44,17 +48,22 @@ def rows(d, sql):
 
 def drive(d, acked, stop, rnd):
     c = d.client()
+    prev = None
     try:
-        for _ in range(PER_CLIENT):
+        for n in range(PER_CLIENT):
             if stop.is_set():
                 break
             time.sleep(rnd.uniform(0, 0.02))
             argv, attempts = rnd.choice(JOBS)
-            r = c.call({"op": "submit", "argv": argv, "max_attempts": attempts, "backoff_ms": 50})
+            req = {"op": "submit", "argv": argv, "max_attempts": attempts, "backoff_ms": 50}
+            if prev and n % 3 == 2:
+                req["after"] = [prev]
+            r = c.call(req)
             if r is None:
                 return
             if r.get("ok"):
                 acked.append(r["id"])
+                prev = r["id"]
     except (OSError, EOFError, ValueError):
         return
     finally:
@@ -72,7 +81,21 @@ def check(d, acked):
                   " (state IN ('succeeded','failed','canceled') AND (finished_at IS NULL OR pid IS NOT NULL))"
                   " OR (state IN ('queued','running') AND finished_at IS NOT NULL)")
     assert not bad, "jobs both finished and not: %s" % bad[:10]
+    early = rows(d, "SELECT j.id, a.id, a.state FROM job_deps x JOIN jobs j ON j.id = x.job_id"
+                    " JOIN jobs a ON a.id = x.after_id WHERE j.started_at IS NOT NULL"
+                    " AND (a.state != 'succeeded' OR a.finished_at > j.started_at)")
+    assert not early, "jobs started before what they run after succeeded: %s" % early[:10]
     return rows(d, "SELECT count(*) FROM jobs WHERE reason = 'interrupted'")[0][0]
+
+
+def check_chains(d):
+    """Once every job has ended: a job whose dependency failed or was
+    canceled is canceled for it."""
+    bad = rows(d, "SELECT j.id, j.state, j.reason, a.id, a.state FROM job_deps x JOIN jobs j ON j.id = x.job_id"
+                  " JOIN jobs a ON a.id = x.after_id WHERE a.state IN ('failed', 'canceled')"
+                  " AND (j.state != 'canceled' OR j.reason NOT LIKE 'dependency %')")
+    assert not bad, "dependents of failed jobs not canceled: %s" % bad[:10]
+    return rows(d, "SELECT count(*) FROM job_deps")[0][0]
 
 
 def main(argv=None):
@@ -85,7 +108,7 @@ def main(argv=None):
     seed = args.seed if args.seed is not None else int(time.time())
     rnd = random.Random(seed)
     d = Daemon(workers=args.workers)
-    acked, leftovers, interrupted = [], 0, 0
+    acked, leftovers, interrupted, chained = [], 0, 0, 0
     try:
         d.start()
         for cycle in range(args.cycles):
@@ -111,14 +134,15 @@ def main(argv=None):
         wait_for(lambda: rows(d, "SELECT count(*) FROM jobs WHERE state IN ('queued','running')")[0][0] == 0,
                  timeout=60 + 0.1 * len(acked), what="every job to end")
         check(d, acked)
+        chained = check_chains(d)
         assert d.stop() == 0
     except AssertionError as e:
         print("crashloop: seed=%d: %s\n--- ringqd log ---\n%s" % (seed, e, d.logtext()[-3000:]), file=sys.stderr)
         d.cleanup()
         return 1
     d.cleanup()
-    print("cycles=%d acked=%d lost=0 interrupted=%d running_at_crash=%d seed=%d ok" %
-          (args.cycles, len(acked), interrupted, leftovers, seed))
+    print("cycles=%d acked=%d chained=%d lost=0 interrupted=%d running_at_crash=%d seed=%d ok" %
+          (args.cycles, len(acked), chained, interrupted, leftovers, seed))
     return 0
 
 

@@ -12,6 +12,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -277,6 +278,11 @@ class Daemon:
             e.update(env)
         return subprocess.run([RINGQ, "-s", self.sock] + list(args), input=input, capture_output=True,
                               text=True, timeout=timeout * SLOW, env=e)
+
+    def db(self, timeout=10):
+        """A read-only connection to the queue database, as an operator's
+        sqlite3 shell would open it while ringqd runs."""
+        return sqlite3.connect("file:%s/queue.db?mode=ro" % self.state, uri=True, timeout=timeout)
 
     def output(self, jid, stream="out"):
         with open(os.path.join(self.state, "output", "%d.%s" % (jid, stream))) as f:

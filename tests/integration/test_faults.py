@@ -121,7 +121,7 @@ class DiskFull(DaemonTest):
         # the record says so.
         self.assertEqual((job["state"], job["reason"]), ("succeeded", "exit 0; stdout truncated"))
         self.assertTrue(c.call({"op": "submit", "argv": ["true"]})["ok"])
-        db = sqlite3.connect("file:%s/queue.db?mode=ro" % self.d.state, uri=True)
+        db = self.d.db()
         self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
         db.close()
         self.assertEqual(self.d.stop(), 0)

@@ -4,7 +4,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
@@ -14,7 +13,7 @@ from harness import RINGQD, VALGRIND, Daemon, DaemonTest, procs_in_session, wait
 
 
 def db_rows(d, sql):
-    db = sqlite3.connect("file:%s/queue.db?mode=ro" % d.state, uri=True, timeout=10)
+    db = d.db()
     try:
         return db.execute(sql).fetchall()
     finally:

@@ -226,7 +226,7 @@ class Pruning(DaemonTest):
         wait_for(lambda: self.d.stats()["counters"]["succeeded"] == 6, what="6 jobs done")
         out = os.path.join(self.d.state, "output")
         wait_for(lambda: self.d.stats()["counters"]["pruned"] == 3, what="3 pruned")
-        db = sqlite3.connect("file:%s/queue.db?mode=ro" % self.d.state, uri=True)
+        db = self.d.db()
         self.assertEqual(sorted(r[0] for r in db.execute("select id from jobs")), sorted(ids)[3:])
         for jid in sorted(ids)[:3]:
             self.assertFalse(os.path.exists(os.path.join(out, "%d.out" % jid)))

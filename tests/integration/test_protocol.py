@@ -2,7 +2,6 @@
 order and tags, wait does not hold up others, stats and the schema."""
 import json
 import os
-import sqlite3
 import subprocess
 import threading
 import time
@@ -145,7 +144,7 @@ class Pipelining(DaemonTest):
 class Store(DaemonTest):
     def test_schema_is_the_spec(self):
         self.d.wait_job(self.d.submit(["true"]))
-        db = sqlite3.connect("file:%s/queue.db?mode=ro" % self.d.state, uri=True)
+        db = self.d.db()
         cols = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
         self.assertEqual(cols, ["id", "queue", "state", "priority", "argv", "env", "cwd", "owner_uid", "owner_gid",
                                 "idem_key", "submitted_at", "run_at", "started_at", "finished_at", "attempts",

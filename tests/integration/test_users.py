@@ -267,7 +267,7 @@ class SchemaUpgrade(unittest.TestCase):
         os.chmod(d.sock, 0o666)
         os.chmod(d.root, 0o755)
         self.assertIn("schema upgraded from version 1 to 3", d.logtext())
-        ro = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+        ro = d.db()
         self.assertEqual(ro.execute("PRAGMA user_version").fetchone()[0], 3)
         idx = ro.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs_idem'").fetchone()[0]
         self.assertIn("owner_uid, queue, idem_key", idx)
