@@ -45,6 +45,7 @@ static const struct mode_help {
                 "  -t, --duration DUR    stop sending after DUR (default 60s)\n"
                 "      --delay DUR       the jobs' delay (default 24h)\n"
                 "      --cmd CMD         the jobs' command, split on blanks (default \"true\")\n"
+                "      --queues N        spread the jobs over N queues, q00000 to q<N-1> (ringq only)\n"
                 "      --target T        ringq (default), beanstalkd:HOST:PORT,\n"
                 "                        beanstalkd:unix:PATH, redis:HOST:PORT or redis:unix:PATH\n"
                 "      --ping            send pings instead of submits (ringq only): the floor\n"
@@ -80,6 +81,7 @@ static const struct mode_help {
 enum {
         OPT_JSON = 0x100,
         OPT_DELAY,
+        OPT_QUEUES,
         OPT_CMD,
         OPT_TARGET,
         OPT_PID,
@@ -256,6 +258,7 @@ int main(int argc, char **argv)
                 { "duration", required_argument, NULL, 't' },
                 { "rate", required_argument, NULL, 'r' },
                 { "delay", required_argument, NULL, OPT_DELAY },
+                { "queues", required_argument, NULL, OPT_QUEUES },
                 { "cmd", required_argument, NULL, OPT_CMD },
                 { "target", required_argument, NULL, OPT_TARGET },
                 { "pid", required_argument, NULL, OPT_PID },
@@ -319,6 +322,14 @@ int main(int argc, char **argv)
                         if (errno || *end || !(o.rate >= 1 && o.rate <= 1e8))
                                 return usage_error(mode, "--rate must be 1-1e8 requests/s", optarg);
                         rate_set = true;
+                        break;
+                }
+                case OPT_QUEUES: {
+                        char *end;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (*end || v < 1 || v > 100000)
+                                return usage_error(mode, "--queues must be 1 to 100000", optarg);
+                        o.queues = (unsigned)v;
                         break;
                 }
                 case OPT_DELAY:

@@ -90,6 +90,7 @@ typedef struct bench_opts {
         double rate;            /* overload: offered requests/s; 0: probe */
         const char *cmd;        /* job command, split on blanks */
         int64_t delay_ms;       /* submit/overload jobs' delay_ms */
+        unsigned queues;        /* ringq submits: spread over queues q00000..; 0: none given */
         int pid;                /* daemon pid; 0: SO_PEERCRED */
         bool json;
         bool quiet;

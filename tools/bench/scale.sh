@@ -24,6 +24,9 @@
 #                     /dev/shm with durability=normal: on a disk, making a
 #                     job's output files waits behind the WAL's fsync and
 #                     that wait, not dispatch, would be measured
+#   starts_per_s_queues / cpu_us_per_start_queues   the same with the N jobs
+#                     spread over QUEUES queues, every other one capped at
+#                     1 running job (queue.<name>.workers) and 100 paused
 # and prints them as one key=value line. N defaults to 1000000.
 #
 # Environment: RINGQ_BUILD (default <repo>/build) holds ringqd and
@@ -35,6 +38,7 @@ BUILD=${RINGQ_BUILD:-$HERE/../../build}
 N=1000000
 DUR=full
 USERS=8
+QUEUES=1000
 SMALL=20000
 DISPATCH_S=20
 while [ $# -gt 0 ]; do
@@ -125,10 +129,15 @@ stop
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 started() { "$BUILD/ringq" -s "$SOCK" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["started"])'; }
 dispatch() {
-        local count=$1 per=$(( $1 / USERS )) pids=() s0 s1 c0 c1 hz
+        local count=$1 queues=${2:-0} per=$(( $1 / USERS )) pids=() s0 s1 c0 c1 hz conf=/dev/null spread=()
         local saved=("${ARGS[@]}")
         rm -rf "$SHM"
-        ARGS=(--state-dir "$SHM" --socket "$SOCK" --config /dev/null --workers 2 --durability normal
+        if [ "$queues" -gt 0 ]; then
+                conf=$WORK/queues.conf
+                for ((q = 0; q < queues; q += 2)); do printf 'queue.q%05d.workers = 1\n' $q; done >"$conf"
+                spread=(--queues "$queues")
+        fi
+        ARGS=(--state-dir "$SHM" --socket "$SOCK" --config "$conf" --workers 2 --durability normal
               --high-water $((N + 1000)))
         start_ready
         ARGS=("${saved[@]}")
@@ -137,10 +146,13 @@ dispatch() {
         for ((u = 0; u < USERS; u++)); do
                 setpriv --reuid=$((60001 + u)) --regid=$((60001 + u)) --clear-groups -- \
                         "$BUILD/ringq-bench" submit -s "$SOCK" -c 1 -d 64 -n "$per" --delay 0 -t 600s \
-                        >"$WORK/fill-$u.out" 2>&1 &
+                        "${spread[@]}" >"$WORK/fill-$u.out" 2>&1 &
                 pids+=($!)
         done
         wait "${pids[@]}"
+        for ((q = 1; q < 200 && queues > 0; q += 2)); do
+                "$BUILD/ringq" -s "$SOCK" pause "$(printf 'q%05d' $q)" >/dev/null
+        done
         # Past the fill's own after-effects (its WAL checkpoints) first.
         sleep 5
         hz=$(getconf CLK_TCK)
@@ -154,8 +166,10 @@ dispatch() {
 }
 read -r big_rate big_cpu < <(dispatch "$N")
 read -r small_rate small_cpu < <(dispatch "$SMALL")
+read -r queues_rate queues_cpu < <(dispatch "$N" "$QUEUES")
 
 echo "jobs=$N durability=$DUR fill_per_s=$fill_rate rss_queued_kb=$rss_queued ready_ms=$READY_MS" \
         "rss_restart_kb=$rss_restart idle_syscalls=${idle:-0} idle_window_s=10" \
         "users=$USERS starts_per_s_big=$big_rate cpu_us_per_start_big=$big_cpu" \
-        "small=$SMALL starts_per_s_small=$small_rate cpu_us_per_start_small=$small_cpu"
+        "small=$SMALL starts_per_s_small=$small_rate cpu_us_per_start_small=$small_cpu" \
+        "queues=$QUEUES starts_per_s_queues=$queues_rate cpu_us_per_start_queues=$queues_cpu"
