@@ -1,0 +1,56 @@
+"""Power cuts on a model of a disk that keeps only what was fsynced
+(powercut.py runs any number of cycles; the README reports a long run):
+with durability=full nothing acknowledged is lost, with durability=normal
+something is (else the model could not tell them apart), and while
+fsync fails with EIO nothing is acknowledged and ringqd keeps serving."""
+import os
+import unittest
+
+import powercut
+from harness import SLOW, VALGRIND, wait_for
+
+SKIP = not powercut.LIB or VALGRIND or os.environ.get("RINGQ_SANITIZED")
+
+
+@unittest.skipIf(SKIP, "needs the shim (RINGQ_POWERCUT_LIB), and no sanitizer or valgrind in front of it")
+class PowerCuts(unittest.TestCase):
+    def test_full_loses_nothing_acknowledged(self):
+        acked, lost = powercut.run(cycles=6, clients=3, durability="full", seed=11)
+        self.assertGreater(acked, 50)
+        self.assertEqual(lost, 0)
+
+    def test_normal_loses_what_was_not_synced(self):
+        acked, lost = powercut.run(cycles=6, clients=3, durability="normal", seed=12)
+        self.assertGreater(lost, 0, "the model lost nothing without fsync: it tests nothing")
+
+    def test_a_failing_fsync_acknowledges_nothing(self):
+        pc = powercut.PowerCut("full")
+        self.addCleanup(pc.d.cleanup)
+        d = pc.d
+        d.start()
+        before = d.submit(["true"])
+        self.assertEqual(d.wait_job(before)["state"], "succeeded")
+        running = d.submit(["sh", "-c", "sleep 0.5"])
+        wait_for(lambda: d.job(running)["state"] == "running", what="the job to start")
+        open(pc.flag, "w").close()
+        r = d.call({"op": "submit", "argv": ["true"]})
+        self.assertEqual(r.get("error"), "storage_error", r)
+        # It keeps serving: pings and reads.
+        self.assertTrue(d.call({"op": "ping"})["ok"])
+        self.assertEqual(d.job(before)["state"], "succeeded")
+        self.assertGreaterEqual(d.stats()["counters"]["store_errors"], 1)
+        # The job ends while the disk fails: its end waits for the disk,
+        # and is not lost.
+        wait_for(lambda: d.stats()["running"] == 0, what="the job to end")
+        os.unlink(pc.flag)
+        after = wait_for(lambda: (lambda r: r.get("ok") and r)(d.call({"op": "submit", "argv": ["true"]})),
+                         timeout=10 * SLOW, what="submits to be acknowledged again")["id"]
+        self.assertEqual(d.wait_job(running)["state"], "succeeded")
+        self.assertEqual(d.wait_job(after)["state"], "succeeded")
+        pc.cut()
+        d.start()
+        self.assertLessEqual({before, running, after}, pc.ids())
+        self.assertEqual(d.job(running)["state"], "succeeded")
+
+if __name__ == "__main__":
+    unittest.main()
