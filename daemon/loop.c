@@ -168,6 +168,7 @@ static void on_store(struct server *s)
                 store_op_free(op);
                 op = next;
         }
+        walsync_kick(s);
         dispatch_run(s);
 }
 
@@ -199,11 +200,20 @@ static void handle(struct server *s, struct io_uring_cqe *cqe)
         case UD_FILE_WRITE:
                 worker_on_file_write(s, cqe);
                 break;
+        case UD_FILE_OPEN:
+                worker_on_file_open(s, cqe);
+                break;
+        case UD_EXEC:
+                worker_on_exec(s, cqe);
+                break;
         case UD_HUP:
                 conn_on_hup(s, cqe);
                 break;
         case UD_CGROUP:
                 worker_on_cgroup(s, cqe);
+                break;
+        case UD_WALSYNC:
+                walsync_on_done(s, cqe);
                 break;
         default:
                 break;
@@ -220,7 +230,7 @@ static void check_exit(struct server *s, int64_t *exit_deadline)
         if (!s->draining)
                 return;
         if (*exit_deadline == 0) {
-                if (s->busy_slots || store_inflight(s->store))
+                if (s->busy_slots || store_inflight(s->store) || !walsync_idle(s))
                         return;
                 timers_disarm(&s->timers, &s->shutdown_timer);
                 waiters_fail_all(s);

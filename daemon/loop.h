@@ -22,8 +22,11 @@ enum ud_op {
         UD_PIDFD,
         UD_PIPE_READ,
         UD_FILE_WRITE,
+        UD_FILE_OPEN,   /* a job's output file, made at its first write */
+        UD_EXEC,        /* a job's error pipe closed: it exec'd or exited */
         UD_HUP,         /* the epoll set that reports clients gone */
         UD_CGROUP,      /* a job cgroup's cgroup.events changed */
+        UD_WALSYNC,     /* the WAL's trailing fsync (walsync.h) */
         UD_IGNORE,      /* cancel requests: nothing to do on completion */
         _UD_MAX,
 };

@@ -527,12 +527,13 @@ static json_t *latency_json(const struct latency *l)
 
 static json_t *stats_reply(struct server *s)
 {
-        json_t *o = proto_ok(), *counters = json_object();
+        json_t *o = proto_ok(), *counters = json_object(), *path = json_object();
         struct store_info si;
 
-        if (!o || !counters) {
+        if (!o || !counters || !path) {
                 json_decref(o);
                 json_decref(counters);
+                json_decref(path);
                 return NULL;
         }
         store_get_info(s->store, &si);
@@ -557,6 +558,9 @@ static json_t *stats_reply(struct server *s)
                             json_pack("{s:o, s:o, s:o}", "commit", latency_json(&s->stats.commit),
                                       "queue_wait", latency_json(&s->stats.queue_wait), "run",
                                       latency_json(&s->stats.run)));
+        for (int i = 0; i < _P_MAX; i++)
+                json_object_set_new(path, path_step_names[i], latency_json(&s->stats.path[i]));
+        json_object_set_new(o, "job_path_ms", path);
         json_object_set_new(o, "db_bytes", json_integer(si.db_bytes));
         json_object_set_new(o, "wal_bytes", json_integer(si.wal_bytes));
         json_object_set_new(o, "version", json_string(RINGQ_VERSION));

@@ -22,6 +22,7 @@
 #include "stats.h"
 #include "store.h"
 #include "timers.h"
+#include "walsync.h"
 
 struct conn;
 struct slot;
@@ -58,6 +59,7 @@ struct server {
 
         struct slot *slots;
         unsigned nslots, busy_slots;
+        int64_t turnover_exit_us;     /* worker.c: the exit whose slot is being refilled */
         /* How a job's processes are owned: a cgroup each when there is a
          * delegated subtree, else ringqd is their subreaper (procs.h). */
         struct cgroups cg;
@@ -70,6 +72,7 @@ struct server {
         struct pruner prune;
         struct stats stats;
         struct notifier notify;
+        struct walsync wsync;
         int64_t start_mono_ms;
         uid_t uid;                    /* ringqd's own uid */
 

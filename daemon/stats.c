@@ -5,6 +5,16 @@
 #include "stats.h"
 #include "util.h"
 
+const char *const path_step_names[_P_MAX] = {
+        [P_LAUNCH] = "launch",
+        [P_START_COMMIT] = "start_commit",
+        [P_EXEC] = "exec",
+        [P_RUN] = "run",
+        [P_DRAIN] = "drain",
+        [P_END_COMMIT] = "end_commit",
+        [P_SLOT_IDLE] = "slot_idle",
+};
+
 const char *const counter_names[_C_MAX] = {
         [C_ACCEPTED] = "accepted",
         [C_REJECTED_FULL] = "rejected_full",
@@ -27,6 +37,7 @@ const char *const counter_names[_C_MAX] = {
         [C_STORE_BUSY] = "store_busy",
         [C_STORE_ERRORS] = "store_errors",
         [C_COMMITS] = "commits",
+        [C_WAL_SYNCS] = "wal_syncs",
         [C_KILLED] = "killed",
         [C_ORPHANS_KILLED] = "orphans_killed",
         [C_PRUNED] = "pruned",

@@ -42,6 +42,7 @@ enum counter {
         C_STORE_BUSY,           /* busy_timeout ran out */
         C_STORE_ERRORS,         /* any failed commit */
         C_COMMITS,              /* group commits done */
+        C_WAL_SYNCS,            /* trailing fsyncs of the WAL (walsync.h) */
         C_KILLED,               /* process groups that needed SIGKILL */
         C_ORPHANS_KILLED,       /* processes an ended job left behind */
         C_PRUNED,               /* finished jobs removed */
@@ -50,9 +51,27 @@ enum counter {
 
 extern const char *const counter_names[_C_MAX];
 
+/* The steps of one job on its slot, each timed as it happens: what ringqd
+ * adds to a job is launch + start_commit + exec beyond the spawn itself,
+ * and what a slot stands idle between two jobs is slot_idle. */
+enum path_step {
+        P_LAUNCH,       /* picked -> child cloned, waiting at its barrier */
+        P_START_COMMIT, /* its start handed to the store -> committed */
+        P_EXEC,         /* barrier released -> exec'd (its error pipe closed) */
+        P_RUN,          /* exec'd -> main process exited */
+        P_DRAIN,        /* exited -> pipes drained, end handed to the store */
+        P_END_COMMIT,   /* end handed to the store -> committed */
+        P_SLOT_IDLE,    /* a job's exit -> the next job's exec in the slot it
+                         * freed, when that job was waiting for it */
+        _P_MAX,
+};
+
+extern const char *const path_step_names[_P_MAX];
+
 struct stats {
         uint64_t c[_C_MAX];
         struct latency commit, queue_wait, run;
+        struct latency path[_P_MAX];
         /* Completion rate for retry_after_ms: an exponentially weighted
          * count of finished jobs per second. */
         double finish_rate;

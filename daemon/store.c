@@ -241,6 +241,7 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
         s->busy_timeout_ms = cfg->busy_timeout_ms;
         s->max_batch = (unsigned)cfg->max_batch;
         s->efd = -1;
+        s->wal_fd = -1;
         s->output_dirfd = -1;
         s->todo_tail = &s->todo;
         s->done_tail = &s->done;
@@ -525,6 +526,7 @@ void store_close(struct store *s)
         }
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
+        safe_close(s->wal_fd);
         free(s->path);
         free(s);
 }

@@ -78,6 +78,14 @@ int store_count_finished(struct store *s, int64_t *ret);
 void store_push(struct store *s, struct store_op *op);
 /* Take the finished ops (ownership back to the caller), oldest first. */
 struct store_op *store_take_done(struct store *s);
+/* With durability=full, job starts and ends are committed without an
+ * fsync of their own (see run_batch) and made durable right after by a
+ * trailing fsync of the WAL, which the loop issues through the ring on
+ * store_wal_fd(). True once, after such a commit, until taken. The fd is
+ * the store's; -1 when there is no WAL file to sync, and then every
+ * commit is fsynced as it is made. */
+bool store_take_unsynced(struct store *s);
+int store_wal_fd(struct store *s);
 /* Ops handed over and not yet taken back. */
 unsigned store_inflight(struct store *s);
 /* Apply runtime-changeable settings (busy timeout). */

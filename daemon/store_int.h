@@ -39,6 +39,8 @@ struct store {
         struct store_op *done, **done_tail;   /* guarded by lock */
         unsigned inflight;                    /* guarded by lock */
         bool stop;                            /* guarded by lock */
+        bool unsynced;                        /* guarded by lock: see store_take_unsynced */
+        int wal_fd;                           /* the WAL, read-only, for trailing fsyncs */
         int efd;
         struct store_info info;               /* guarded by lock */
 

@@ -4,6 +4,7 @@
  * commit runs, new ops queue up and share the next one: the busier the
  * daemon, the more each fsync is shared. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -524,20 +525,32 @@ static void count_commit(struct store *s)
 /* Run one batch in one transaction. On a failure that undoes the
  * transaction, client ops get the error and state-machine ops are moved
  * to be retried by the caller. Returns 0 if the batch committed. */
-static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms)
+/* Ops whose commit need not wait for an fsync: what ringqd records of
+ * a job's life by itself, never the answer to a client's request.
+ *  - A start (with its pid) must survive a crash of ringqd, which kills
+ *    no process but ringqd's threads: a written WAL frame does. After a
+ *    crash of the host the job's processes are gone too, and it is
+ *    recovered from its last durable state, queued, to run again.
+ *  - An end is committed before it is reported, and durable one
+ *    trailing fsync later (store_take_unsynced). A power cut in between
+ *    takes the job back to queued or running, and it runs again: what
+ *    at-least-once already allows; it is never lost.
+ *  - A dependency's cancel cascade follows an end, and is redone from
+ *    the end's durable state at the next start if it is lost. */
+static bool relaxed_kind(enum store_op_kind k)
+{
+        return k == SOP_START || k == SOP_FINISH || k == SOP_DEP_CANCEL;
+}
+
+static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, bool *ret_relaxed)
 {
         struct store_op *op;
-        bool relaxed = s->durability == DURABILITY_FULL;
+        bool relaxed = s->durability == DURABILITY_FULL && s->wal_fd >= 0;
         int rc, r = 0;
 
-        /* A batch of job starts only is committed without fsync: the
-         * record of a start (with its pid) must survive a crash of
-         * ringqd, and a written WAL frame does; after a crash of the host
-         * the job's process is gone too, and the job is recovered from
-         * its last durable state, queued, to run again. The next fsync'd
-         * commit makes these frames durable as well. */
         for (op = batch; relaxed && op; op = op->next)
-                relaxed = op->kind == SOP_START;
+                relaxed = relaxed_kind(op->kind);
+        *ret_relaxed = relaxed;
         if (relaxed)
                 (void)sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
         sqlite3_busy_timeout(s->db, (int)busy_ms);
@@ -596,6 +609,7 @@ void *store_thread_main(void *arg)
                 struct store_op *ok = NULL, **ok_tail = &ok;
                 int64_t busy_ms;
                 unsigned n = 0;
+                bool relaxed;
                 int r;
 
                 while (!s->todo && !s->stop)
@@ -622,7 +636,7 @@ void *store_thread_main(void *arg)
                 busy_ms = s->busy_timeout_ms;
                 pthread_mutex_unlock(&s->lock);
 
-                r = run_batch(s, batch, busy_ms);
+                r = run_batch(s, batch, busy_ms, &relaxed);
                 /* Split: finished ops go back to the loop; state-machine
                  * ops of a failed batch are tried again. */
                 while (batch) {
@@ -648,6 +662,9 @@ void *store_thread_main(void *arg)
                 pthread_mutex_lock(&s->lock);
                 if (r < 0 && s->stop)
                         failures_at_stop++;
+                /* An fsync'd commit makes every frame before it durable. */
+                if (r == 0 && s->durability == DURABILITY_FULL)
+                        s->unsynced = relaxed;
                 if (retry) {
                         *retry_tail = s->todo;
                         if (!s->todo)
@@ -673,6 +690,17 @@ int store_start(struct store *s, int efd, int output_dirfd)
                 return r;
         s->efd = efd;
         s->output_dirfd = output_dirfd;
+        if (s->durability == DURABILITY_FULL) {
+                /* Recovery and the schema checks have used the database
+                 * in WAL mode by now, so the file exists; never create
+                 * it here. Without it every commit is fsynced. */
+                _cleanup_free_ char *wal = NULL;
+                if (asprintf(&wal, "%s-wal", s->path) < 0)
+                        return -ENOMEM;
+                s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (s->wal_fd < 0)
+                        log_warning_errno(-errno, "%s: cannot open it for trailing fsyncs; every commit is fsynced", wal);
+        }
         r = -pthread_create(&s->thread, NULL, store_thread_main, s);
         if (r < 0)
                 return r;
@@ -703,6 +731,22 @@ struct store_op *store_take_done(struct store *s)
                 s->inflight--;
         pthread_mutex_unlock(&s->lock);
         return list;
+}
+
+bool store_take_unsynced(struct store *s)
+{
+        bool u;
+
+        pthread_mutex_lock(&s->lock);
+        u = s->unsynced;
+        s->unsynced = false;
+        pthread_mutex_unlock(&s->lock);
+        return u;
+}
+
+int store_wal_fd(struct store *s)
+{
+        return s->wal_fd;
 }
 
 unsigned store_inflight(struct store *s)

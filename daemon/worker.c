@@ -35,6 +35,8 @@ static void slot_timer(struct timer *t);
 static void maybe_finish(struct slot *sl);
 static void cg_check(struct slot *sl);
 
+int (*workers_exec_hook)(struct slot *sl, const struct job_rec *j);
+
 int workers_init(struct server *s)
 {
         s->nslots = (unsigned)s->cfg.workers;
@@ -94,7 +96,8 @@ static void slot_reset(struct slot *sl)
                 st->pipe_r = safe_close(st->pipe_r);
                 st->file_fd = safe_close(st->file_fd);
                 st->kept = st->wlen = st->woff = 0;
-                st->eof = st->reading = st->writing = st->truncated = false;
+                st->eof = st->reading = st->writing = st->opening = st->truncated = false;
+                st->file_failed = st->open_owed = false;
         }
         slot_release_spawn(sl);
         sl->cg_events = safe_close(sl->cg_events);
@@ -116,6 +119,7 @@ static void slot_reset(struct slot *sl)
         sl->exit_code = -1;
         sl->signal = sl->spawn_errno = 0;
         sl->ring_ops = 0;
+        sl->t_pick = sl->t_released = sl->t_exec = sl->t_exit = sl->turnover_from = 0;
 }
 
 void workers_done(struct server *s)
@@ -139,20 +143,6 @@ bool workers_free(struct server *s)
         return s->busy_slots < s->nslots;
 }
 
-/* The output files are ringqd's own (0600, in a directory only ringqd
- * can open): the job writes through a pipe, and its owner reads through a
- * descriptor ringqd passes (op output), so nobody can grow, chmod or
- * replace what is recorded, and a listing shows nothing of anyone. */
-static int open_output(struct server *s, int64_t id, const char *ext)
-{
-        char name[64];
-        int fd;
-
-        snprintf(name, sizeof(name), "%" PRId64 ".%s", id, ext);
-        fd = openat(s->output_dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        return fd < 0 ? -errno : fd;
-}
-
 /* ---- ring ops on a slot ---- */
 
 static void arm_pidfd(struct slot *sl)
@@ -169,7 +159,7 @@ static void arm_read(struct slot *sl, int k)
         struct stream *st = &sl->st[k];
         struct io_uring_sqe *sqe;
 
-        if (st->eof || st->reading || st->writing || st->pipe_r < 0)
+        if (st->eof || st->reading || st->writing || st->opening || st->pipe_r < 0)
                 return;
         sqe = get_sqe(sl->srv);
         io_uring_prep_read(sqe, st->pipe_r, st->buf, PIPE_BUF_SIZE, (uint64_t)-1);
@@ -187,6 +177,32 @@ static void arm_write(struct slot *sl, int k)
                             st->kept - (st->wlen - st->woff));
         io_uring_sqe_set_data64(sqe, ud_pack(UD_FILE_WRITE, sl->idx * 2 + (unsigned)k, sl->gen));
         st->writing = true;
+        sl->ring_ops++;
+}
+
+/* The output files are ringqd's own (0600, in a directory only ringqd
+ * can open): the job writes through a pipe, and its owner reads through a
+ * descriptor ringqd passes (op output), so nobody can grow, chmod or
+ * replace what is recorded, and a listing shows nothing of anyone. */
+static void arm_open(struct slot *sl, int k)
+{
+        struct stream *st = &sl->st[k];
+        struct io_uring_sqe *sqe = get_sqe(sl->srv);
+
+        io_uring_prep_openat(sqe, sl->srv->output_dirfd, st->name,
+                             O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_FILE_OPEN, sl->idx * 2 + (unsigned)k, sl->gen));
+        st->opening = true;
+        st->open_owed = false;
+        sl->ring_ops++;
+}
+
+static void arm_exec(struct slot *sl)
+{
+        struct io_uring_sqe *sqe = get_sqe(sl->srv);
+
+        io_uring_prep_poll_add(sqe, sl->err_r, POLLIN);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_EXEC, sl->idx, sl->gen));
         sl->ring_ops++;
 }
 
@@ -225,8 +241,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
          * handed to the slot (TAKE_FD, TAKE_PTR) once the child exists. */
         _cleanup_(job_rec_donep) struct job_rec j = { 0 };
         _cleanup_(release_spawnp) struct slot *undo = sl;
-        _cleanup_pair_ int out[2] = { -1, -1 }, err[2] = { -1, -1 }, bar[2] = { -1, -1 }, ep[2] = { -1, -1 },
-                           files[2] = { -1, -1 };
+        _cleanup_pair_ int out[2] = { -1, -1 }, err[2] = { -1, -1 }, bar[2] = { -1, -1 }, ep[2] = { -1, -1 };
         _cleanup_close_ int cg_procs = -1;
         _cleanup_free_ char *path = NULL;
         const struct user_info *u;
@@ -234,6 +249,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         gid_t run_gid;
         int r;
 
+        sl->t_pick = now_mono_us();
         r = reader_get(s->reader, id, &j);
         if (r == -ENOENT)
                 return -ESTALE;
@@ -286,16 +302,22 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         sl->queue = strdup(j.queue ? j.queue : "default");
         if (!sl->paths || !sl->cwd || !sl->argv0 || !sl->queue)
                 return -ENOMEM;
+        if (workers_exec_hook) {
+                r = workers_exec_hook(sl, &j);
+                if (r < 0)
+                        return r;
+        }
         sl->args.argv = sl->argv;
         sl->args.envp = sl->envp;
         sl->args.paths = sl->paths;
         sl->args.cwd = sl->cwd;
 
-        files[0] = open_output(s, id, "out");
-        files[1] = files[0] >= 0 ? open_output(s, id, "err") : -1;
-        if (files[0] < 0 || files[1] < 0) {
-                r = files[0] < 0 ? files[0] : files[1];
-                return log_error_errno(r, "job %" PRId64 ": cannot create its output files in %s", id, s->output_dir);
+        for (int k = 0; k < 2; k++) {
+                struct stream *st = &sl->st[k];
+                struct stat sb;
+                snprintf(st->name, sizeof(st->name), "%" PRId64 ".%s", id, k ? "err" : "out");
+                /* A cached lookup, no journal: cheap enough for the loop. */
+                st->open_owed = fstatat(s->output_dirfd, st->name, &sb, AT_SYMLINK_NOFOLLOW) == 0;
         }
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(bar, O_CLOEXEC) < 0 ||
             pipe2(ep, O_CLOEXEC | O_NONBLOCK) < 0)
@@ -325,8 +347,11 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         sl->err_r = TAKE_FD(ep[0]);
         sl->st[0].pipe_r = TAKE_FD(out[0]);
         sl->st[1].pipe_r = TAKE_FD(err[0]);
-        sl->st[0].file_fd = TAKE_FD(files[0]);
-        sl->st[1].file_fd = TAKE_FD(files[1]);
+        latency_add(&s->stats.path[P_LAUNCH], now_mono_us() - sl->t_pick);
+        /* Started at once in the slot a job's end freed: the time from
+         * that exit to this exec is what the slot stood idle. */
+        sl->turnover_from = s->turnover_exit_us;
+        s->turnover_exit_us = 0;
 
         sl->state = SLOT_STARTING;
         s->busy_slots++;
@@ -523,6 +548,9 @@ static bool slot_try_reap(struct slot *sl)
         if (syscall(SYS_waitid, type, id, &si, WEXITED | WNOHANG, &ru) < 0)
                 log_warning_errno(-errno, "job %" PRId64 ": waitid", sl->job_id);
         sl->state = SLOT_REAPED;
+        sl->t_exit = now_mono_us();
+        if (sl->t_exec)
+                latency_add(&s->stats.path[P_RUN], sl->t_exit - sl->t_exec);
         /* The main process's own use and that of every descendant it
          * waited for; a cgroup's count (cg_check) includes the rest. */
         sl->cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
@@ -672,14 +700,63 @@ void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe)
                 st->truncated = true;
                 n = (size_t)room;
         }
-        if (n && st->file_fd >= 0) {
+        if (n && !st->file_failed) {
                 st->kept += n;
                 st->woff = 0;
                 st->wlen = n;
-                arm_write(sl, k);
+                if (st->file_fd >= 0)
+                        arm_write(sl, k);
+                else if (!st->opening)
+                        arm_open(sl, k);
                 return;
         }
         arm_read(sl, k);
+}
+
+void worker_on_file_open(struct server *s, struct io_uring_cqe *cqe)
+{
+        int k;
+        struct slot *sl = slot_from(s, cqe->user_data, &k);
+        struct stream *st;
+
+        if (!sl) {
+                if (cqe->res >= 0)
+                        close(cqe->res); /* cannot happen: a slot waits for its ops */
+                return;
+        }
+        st = &sl->st[k];
+        sl->ring_ops--;
+        st->opening = false;
+        if (cqe->res < 0) {
+                /* Disk full, or similar: the job runs on, its output on
+                 * this stream is lost, and the log says so. */
+                log_warning_errno(cqe->res, "job %" PRId64 ": cannot create %s/%s", sl->job_id, s->output_dir, st->name);
+                st->file_failed = st->truncated = true;
+                st->kept -= st->wlen - st->woff;
+                st->wlen = st->woff = 0;
+        } else {
+                st->file_fd = cqe->res;
+                if (st->woff < st->wlen) {
+                        arm_write(sl, k);
+                        return;
+                }
+        }
+        arm_read(sl, k);
+        maybe_finish(sl);
+}
+
+void worker_on_exec(struct server *s, struct io_uring_cqe *cqe)
+{
+        struct slot *sl = slot_from(s, cqe->user_data, NULL);
+
+        if (!sl)
+                return;
+        sl->ring_ops--;
+        sl->t_exec = now_mono_us();
+        latency_add(&s->stats.path[P_EXEC], sl->t_exec - sl->t_released);
+        if (sl->turnover_from)
+                latency_add(&s->stats.path[P_SLOT_IDLE], sl->t_exec - sl->turnover_from);
+        maybe_finish(sl);
 }
 
 void worker_on_file_write(struct server *s, struct io_uring_cqe *cqe)
@@ -698,7 +775,7 @@ void worker_on_file_write(struct server *s, struct io_uring_cqe *cqe)
                  * is lost from here on, and the log says so. */
                 log_warning_errno(cqe->res, "job %" PRId64 ": writing its %s", sl->job_id, k ? "stderr" : "stdout");
                 st->file_fd = safe_close(st->file_fd);
-                st->truncated = true;
+                st->truncated = st->file_failed = true;
         } else {
                 st->woff += (size_t)cqe->res;
                 if (st->woff < st->wlen && cqe->res > 0) {
@@ -739,7 +816,14 @@ static void maybe_finish(struct slot *sl)
         char reason[128];
         int state;
 
-        if (sl->state != SLOT_REAPED || sl->start_pending || sl->ring_ops || sl->cg_wait || !sl->st[0].eof || !sl->st[1].eof)
+        if (sl->state != SLOT_REAPED || sl->start_pending || sl->cg_wait || !sl->st[0].eof || !sl->st[1].eof)
+                return;
+        /* An attempt that wrote nothing still replaces what an earlier
+         * one left: its output is empty, not the last one's. */
+        for (int k = 0; k < 2 && sl->released; k++)
+                if (sl->st[k].open_owed && !sl->st[k].opening && !sl->st[k].file_failed && sl->st[k].file_fd < 0)
+                        arm_open(sl, k);
+        if (sl->ring_ops)
                 return;
         if (sl->start_failed) {
                 slot_reset(sl);
@@ -821,9 +905,13 @@ static void maybe_finish(struct slot *sl)
                         log_quote(qq, sizeof(qq), sl->queue), log_quote(qa, sizeof(qa), sl->argv0), attempt,
                         sl->max_attempts, sl->released ? op->finish.run_us / 1000 : 0, op->finish.cpu_ms);
         }
+        if (sl->t_exit)
+                latency_add(&s->stats.path[P_DRAIN], op->enqueued_us - sl->t_exit);
         store_push(s->store, op);
+        s->turnover_exit_us = sl->t_exit;
         slot_reset(sl);
         dispatch_run(s);
+        s->turnover_exit_us = 0;
 }
 
 void worker_on_store_done(struct server *s, struct store_op *op)
@@ -842,6 +930,7 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                         maybe_finish(sl);
                         return;
                 }
+                latency_add(&s->stats.path[P_START_COMMIT], now_mono_us() - op->enqueued_us);
                 dispatch_start_committed(s, (uid_t)sl->owner_uid, sl->queue_no);
                 s->stats.c[C_STARTED]++;
                 sl->started_wall_ms = op->start.started_at;
@@ -862,8 +951,11 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 }
                 sl->barrier_w = safe_close(sl->barrier_w);
                 sl->released = sl->end == END_NONE;
-                if (sl->released)
+                if (sl->released) {
                         sl->state = SLOT_RUNNING;
+                        sl->t_released = now_mono_us();
+                        arm_exec(sl);
+                }
                 {
                         char qa[256], qq[160];
                         log_job(LOG_INFO, &(struct log_job){ sl->job_id, sl->owner_uid, sl->queue, "running", NULL },
@@ -881,6 +973,7 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                                 op->id);
                 return;
         }
+        latency_add(&s->stats.path[P_END_COMMIT], now_mono_us() - op->enqueued_us);
         stats_finished(&s->stats, now_mono_ms());
         if (op->finish.run_us >= 0)
                 latency_add(&s->stats.run, op->finish.run_us);

@@ -19,12 +19,21 @@
 #include "spawn.h"
 #include "timers.h"
 
+/* A job's stdout or stderr: its pipe is read into buf, and buf written
+ * to the output file. The file is made only when the job first writes
+ * (most short jobs never do), by an openat on the ring: creating a file
+ * waits for the filesystem's journal, which an fsync may hold for
+ * milliseconds, and the loop must not. */
 struct stream {
         int pipe_r, file_fd;
         uint64_t kept;           /* bytes written to the file */
-        bool eof, reading, writing, truncated;
+        bool eof, reading, writing, opening, truncated;
+        bool file_failed;        /* cannot create or write it: output lost */
+        bool open_owed;          /* an earlier attempt's file is there: this
+                                  * attempt empties it even if it writes nothing */
         char *buf;
         size_t wlen, woff;       /* pending file write: buf[woff, wlen) */
+        char name[32];           /* <id>.out or <id>.err */
 };
 
 int workers_init(struct server *s);
@@ -44,6 +53,9 @@ void workers_sweep_orphans(struct server *s);
 void worker_on_cgroup(struct server *s, struct io_uring_cqe *cqe);
 void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe);
 void worker_on_file_write(struct server *s, struct io_uring_cqe *cqe);
+void worker_on_file_open(struct server *s, struct io_uring_cqe *cqe);
+/* The job's exec (or exit before it) closed its error pipe. */
+void worker_on_exec(struct server *s, struct io_uring_cqe *cqe);
 /* A START or FINISH op came back. */
 void worker_on_store_done(struct server *s, struct store_op *op);
 /* Cancel a running job; returns 0, -ENOENT if it is not running here,
@@ -90,6 +102,10 @@ struct slot {
         enum end_reason end;
         int exit_code, signal, spawn_errno;
         int64_t started_wall_ms, started_mono_us;
+        /* The steps of one job on its slot (stats.h, enum path_step), in
+         * CLOCK_MONOTONIC us; 0 where a step has not happened. */
+        int64_t t_pick, t_released, t_exec, t_exit;
+        int64_t turnover_from;   /* the exit that freed a slot for this job */
         struct timer timer;      /* timeout, kill grace, drain deadline */
         unsigned ring_ops;
         struct stream st[2];     /* stdout, stderr */
@@ -101,3 +117,11 @@ struct slot {
         char *cwd;
         gid_t *groups;
 };
+
+/* A test harness replaces what runs; NULL in ringqd. Called by the start
+ * of job j once sl->argv, envp, paths and cwd are built, before the child
+ * is made: it may free and replace them (they are the slot's, freed with
+ * it: NULL-terminated malloc'd vectors of malloc'd strings). A negative
+ * errno fails the start like any other. */
+struct job_rec;
+extern int (*workers_exec_hook)(struct slot *sl, const struct job_rec *j);

@@ -285,8 +285,12 @@ class Daemon:
         return sqlite3.connect("file:%s/queue.db?mode=ro" % self.state, uri=True, timeout=timeout)
 
     def output(self, jid, stream="out"):
-        with open(os.path.join(self.state, "output", "%d.%s" % (jid, stream))) as f:
-            return f.read()
+        """What the job wrote; a job that wrote nothing has no file."""
+        try:
+            with open(os.path.join(self.state, "output", "%d.%s" % (jid, stream))) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
 
 def proc_stats():

@@ -23,6 +23,31 @@ class Jobs(DaemonTest):
         self.assertGreaterEqual(job["finished_at"], job["started_at"])
         self.assertIsNone(job["pid"])
 
+    def test_a_job_that_writes_nothing_has_no_output_file(self):
+        # Files are made at a job's first write, so a quiet job costs no
+        # file creation; logs of it print nothing and succeed.
+        jid = self.d.submit(["true"])
+        self.assertEqual(self.d.wait_job(jid)["state"], "succeeded")
+        out = os.path.join(self.d.state, "output")
+        self.assertFalse(os.path.exists(os.path.join(out, "%d.out" % jid)))
+        self.assertFalse(os.path.exists(os.path.join(out, "%d.err" % jid)))
+        r = self.d.cli("logs", str(jid))
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
+        r = self.d.cli("logs", "--stderr", str(jid))
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
+
+    def test_a_quiet_attempt_empties_the_last_ones_output(self):
+        # Attempt 1 writes and fails; attempt 2 writes nothing and
+        # succeeds: the output is attempt 2's (empty), not attempt 1's.
+        flag = os.path.join(self.d.root, "quiet")
+        jid = self.d.submit(["sh", "-c", "[ -e %s ] || { touch %s; echo first; echo first >&2; exit 3; }" % (flag, flag)],
+                            max_attempts=2, backoff_ms=0)
+        job = self.d.wait_job(jid)
+        self.assertEqual((job["state"], job["attempts"]), ("succeeded", 2))
+        self.assertEqual(self.d.output(jid, "out"), "")
+        self.assertEqual(self.d.output(jid, "err"), "")
+        self.assertEqual(self.d.cli("logs", str(jid)).stdout, "")
+
     def test_false_fails_with_exit_1(self):
         job = self.d.wait_job(self.d.submit(["false"]))
         self.assertEqual((job["state"], job["exit_code"], job["reason"]), ("failed", 1, "exit 1"))

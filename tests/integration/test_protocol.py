@@ -195,6 +195,29 @@ class Store(DaemonTest):
         self.assertEqual((s["counters"]["accepted"], s["counters"]["succeeded"]), (1, 1))
         self.assertEqual((s["workers"], s["high_water"], s["low_water"]), (2, 10000, 9000))
 
+    def test_the_steps_of_a_job_are_timed(self):
+        # Every step of each job is timed, and a slot refilled from the
+        # backlog reports how long it stood idle.
+        ids = [self.d.submit(["sh", "-c", "sleep 0.3; echo x"]) for _ in range(2)]
+        ids += [self.d.submit(["sh", "-c", "echo x"]) for _ in range(4)]
+        for jid in ids:
+            self.assertEqual(self.d.wait_job(jid)["state"], "succeeded")
+        s = self.d.stats()
+        path = s["job_path_ms"]
+        self.assertEqual(sorted(path), sorted(["launch", "start_commit", "exec", "run", "drain", "end_commit",
+                                               "slot_idle"]))
+        for k in ("launch", "start_commit", "exec", "run", "drain", "end_commit"):
+            self.assertEqual(path[k]["samples"], 6, k)
+            self.assertGreater(path[k]["max"], 0, k)
+            self.assertLessEqual(path[k]["p50"], path[k]["max"], k)
+        # 4 jobs queued behind 2 slow ones on 2 slots: each started in a
+        # slot an end had just freed.
+        self.assertGreaterEqual(path["slot_idle"]["samples"], 4)
+        self.assertGreater(path["slot_idle"]["p50"], 0)
+        # durability=full: starts and ends commit without an fsync each and
+        # the WAL is synced after them.
+        self.assertGreaterEqual(s["counters"]["wal_syncs"], 1)
+
 
 if __name__ == "__main__":
     unittest.main()
