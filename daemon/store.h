@@ -105,6 +105,9 @@ int reader_open(const char *path, struct reader **ret);
 void reader_close(struct reader *r);
 /* 0, -ENOENT, or -EIO/-EBUSY when the database cannot answer. */
 int reader_get(struct reader *r, int64_t id, struct job_rec *ret);
+/* The row alone, without ret->after: what a start needs, in one read
+ * transaction instead of two. */
+int reader_get_row(struct reader *r, int64_t id, struct job_rec *ret);
 struct list_filter {
         int state;              /* -1: any */
         const char *queue;      /* NULL: any */

@@ -49,7 +49,8 @@ struct store {
                 *st_get_owner, *st_cancel, *st_retry,
                 *st_prune_scan, *st_delete, *st_get,
                 *st_dep_check, *st_dep_insert, *st_deps_failed, *st_deps_unmet, *st_deps,
-                *st_dep_cancel, *st_queue_set, *st_queue_resume_all, *st_deps_delete;
+                *st_dep_cancel, *st_queue_set, *st_queue_resume_all, *st_deps_delete,
+                *st_begin, *st_commit, *st_rollback;
         int output_dirfd;                     /* for pruning output files */
 };
 

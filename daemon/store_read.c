@@ -139,7 +139,7 @@ void reader_close(struct reader *r)
         free(r);
 }
 
-int reader_get(struct reader *r, int64_t id, struct job_rec *ret)
+int reader_get_row(struct reader *r, int64_t id, struct job_rec *ret)
 {
         int rc, e;
 
@@ -150,6 +150,13 @@ int reader_get(struct reader *r, int64_t id, struct job_rec *ret)
         else
                 e = rc == SQLITE_DONE ? -ENOENT : (sqlite_errno(rc) ?: -EIO);
         sqlite3_reset(r->get);
+        return e;
+}
+
+int reader_get(struct reader *r, int64_t id, struct job_rec *ret)
+{
+        int e = reader_get_row(r, id, ret);
+
         if (e == 0) {
                 e = job_rec_read_after(r->after, ret);
                 if (e < 0)

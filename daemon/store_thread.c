@@ -79,6 +79,12 @@ static const struct {
           "UPDATE queues SET paused = 0, changed_at = ?1 WHERE paused" },
         { offsetof(struct store, st_deps_delete),
           "DELETE FROM job_deps WHERE job_id = ?1 OR after_id = ?1" },
+        /* Every batch runs these: parsed once, not at each commit. (Not
+         * PRAGMA synchronous: SQLite applies it when it is prepared, so
+         * a prepared one cannot be stepped to switch back and forth.) */
+        { offsetof(struct store, st_begin), "BEGIN IMMEDIATE" },
+        { offsetof(struct store, st_commit), "COMMIT" },
+        { offsetof(struct store, st_rollback), "ROLLBACK" },
 };
 
 int store_prepare(struct store *s)
@@ -546,7 +552,7 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
 {
         struct store_op *op;
         bool relaxed = s->durability == DURABILITY_FULL && s->wal_fd >= 0;
-        int rc, r = 0;
+        int r = 0;
 
         for (op = batch; relaxed && op; op = op->next)
                 relaxed = relaxed_kind(op->kind);
@@ -554,9 +560,7 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
         if (relaxed)
                 (void)sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
         sqlite3_busy_timeout(s->db, (int)busy_ms);
-        rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                r = sqlite_errno(rc) ?: -EIO;
+        r = step_done(s->st_begin);
         for (op = batch; r == 0 && op; op = op->next) {
                 op->result = run_op(s, op);
                 /* Errors like SQLITE_FULL or IOERR roll the whole
@@ -564,17 +568,14 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
                 if (op->result < 0 && sqlite3_get_autocommit(s->db))
                         r = op->result;
         }
-        if (r == 0) {
-                rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-                if (rc != SQLITE_OK)
-                        r = sqlite_errno(rc) ?: -EIO;
-        }
+        if (r == 0)
+                r = step_done(s->st_commit);
         if (relaxed)
                 (void)sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
         if (r == 0)
                 return 0;
         if (!sqlite3_get_autocommit(s->db))
-                (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                (void)step_done(s->st_rollback);
         log_debug("<store> batch failed: %s", strerror(-r));
         for (op = batch; op; op = op->next) {
                 op->result = r;

@@ -250,7 +250,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         int r;
 
         sl->t_pick = now_mono_us();
-        r = reader_get(s->reader, id, &j);
+        r = reader_get_row(s->reader, id, &j);
         if (r == -ENOENT)
                 return -ESTALE;
         if (r < 0)
@@ -587,6 +587,22 @@ void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe)
                 arm_pidfd(sl); /* woken before the exit was complete */
 }
 
+static bool keep_child(void *ud, pid_t pid);
+
+/* Is there a zombie to reap that is not a job's main process (whose
+ * pidfd tells of it) nor the limits helper? One waitid, where a sweep
+ * reads /proc: every job's end makes a SIGCHLD, and almost never an
+ * orphan. A stray hidden behind a job's zombie is swept at that job's
+ * reap. */
+static bool stray_zombie(struct server *s)
+{
+        siginfo_t si = { 0 };
+
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+                return false;
+        return !keep_child(s, si.si_pid);
+}
+
 void workers_on_sigchld(struct server *s)
 {
         for (unsigned i = 0; i < s->nslots; i++) {
@@ -594,7 +610,7 @@ void workers_on_sigchld(struct server *s)
                 if (sl->state != SLOT_FREE && sl->state != SLOT_REAPED && sl->pidfd < 0)
                         (void)slot_try_reap(sl);
         }
-        if (!cgroup_enabled(&s->cg))
+        if (!cgroup_enabled(&s->cg) && stray_zombie(s))
                 workers_sweep_orphans(s);
 }
 

@@ -4,6 +4,7 @@
  *                         far-delayed jobs (closed loop)
  *   ringq-bench e2e       N jobs submitted in one batch, then waited for
  *   ringq-bench overload  open loop at an offered rate for a duration
+ *   ringq-bench one       one job at a time, beside a bare spawn of it
  *
  * submit and overload can also drive beanstalkd and redis (--target), with
  * the same pipelining and latency definition, for comparisons. Every run is
@@ -28,6 +29,7 @@ static const char *const mode_names[_MODE_MAX] = {
         [MODE_SUBMIT] = "submit",
         [MODE_E2E] = "e2e",
         [MODE_OVERLOAD] = "overload",
+        [MODE_ONE] = "one",
 };
 
 static const struct mode_help {
@@ -58,6 +60,16 @@ static const struct mode_help {
                 "  -d, --depth D         requests in flight, 1-64 (default 64)\n"
                 "  -n, --count N         jobs (default 1000)\n"
                 "  -t, --duration DUR    give up waiting after DUR (default 300s)\n"
+                "      --cmd CMD         the command, split on blanks, no shell (default \"true\")\n",
+        },
+        [MODE_ONE] = {
+                "N times: submit one job, wait for its end, and spawn the same command\n"
+                "directly (posix_spawnp + waitpid): the floor, in the same run. Reports both\n"
+                "latencies, what ringq adds (the difference of the medians), ringqd's CPU\n"
+                "per job and its timing of each step of a job (job_path_ms). Run it on an\n"
+                "idle ringqd.",
+                "  -n, --count N         jobs (default 200)\n"
+                "  -t, --duration DUR    stop after DUR (default 300s)\n"
                 "      --cmd CMD         the command, split on blanks, no shell (default \"true\")\n",
         },
         [MODE_OVERLOAD] = {
@@ -95,7 +107,8 @@ static void usage(FILE *f, int mode)
                       "Modes:\n"
                       "  submit     pipelined submits of far-delayed jobs, closed loop\n"
                       "  e2e        a batch of jobs submitted and waited for\n"
-                      "  overload   open loop at an offered rate\n\n"
+                      "  overload   open loop at an offered rate\n"
+                      "  one        one job at a time, beside a bare spawn of it\n\n"
                       "Try 'ringq-bench MODE --help'.\n", f);
                 return;
         }
@@ -371,10 +384,12 @@ int main(int argc, char **argv)
                 return usage_error(mode, "unexpected argument", argv[optind]);
         if (rate_set && o.mode != MODE_OVERLOAD)
                 return usage_error(mode, "--rate is for overload", NULL);
-        if (o.ping && (o.mode == MODE_E2E || o.tgt.kind != TARGET_RINGQ))
+        if (o.ping && (o.mode == MODE_E2E || o.mode == MODE_ONE || o.tgt.kind != TARGET_RINGQ))
                 return usage_error(mode, "--ping is for submit and overload against ringqd", NULL);
-        if (tgt_set && o.mode == MODE_E2E)
-                return usage_error(mode, "e2e runs against ringqd only", NULL);
+        if (tgt_set && (o.mode == MODE_E2E || o.mode == MODE_ONE))
+                return usage_error(mode, "e2e and one run against ringqd only", NULL);
+        if ((c_set || d_set) && o.mode == MODE_ONE)
+                return usage_error(mode, "one sends one request at a time on one connection", NULL);
         if (c_set && o.mode == MODE_E2E)
                 return usage_error(mode, "e2e uses one connection", NULL);
 
@@ -399,6 +414,11 @@ int main(int argc, char **argv)
                 o.count = o.count_set ? o.count : 1000;
                 o.duration_ms = t_set ? o.duration_ms : 300000;
                 break;
+        case MODE_ONE:
+                o.connections = o.depth = 1;
+                o.count = o.count_set ? o.count : 200;
+                o.duration_ms = t_set ? o.duration_ms : 300000;
+                break;
         default:
                 return RINGQ_EXIT_SOFTWARE;
         }
@@ -412,6 +432,8 @@ int main(int argc, char **argv)
 
         if (o.mode == MODE_E2E)
                 r = bench_e2e(&o, &res);
+        else if (o.mode == MODE_ONE)
+                r = bench_one(&o, &res);
         else
                 r = bench_load(&o, o.rate, &res);
         if (r < 0) {

@@ -67,7 +67,7 @@ json_t *proc_json(int pid, const proc_sample *a, const proc_sample *b);
 int peer_pid(int fd);
 
 /* ---- options (bench.c) ---- */
-enum bench_mode { MODE_SUBMIT, MODE_E2E, MODE_OVERLOAD, _MODE_MAX };
+enum bench_mode { MODE_SUBMIT, MODE_E2E, MODE_OVERLOAD, MODE_ONE, _MODE_MAX };
 
 enum target_kind { TARGET_RINGQ, TARGET_BEANSTALKD, TARGET_REDIS, _TARGET_MAX };
 
@@ -105,5 +105,11 @@ int bench_submit_request(const bench_opts *o, int64_t delay_ms, json_t **ret);
  * success *ret is the result object for the report. */
 int bench_load(const bench_opts *o, double rate, json_t **ret);
 int bench_e2e(const bench_opts *o, json_t **ret);
+int bench_one(const bench_opts *o, json_t **ret);
+/* Figures of the daemon that do not depend on the machine's speed of
+ * spawning, added to res: its CPU per job (from a and b, /proc/PID/stat,
+ * 10 ms ticks) and, from its stats, the p50 and p99 of each step of a
+ * job's path and of a slot's idle time between jobs (job_path_ms). */
+void bench_add_daemon_figures(client *c, json_t *res, const proc_sample *a, const proc_sample *b, uint64_t jobs);
 /* Connect to ringqd at o->socket and return the daemon's pid (for --pid 0). */
 int bench_ringq_pid(const bench_opts *o);

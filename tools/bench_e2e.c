@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -117,6 +118,31 @@ static int wait_reply(void *ud, json_t *reply)
         return 0;
 }
 
+void bench_add_daemon_figures(client *c, json_t *res, const proc_sample *a, const proc_sample *b, uint64_t jobs)
+{
+        _cleanup_json_ json_t *req = json_pack("{s:s}", "op", "stats"), *reply = NULL;
+        long hz = sysconf(_SC_CLK_TCK);
+        json_t *path, *out, *step;
+        const char *name;
+
+        if (a->ok && b->ok && hz > 0 && jobs)
+                json_object_set_new(res, "daemon_cpu_us_per_job",
+                                    json_real(round((double)(b->cpu_ticks - a->cpu_ticks) * 1e6 / (double)hz / (double)jobs)));
+        if (!req || client_call(c, req, &reply) < 0 || !client_reply_ok(reply))
+                return;
+        path = json_object_get(reply, "job_path_ms");
+        out = json_object();
+        if (!json_is_object(path) || !out) {
+                json_decref(out);
+                return;
+        }
+        json_object_foreach(path, name, step)
+                json_object_set_new(out, name,
+                                    json_pack("{s:O?, s:O?}", "p50", json_object_get(step, "p50"), "p99",
+                                              json_object_get(step, "p99")));
+        json_object_set_new(res, "job_path_ms", out);
+}
+
 int bench_e2e(const bench_opts *o, json_t **ret)
 {
         static const client_pipe_ops submit_ops = { submit_next, submit_reply };
@@ -195,6 +221,7 @@ int bench_e2e(const bench_opts *o, json_t **ret)
                 json_object_set_new(res, "queue_wait_ms", hist_json(e.queue_wait));
                 json_object_set_new(res, "run_ms", hist_json(e.run));
                 json_object_set_new(res, "daemon", proc_json(pid, &pa, &pb));
+                bench_add_daemon_figures(c, res, &pa, &pb, e.succeeded + e.failed);
                 if (e.first_error[0])
                         json_object_set_new(res, "first_error", json_string(e.first_error));
         }

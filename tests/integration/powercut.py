@@ -36,6 +36,7 @@ class PowerCut:
         self.d = Daemon(workers=workers, args=["--durability", durability])
         self.shadow = os.path.join(self.d.root, "shadow")
         self.flag = os.path.join(self.d.root, "fsync-fails")
+        self.log = os.path.join(self.d.root, "syncs")
         os.makedirs(self.shadow)
         os.makedirs(self.d.state)
         self.d.env.update({
@@ -43,7 +44,16 @@ class PowerCut:
             "RINGQ_POWERCUT_ROOT": os.path.realpath(self.d.state),
             "RINGQ_POWERCUT_SHADOW": self.shadow,
             "RINGQ_POWERCUT_FAIL": self.flag,
+            "RINGQ_POWERCUT_LOG": self.log,
         })
+
+    def syncs(self, name="queue.db-wal"):
+        """How many times ringqd has fsynced the state file name."""
+        try:
+            with open(self.log) as f:
+                return sum(1 for line in f if line.strip() == name)
+        except FileNotFoundError:
+            return 0
 
     def cut(self):
         """Kill ringqd and put back what the disk kept: the state files
@@ -91,7 +101,7 @@ def drive(d, acked, stop, rnd):
         c.close()
 
 
-def run(cycles, clients, durability, seed):
+def run(cycles, clients, durability, seed, stop_at_loss=False):
     rnd = random.Random(seed)
     pc = PowerCut(durability)
     acked, lost = set(), set()
@@ -113,6 +123,8 @@ def run(cycles, clients, durability, seed):
             assert durability != "full" or not gone, "cycle %d: acknowledged jobs lost: %s" % (cycle, sorted(gone)[:20])
             lost |= gone
             acked -= gone  # what is gone cannot be lost again
+            if stop_at_loss and lost:
+                break
     finally:
         pc.d.cleanup()
     return len(acked) + len(lost), len(lost)

@@ -8,6 +8,10 @@
  * test kills ringqd with SIGKILL, replaces the files with their copies
  * (a file never synced is gone), and starts ringqd again.
  *
+ * Each sync kept is also noted, as one line with the file's relative
+ * path, in $RINGQ_POWERCUT_LOG if that is set: which commits pay for an
+ * fsync is part of what the tests check.
+ *
  * While the file named by $RINGQ_POWERCUT_FAIL exists, every such sync
  * fails with EIO and copies nothing, as a failing disk would: nothing
  * written since the last good sync may then count as stored.
@@ -120,8 +124,16 @@ static int sync_one(int fd, int (*real)(int))
         r = real(fd);
         if (r == 0) {
                 struct stat st;
-                if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+                const char *log = getenv("RINGQ_POWERCUT_LOG");
+                if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
                         keep(path, rel);
+                        if (log) {
+                                int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                                if (lfd < 0 || dprintf(lfd, "%s\n", rel) < 0)
+                                        abort();
+                                close(lfd);
+                        }
+                }
         }
         pthread_mutex_unlock(&lock);
         return r;

@@ -4,7 +4,7 @@
 #   tools/bench/compare.sh [--quick] [OUTDIR]      (default /tmp/ringq-compare)
 #
 # Installs the peers with apt-get if missing (task-spooler, beanstalkd,
-# redis-server, gnuplot-nox), starts every server itself in a temporary
+# redis-server, parallel, gnuplot-nox), starts every server itself in a temporary
 # directory on a Unix socket (never the system services), and stops each by
 # the pid it started. Shapes, each run RUNS times (3; 1 with --quick), the
 # median reported, every server fresh for every run:
@@ -15,14 +15,22 @@
 #            appendfsync always. Same body (a ringq submit's JSON), same
 #            pipelining, same latency definition (ringq-bench --target).
 #   e2e      2000 /bin/true jobs on 2 slots: xargs -P2 (the spawn floor, no
-#            queue), tsp -S 2 (one tsp process per job), ringq batch submit
-#            + wait (ringq-bench e2e), ringq with one `ringq submit`
-#            process per job; and the submit rate of one process per job.
+#            queue), GNU parallel -j2 (what many reach for first), tsp -S 2
+#            (one tsp process per job), ringq batch submit + wait
+#            (ringq-bench e2e, with ringqd's CPU per job and the timed steps
+#            of a job), ringq with one `ringq submit` process per job; and
+#            the submit rate of one process per job.
+#   one      one job at a time on an idle ringqd, submit -> wait answer,
+#            beside a bare posix_spawn + waitpid of the same command in the
+#            same run (ringq-bench one): what ringq adds to a job nobody
+#            waits behind, against this machine's spawn floor.
 #   sweep    open loop at 0.25x..2x of each system's 8x16 capacity: p50/p99
 #            of accepted submits against offered load -> sweep.csv, and
 #            plot.sh turns it into sweep.png.
 #   overload ringqd filled to its default high_water (10000), then offered
-#            2x its capacity: rejected/s, reject latency, RSS start -> end.
+#            2x its capacity: rejected/s, reject latency, RSS start -> end;
+#            and pings offered at the same rate to a fresh ringqd, the floor
+#            a reject is set against.
 #            (The sweep's 2x point shows the accepted rate under overload
 #            when the queue has room.)
 #
@@ -54,9 +62,9 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$QUICK" = 1 ]; then
-        RUNS=1 N_SUBMIT=10000 T_SUBMIT=2s E2E_JOBS=200 T_SWEEP=1s LEVELS="0.5 1 2" T_OVER=2s
+        RUNS=1 N_SUBMIT=10000 T_SUBMIT=2s E2E_JOBS=200 ONE_JOBS=50 T_SWEEP=1s LEVELS="0.5 1 2" T_OVER=2s
 else
-        RUNS=3 N_SUBMIT=100000 T_SUBMIT=5s E2E_JOBS=2000 T_SWEEP=3s LEVELS="0.25 0.5 0.75 1 1.5 2" T_OVER=5s
+        RUNS=3 N_SUBMIT=100000 T_SUBMIT=5s E2E_JOBS=2000 ONE_JOBS=300 T_SWEEP=3s LEVELS="0.25 0.5 0.75 1 1.5 2" T_OVER=5s
 fi
 SHAPES="1x1 8x16 64x16"
 SWEEP_SHAPE=8x16
@@ -73,7 +81,7 @@ done
 # ---- peers ----
 install_peers() {
         local missing=() pair
-        for pair in beanstalkd:beanstalkd redis-server:redis-server tsp:task-spooler gnuplot:gnuplot-nox; do
+        for pair in beanstalkd:beanstalkd redis-server:redis-server tsp:task-spooler parallel:parallel gnuplot:gnuplot-nox; do
                 command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
         done
         [ ${#missing[@]} -eq 0 ] && return 0
@@ -219,6 +227,7 @@ log() { echo "[$(date +%T)] $*" >&2; }
         echo "beanstalkd: $(beanstalkd -v 2>&1 | head -1)"
         echo "redis: $(redis-server --version | head -1)"
         echo "task-spooler: $(dpkg-query -W -f '${Version}' task-spooler 2>/dev/null || echo '?')"
+        echo "parallel: $(parallel --version 2>/dev/null | head -1)"
         echo "runs per shape: $RUNS (median reported); quick: $QUICK"
 } >"$OUT/machine.txt"
 
@@ -244,6 +253,12 @@ for run in $(seq "$RUNS"); do
         seq "$E2E_JOBS" | timeout "$WAIT_TIMEOUT" xargs -P2 -n1 /bin/true
         t1=$(now_ms)
         record e2e xargs e2e "$run" "jobs=$E2E_JOBS wall_s=$(ms_to_s $((t1 - t0))) jobs_per_s=$(per_s "$E2E_JOBS" $((t1 - t0)))"
+
+        log "e2e parallel run $run"
+        t0=$(now_ms)
+        seq "$E2E_JOBS" | HOME=$WORK timeout "$WAIT_TIMEOUT" parallel --will-cite -j2 -N0 /bin/true
+        t1=$(now_ms)
+        record e2e parallel e2e "$run" "jobs=$E2E_JOBS wall_s=$(ms_to_s $((t1 - t0))) jobs_per_s=$(per_s "$E2E_JOBS" $((t1 - t0)))"
 
         log "e2e tsp run $run"
         tdir=$(mktemp -d "$WORK/tsp.XXXX")
@@ -296,6 +311,15 @@ for run in $(seq "$RUNS"); do
         stop_server
 done
 
+# ---- 2b. one job at a time on an idle ringqd, against a bare spawn ----
+for run in $(seq "$RUNS"); do
+        log "one ringq run $run"
+        start_server ringq --workers 2
+        line=$("$BENCH" one -s "$SRV_SOCK" -n "$ONE_JOBS" --cmd /bin/true --pid "$SRV_PID")
+        record one ringq one "$run" "$line"
+        stop_server
+done
+
 # ---- 3. sweep: latency against offered load, open loop ----
 SWEEP_CSV=$OUT/sweep.csv
 echo "system,level,offered_per_s,accepted_per_s,p50_ms,p90_ms,p99_ms,p999_ms,unsent" >"$SWEEP_CSV"
@@ -329,6 +353,11 @@ for run in $(seq "$RUNS"); do
         line=$("$BENCH" overload -s "$SRV_SOCK" -c 8 -d 16 -r "$rate" -t "$T_OVER" --pid "$SRV_PID")
         record overload ringq-hw 2x "$run" "$line"
         stop_server
+        log "overload ringq pings at $rate/s, run $run"
+        start_server ringq
+        line=$("$BENCH" overload --ping -s "$SRV_SOCK" -c 8 -d 16 -r "$rate" -t "$T_OVER" --pid "$SRV_PID")
+        record overload ringq-ping 2x "$run" "$line"
+        stop_server
 done
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
@@ -346,9 +375,16 @@ for shape in $SHAPES; do
                         latency_ms_max errors daemon_cpu_pct daemon_rss_end_kb
         done
 done
-for sys in xargs tsp ringq ringq-normal ringq-per-process; do
+for sys in xargs parallel tsp ringq ringq-normal ringq-per-process; do
         emit e2e "$sys" e2e wall_s jobs_per_s submit_per_s queue_wait_ms_p50 queue_wait_ms_p99 run_ms_p50 run_ms_p99 succeeded
 done
+PATH_STEPS="launch start_commit exec run drain end_commit slot_idle"
+for sys in ringq ringq-normal; do
+        emit e2e "$sys" e2e daemon_cpu_us_per_job $(for st in $PATH_STEPS; do echo "job_path_ms_${st}_p50 job_path_ms_${st}_p99"; done)
+done
+emit one ringq one job_ms_p50 job_ms_p99 spawn_ms_p50 spawn_ms_p99 added_ms_p50 daemon_cpu_us_per_job \
+        $(for st in $PATH_STEPS; do echo "job_path_ms_${st}_p50"; done)
+emit overload ringq-ping 2x offered_per_s latency_ms_p50 latency_ms_p99
 emit overload ringq-hw 2x offered_per_s accepted_per_s rejected_per_s latency_ms_p99 reject_latency_ms_p50 \
         reject_latency_ms_p99 daemon_rss_start_kb daemon_rss_end_kb
 
@@ -377,9 +413,10 @@ g() { median "$@"; }
         echo "| system | wall s | jobs/s | ringq batch / this | submit/s | queue wait p50/p99 ms | run p50/p99 ms |"
         echo "|---|---:|---:|---:|---:|---:|---:|"
         rj=$(g e2e ringq e2e jobs_per_s)
-        for sys in xargs tsp ringq ringq-normal ringq-per-process; do
+        for sys in xargs parallel tsp ringq ringq-normal ringq-per-process; do
                 case "$sys" in
                 xargs) label="xargs -P2 (spawn floor, no queue)" ;;
+                parallel) label="GNU parallel -j2" ;;
                 tsp) label="tsp -S 2, one tsp per job" ;;
                 ringq) label="ringq batch (ringq-bench e2e), durability=full" ;;
                 ringq-normal) label="ringq batch, durability=normal" ;;
@@ -395,6 +432,25 @@ g() { median "$@"; }
         echo
         echo "One process per job, submit rate: ringq $(g e2e ringq-per-process e2e submit_per_s)/s, tsp $(g e2e tsp e2e submit_per_s)/s (ratio $(ratio "$(g e2e ringq-per-process e2e submit_per_s)" "$(g e2e tsp e2e submit_per_s)"))."
         echo
+        echo "### What ringq spends on a job (figures that do not follow the machine's spawn speed)"
+        echo
+        echo "| | durability=full | durability=normal |"
+        echo "|---|---:|---:|"
+        echo "| ringqd CPU per job, us (all its threads) | $(g e2e ringq e2e daemon_cpu_us_per_job) | $(g e2e ringq-normal e2e daemon_cpu_us_per_job) |"
+        for st in $PATH_STEPS; do
+                echo "| $st p50 / p99 ms | $(g e2e ringq e2e job_path_ms_${st}_p50) / $(g e2e ringq e2e job_path_ms_${st}_p99) | $(g e2e ringq-normal e2e job_path_ms_${st}_p50) / $(g e2e ringq-normal e2e job_path_ms_${st}_p99) |"
+        done
+        echo
+        echo "## One job on an idle ringqd, submit -> wait answer ($ONE_JOBS jobs, median of $RUNS; ringq-bench one)"
+        echo
+        echo "| job p50 ms | job p99 ms | bare spawn p50 ms (floor) | spawn p99 ms | ringq adds (p50) ms | ringqd CPU per job us |"
+        echo "|---:|---:|---:|---:|---:|---:|"
+        echo "| $(g one ringq one job_ms_p50) | $(g one ringq one job_ms_p99) | $(g one ringq one spawn_ms_p50) | $(g one ringq one spawn_ms_p99) | $(g one ringq one added_ms_p50) | $(g one ringq one daemon_cpu_us_per_job) |"
+        echo
+        echo -n "Its steps, p50 ms:"
+        for st in $PATH_STEPS; do echo -n " $st $(g one ringq one job_path_ms_${st}_p50);"; done
+        echo
+        echo
         echo "## Open-loop sweep at $SWEEP_SHAPE ($T_SWEEP per point, median of $RUNS; sweep.csv, sweep.png)"
         echo
         echo "| system | x capacity | offered/s | accepted/s | p50 ms | p99 ms | unsent |"
@@ -406,6 +462,8 @@ g() { median "$@"; }
         echo "| offered/s | accepted/s | rejected/s | accept p99 ms | reject p50 ms | reject p99 ms | RSS start -> end KiB |"
         echo "|---:|---:|---:|---:|---:|---:|---|"
         echo "| $(g overload ringq-hw 2x offered_per_s) | $(g overload ringq-hw 2x accepted_per_s) | $(g overload ringq-hw 2x rejected_per_s) | $(g overload ringq-hw 2x latency_ms_p99) | $(g overload ringq-hw 2x reject_latency_ms_p50) | $(g overload ringq-hw 2x reject_latency_ms_p99) | $(g overload ringq-hw 2x daemon_rss_start_kb) -> $(g overload ringq-hw 2x daemon_rss_end_kb) |"
+        echo
+        echo "Pings offered at the same rate: p50 $(g overload ringq-ping 2x latency_ms_p50) ms, p99 $(g overload ringq-ping 2x latency_ms_p99) ms; reject p99 / ping p99 = $(ratio "$(g overload ringq-hw 2x reject_latency_ms_p99)" "$(g overload ringq-ping 2x latency_ms_p99)")."
         echo
         echo "Machine:"
         echo

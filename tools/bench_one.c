@@ -1,0 +1,180 @@
+/* ringq-bench one: the cost ringq adds to one job nobody waits behind.
+ * N times, on an idle ringqd: submit a job, wait for its end (the time
+ * from sending the submit to reading the wait's answer), and beside it
+ * spawn the same command directly (posix_spawnp + waitpid, output to
+ * /dev/null): the floor, taken in the same run and interleaved with the
+ * jobs so both see the same machine. What ringq adds is the difference of
+ * the medians; the daemon's own step timings (stats job_path_ms) say where
+ * it goes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+extern char **environ;
+
+/* The command's argv, split on blanks (like bench_submit_request). */
+static char **split_cmd(const char *cmd)
+{
+        size_t n = 0, cap = 8;
+        char **v = calloc(cap, sizeof(*v)), *copy = strdup(cmd), *save = NULL;
+
+        if (!v || !copy)
+                goto fail;
+        for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                if (n + 2 > cap) {
+                        char **nv = realloc(v, (cap *= 2) * sizeof(*v));
+                        if (!nv)
+                                goto fail;
+                        v = nv;
+                }
+                if (!(v[n++] = strdup(w)))
+                        goto fail;
+                v[n] = NULL;
+        }
+        free(copy);
+        return v;
+fail:
+        for (size_t i = 0; v && i < n; i++)
+                free(v[i]);
+        free(v);
+        free(copy);
+        return NULL;
+}
+
+static int spawn_once(char **argv, posix_spawn_file_actions_t *fa, hist *h)
+{
+        int64_t t0 = now_ns();
+        pid_t pid;
+        int st, r;
+
+        r = posix_spawnp(&pid, argv[0], fa, NULL, argv, environ);
+        if (r)
+                return -r;
+        while (waitpid(pid, &st, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        hist_add(h, (uint64_t)(now_ns() - t0));
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
+}
+
+static int job_once(client *c, const json_t *submit, hist *h, char *err, size_t errsize)
+{
+        _cleanup_json_ json_t *reply = NULL, *wreply = NULL, *wait = NULL;
+        int64_t t0 = now_ns();
+        const char *state;
+        int r;
+
+        r = client_call(c, submit, &reply);
+        if (r < 0)
+                return r;
+        if (!client_reply_ok(reply)) {
+                snprintf(err, errsize, "submit: %s: %s", client_reply_error(reply), client_reply_message(reply));
+                return -EPROTO;
+        }
+        wait = json_pack("{s:s, s:I, s:i}", "op", "wait", "id", json_integer_value(json_object_get(reply, "id")),
+                         "timeout_ms", 60000);
+        if (!wait)
+                return -ENOMEM;
+        r = client_call(c, wait, &wreply);
+        if (r < 0)
+                return r;
+        state = json_string_value(json_object_get(json_object_get(wreply, "job"), "state"));
+        if (!client_reply_ok(wreply) || !state || strcmp(state, "succeeded") != 0) {
+                snprintf(err, errsize, "wait: %s", client_reply_ok(wreply) ? (state ? state : "?")
+                                                                           : client_reply_message(wreply));
+                return -EPROTO;
+        }
+        hist_add(h, (uint64_t)(now_ns() - t0));
+        return 0;
+}
+
+int bench_one(const bench_opts *o, json_t **ret)
+{
+        _cleanup_client_ client *c = NULL;
+        _cleanup_json_ json_t *req = NULL;
+        posix_spawn_file_actions_t fa;
+        proc_sample pa = { 0 }, pb = { 0 };
+        hist *jobs = calloc(1, sizeof(hist)), *spawns = calloc(1, sizeof(hist));
+        char **argv = split_cmd(o->cmd), err[200] = "";
+        int64_t deadline = client_now_ms() + o->duration_ms;
+        uint64_t done = 0;
+        json_t *res = NULL;
+        int pid = o->pid, r;
+
+        posix_spawn_file_actions_init(&fa);
+        if (!jobs || !spawns || !argv || !argv[0]) {
+                r = -ENOMEM;
+                goto out;
+        }
+        /* The floor's child gets what a job gets: stdin from /dev/null, its
+         * output to a place that keeps nothing. */
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, 1, 2);
+        r = bench_submit_request(o, 0, &req);
+        if (r < 0)
+                goto out;
+        r = client_connect(o->socket, &c);
+        if (r < 0) {
+                fprintf(stderr, "ringq-bench: connect to %s: %s\n", o->socket, strerror(-r));
+                r = -ECANCELED;
+                goto out;
+        }
+        if (pid <= 0 && (pid = peer_pid(client_fd(c))) < 0)
+                pid = 0;
+        (void)proc_read(pid, &pa);
+        for (; done < o->count && client_now_ms() < deadline; done++) {
+                /* Alternate which goes first, so neither always runs on a
+                 * cache the other warmed. */
+                bool spawn_first = done & 1;
+                if (spawn_first && (r = spawn_once(argv, &fa, spawns)) < 0)
+                        break;
+                if ((r = job_once(c, req, jobs, err, sizeof(err))) < 0)
+                        break;
+                if (!spawn_first && (r = spawn_once(argv, &fa, spawns)) < 0)
+                        break;
+        }
+        (void)proc_read(pid, &pb);
+        if (r < 0) {
+                fprintf(stderr, "ringq-bench: one: %s\n", err[0] ? err : r == -ECHILD ? "the floor's command failed" : strerror(-r));
+                r = -ECANCELED;
+                goto out;
+        }
+        res = json_object();
+        if (!res) {
+                r = -ENOMEM;
+                goto out;
+        }
+        {
+                double job50 = (double)hist_quantile(jobs, 0.5) / 1e6, spawn50 = (double)hist_quantile(spawns, 0.5) / 1e6;
+
+                json_object_set_new(res, "mode", json_string("one"));
+                json_object_set_new(res, "cmd", json_string(o->cmd));
+                json_object_set_new(res, "jobs", json_integer((json_int_t)done));
+                json_object_set_new(res, "job_ms", hist_json(jobs));
+                json_object_set_new(res, "spawn_ms", hist_json(spawns));
+                json_object_set_new(res, "added_ms_p50", json_real(round((job50 - spawn50) * 1000) / 1000));
+                json_object_set_new(res, "daemon", proc_json(pid, &pa, &pb));
+                bench_add_daemon_figures(c, res, &pa, &pb, done);
+        }
+        *ret = TAKE_PTR(res);
+        r = 0;
+out:
+        posix_spawn_file_actions_destroy(&fa);
+        if (argv)
+                for (char **p = argv; *p; p++)
+                        free(*p);
+        free(argv);
+        free(jobs);
+        free(spawns);
+        return r;
+}
