@@ -41,6 +41,7 @@ struct store {
         bool stop;                            /* guarded by lock */
         bool unsynced;                        /* guarded by lock: see store_take_unsynced */
         int wal_fd;                           /* the WAL, read-only, for trailing fsyncs */
+        bool sync_relaxed;                    /* store thread: synchronous is NORMAL for now */
         int efd;
         struct store_info info;               /* guarded by lock */
 

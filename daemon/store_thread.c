@@ -557,10 +557,19 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
         for (op = batch; relaxed && op; op = op->next)
                 relaxed = relaxed_kind(op->kind);
         *ret_relaxed = relaxed;
-        if (relaxed)
-                (void)sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        /* Switched only when the kind of batch changes: a stream of job
+         * starts and ends parses no pragma. */
+        if (relaxed != s->sync_relaxed &&
+            sqlite3_exec(s->db, relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", NULL, NULL,
+                         NULL) == SQLITE_OK)
+                s->sync_relaxed = relaxed;
+        /* Never commit a client's batch relaxed: if FULL could not be set
+         * back, the batch fails and is answered so. */
+        if (!relaxed && s->sync_relaxed)
+                r = -EIO;
         sqlite3_busy_timeout(s->db, (int)busy_ms);
-        r = step_done(s->st_begin);
+        if (r == 0)
+                r = step_done(s->st_begin);
         for (op = batch; r == 0 && op; op = op->next) {
                 op->result = run_op(s, op);
                 /* Errors like SQLITE_FULL or IOERR roll the whole
@@ -570,8 +579,6 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
         }
         if (r == 0)
                 r = step_done(s->st_commit);
-        if (relaxed)
-                (void)sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
         if (r == 0)
                 return 0;
         if (!sqlite3_get_autocommit(s->db))
