@@ -278,6 +278,7 @@ int loop_turn(struct server *s, int64_t max_wait_ms)
                 ts.tv_nsec = (ms % 1000) * 1000000;
                 tsp = &ts;
         }
+        store_flush(s->store);
         if (under_valgrind())
                 r = valgrind_wait(s, tsp);
         else

@@ -243,6 +243,7 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
         s->efd = -1;
         s->wal_fd = -1;
         s->output_dirfd = -1;
+        s->out_tail = &s->out;
         s->todo_tail = &s->todo;
         s->done_tail = &s->done;
         pthread_mutex_init(&s->lock, NULL);
@@ -517,6 +518,11 @@ void store_close(struct store *s)
         while (s->todo) {
                 struct store_op *op = s->todo;
                 s->todo = op->next;
+                store_op_free(op);
+        }
+        while (s->out) {
+                struct store_op *op = s->out;
+                s->out = op->next;
                 store_op_free(op);
         }
         while (s->done) {

@@ -74,7 +74,7 @@ int store_load_queues(struct store *s, int (*fn)(void *ud, const char *name, boo
 int store_start(struct store *s, int efd, int output_dirfd);
 /* Finished jobs in the database now (one index count, at start-up). */
 int store_count_finished(struct store *s, int64_t *ret);
-/* Hand an op to the store thread (ownership moves with it). */
+/* Hand an op to the store (ownership moves with it); see store_flush. */
 void store_push(struct store *s, struct store_op *op);
 /* Take the finished ops (ownership back to the caller), oldest first. */
 struct store_op *store_take_done(struct store *s);
@@ -86,6 +86,11 @@ struct store_op *store_take_done(struct store *s);
  * commit is fsynced as it is made. */
 bool store_take_unsynced(struct store *s);
 int store_wal_fd(struct store *s);
+/* Ops pushed in one turn of the loop wait in the loop's list until
+ * store_flush hands them over together: one lock and one wake-up of the
+ * store thread per turn, and ops made together share a commit (a job's
+ * end and the next job's start). The loop flushes before it sleeps. */
+void store_flush(struct store *s);
 /* Ops handed over and not yet taken back. */
 unsigned store_inflight(struct store *s);
 /* Apply runtime-changeable settings (busy timeout). */

@@ -35,6 +35,8 @@ struct store {
         bool started;
         pthread_mutex_t lock;
         pthread_cond_t cond;
+        struct store_op *out, **out_tail;     /* the loop's, until store_flush */
+        unsigned out_n;
         struct store_op *todo, **todo_tail;   /* guarded by lock */
         struct store_op *done, **done_tail;   /* guarded by lock */
         unsigned inflight;                    /* guarded by lock */

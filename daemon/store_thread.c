@@ -719,12 +719,24 @@ int store_start(struct store *s, int efd, int output_dirfd)
 void store_push(struct store *s, struct store_op *op)
 {
         op->next = NULL;
+        *s->out_tail = op;
+        s->out_tail = &op->next;
+        s->out_n++;
+}
+
+void store_flush(struct store *s)
+{
+        if (!s->out)
+                return;
         pthread_mutex_lock(&s->lock);
-        *s->todo_tail = op;
-        s->todo_tail = &op->next;
-        s->inflight++;
+        *s->todo_tail = s->out;
+        s->todo_tail = s->out_tail;
+        s->inflight += s->out_n;
         pthread_cond_signal(&s->cond);
         pthread_mutex_unlock(&s->lock);
+        s->out = NULL;
+        s->out_tail = &s->out;
+        s->out_n = 0;
 }
 
 struct store_op *store_take_done(struct store *s)
@@ -764,5 +776,5 @@ unsigned store_inflight(struct store *s)
         pthread_mutex_lock(&s->lock);
         n = s->inflight;
         pthread_mutex_unlock(&s->lock);
-        return n;
+        return n + s->out_n;
 }
