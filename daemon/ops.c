@@ -130,21 +130,26 @@ static int64_t retry_after_ms(struct server *s, int64_t queued, int64_t low_wate
         return (int64_t)CLAMP(ms, 100.0, 30000.0);
 }
 
-static json_t *full_err(const struct admit_info *ai, int64_t retry_ms)
+static json_t *reject_err(enum admit kind, uid_t uid, const struct admit_info *ai, int64_t retry_ms)
 {
-        json_t *e = ai->queue ? proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
-                                          "queue %s full: %lld jobs queued (its high water %lld); accepting "
-                                          "again at %lld",
-                                          ai->queue, (long long)ai->queued, (long long)ai->high_water,
-                                          (long long)ai->low_water)
-                              : proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
-                                          "queue full: %lld jobs queued (high water %lld); accepting again at %lld",
-                                          (long long)ai->queued, (long long)ai->high_water,
-                                          (long long)ai->low_water);
+        const char *q = ai->queue ? ai->queue : "";
+        json_t *e;
 
+        if (kind == ADMIT_USER_FULL)
+                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL, "uid %u has %lld jobs queued already (max_queued_per_user %lld)",
+                              (unsigned)uid, (long long)ai->queued, (long long)ai->high_water);
+        else if (kind == ADMIT_ROOT_FULL)
+                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
+                              "queue%s%s full: %lld jobs queued, and root's reserve above high water %lld is used up too",
+                              *q ? " " : "", q, (long long)ai->queued, (long long)ai->high_water);
+        else
+                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
+                              "queue%s%s full: %lld jobs queued (%shigh water %lld); accepting again at %lld", *q ? " " : "",
+                              q, (long long)ai->queued, *q ? "its " : "", (long long)ai->high_water,
+                              (long long)ai->low_water);
         if (e) {
-                if (ai->queue)
-                        json_object_set_new(e, "scope", json_string("queue"));
+                if (kind == ADMIT_USER_FULL || ai->queue)
+                        json_object_set_new(e, "scope", json_string(kind == ADMIT_USER_FULL ? "user" : "queue"));
                 json_object_set_new(e, "retry_after_ms", json_integer(retry_ms));
         }
         return e;
@@ -153,20 +158,23 @@ static json_t *full_err(const struct admit_info *ai, int64_t retry_ms)
 /* At the high-water mark rejects are the hot path and should cost about
  * what a ping does: the reply line is rendered again only when what it
  * says changes (a request with a tag, or a queue's own marks, get their
- * own). */
-static void answer_full(struct server *s, struct req *r, const struct admit_info *ai)
+ * own). Root's rejects, past its reserve, are as hot as anyone's. */
+static void answer_reject(struct server *s, struct req *r, enum admit kind, uid_t uid, const struct admit_info *ai)
 {
-        int64_t key[4] = { ai->queued, retry_after_ms(s, ai->queued, ai->low_water), ai->high_water, ai->low_water };
+        int64_t retry = kind == ADMIT_USER_FULL ? retry_after_ms(s, 1, 0) : retry_after_ms(s, ai->queued, ai->low_water);
+        int64_t key[6] = { kind, kind == ADMIT_USER_FULL ? (int64_t)uid : -1, ai->queued, retry, ai->high_water,
+                           ai->low_water };
         char *line;
 
+        s->stats.c[kind == ADMIT_USER_FULL ? C_REJECTED_USER : C_REJECTED_FULL]++;
         if (r->tag || ai->queue) {
-                ops_answer(r, full_err(ai, key[1]));
+                ops_answer(r, reject_err(kind, uid, ai, retry));
                 return;
         }
         if (!s->full.line || memcmp(s->full.key, key, sizeof(key)) != 0) {
                 size_t len = 0;
 
-                line = proto_line(full_err(ai, key[1]), NULL, &len);
+                line = proto_line(reject_err(kind, uid, ai, retry), NULL, &len);
                 if (!line) {
                         req_reply_line(r, NULL, 0);
                         return;
@@ -187,42 +195,12 @@ static void answer_full(struct server *s, struct req *r, const struct admit_info
 static bool room_for(struct server *s, struct req *r, uid_t uid, const char *queue)
 {
         struct admit_info ai;
-        json_t *e;
+        enum admit kind = dispatch_admit(s, uid, queue, &ai);
 
-        switch (dispatch_admit(s, uid, queue, &ai)) {
-        case ADMIT_OK:
+        if (kind == ADMIT_OK)
                 return true;
-        case ADMIT_FULL:
-                s->stats.c[C_REJECTED_FULL]++;
-                answer_full(s, r, &ai);
-                return false;
-        case ADMIT_ROOT_FULL:
-                s->stats.c[C_REJECTED_FULL]++;
-                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
-                              "queue%s%s full: %lld jobs queued, and root's reserve above high water %lld is used up "
-                              "too",
-                              ai.queue ? " " : "", ai.queue ? ai.queue : "", (long long)ai.queued,
-                              (long long)ai.high_water);
-                if (e && ai.queue)
-                        json_object_set_new(e, "scope", json_string("queue"));
-                if (e)
-                        json_object_set_new(e, "retry_after_ms",
-                                            json_integer(retry_after_ms(s, ai.queued, ai.low_water)));
-                ops_answer(r, e);
-                return false;
-        case ADMIT_USER_FULL:
-        default:
-                s->stats.c[C_REJECTED_USER]++;
-                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
-                              "uid %u has %lld jobs queued already (max_queued_per_user %lld)", (unsigned)uid,
-                              (long long)ai.queued, (long long)ai.high_water);
-                if (e) {
-                        json_object_set_new(e, "scope", json_string("user"));
-                        json_object_set_new(e, "retry_after_ms", json_integer(retry_after_ms(s, 1, 0)));
-                }
-                ops_answer(r, e);
-                return false;
-        }
+        answer_reject(s, r, kind, uid, &ai);
+        return false;
 }
 
 static void do_submit(struct server *s, struct req *r, struct request *rq)

@@ -27,7 +27,7 @@ void ops_on_store_done(struct server *s, struct store_op *op);
 struct reject_cache {
         char *line;
         size_t len;
-        int64_t key[4];
+        int64_t key[6];
 };
 
 /* waiters.c: park r until job id ends (timeout_ms < 0: no timeout). */
