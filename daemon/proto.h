@@ -53,7 +53,7 @@ json_t *proto_ok(void);
 json_t *proto_err(enum ringq_err code, const char *field, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 json_t *proto_err_from(const struct proto_error *e);
-/* The job object of the SPEC; output paths under output_dir. */
+/* The job object (docs/protocol.md); output paths under output_dir. */
 json_t *proto_job(const struct job_rec *j, const char *output_dir);
 
 /* Serialize a reply as one line ending in '\n', echoing tag when given.

@@ -2,8 +2,8 @@
  *
  * Git-style verbs, each with its own getopt_long table. Every verb talks to
  * ringqd through client.c and formats through fmt.c; the verb files only
- * map arguments to requests and replies to output and exit codes (SPEC
- * "CLI"). This file holds main, the verb table, the options every verb
+ * map arguments to requests and replies to output and exit codes (ringq(1)).
+ * This file holds main, the verb table, the options every verb
  * shares and the helpers behind cli.h; the verbs live in submit.c, jobs.c,
  * logs.c, stats.c (with queues, pause and resume) and top.c (with
  * top_view.c and screen.c).
@@ -116,7 +116,7 @@ int call(client *c, json_t *req, json_t **ret_reply)
         return 0;
 }
 
-/* The exit code a finished job stands for (SPEC "Exit codes"). */
+/* The exit code a finished job stands for (ringq(1), EXIT STATUS). */
 static int job_exit_code(const json_t *job)
 {
         const json_t *ec = json_object_get(job, "exit_code");

@@ -1,7 +1,7 @@
 /* ringq wire protocol, version 1: what ringqd and its tools share.
  *
  * One JSON object per line in each direction over a Unix stream socket.
- * Every name here is part of the user-facing contract (SPEC.md); the
+ * Every name here is part of the user-facing contract (docs/protocol.md); the
  * tables are indexed by the enums so a name and its code cannot drift.
  */
 #pragma once

@@ -1,6 +1,6 @@
 /* Unit tests of daemon/config.c.
  *
- * config_init defaults (SPEC table) and $STATE_DIRECTORY /
+ * config_init defaults (ringqd.conf(5)) and $STATE_DIRECTORY /
  * $RUNTIME_DIRECTORY (first of a colon list); config_set for every key
  * type: limits and one past them, the exact error text, -ENOENT for an
  * unknown key; config_parse_buffer: comments, blank lines, CRLF,

@@ -7,7 +7,7 @@
  * largest value per shift and one past it).
  * protocol.h: name tables against their enums, *_from_name round trips
  * and rejects, ringq_state_is_final, ringq_exit_for_error for every
- * error code (SPEC "Exit codes"), ringq_client_socket precedence.
+ * error code (ringq(1), EXIT STATUS), ringq_client_socket precedence.
  *
  */
 #include <setjmp.h>
@@ -239,7 +239,7 @@ static void test_state_is_final(void **state)
 
 static void test_exit_for_error(void **state)
 {
-        /* SPEC: 65 bad_request; 66 not_found; 75 queue_full, busy or
+        /* ringq(1): 65 bad_request; 66 not_found; 75 queue_full, busy or
          * shutting_down; 77 forbidden; 124 wait timeout; 70 anything else. */
         assert_int_equal(ringq_exit_for_error(RINGQ_ERR_BAD_REQUEST), 65);
         assert_int_equal(ringq_exit_for_error(RINGQ_ERR_NOT_FOUND), 66);
@@ -257,7 +257,7 @@ static void test_exit_for_error(void **state)
         assert_int_equal(RINGQ_EXIT_UNREACHABLE, 69);
 }
 
-/* SPEC lists too_large under none of the named exit codes, so it is
+/* The exit codes list too_large under none of the named exit codes, so it is
  * "70 anything else". */
 static void test_exit_too_large(void **state)
 {

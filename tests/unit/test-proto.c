@@ -6,7 +6,7 @@
  * its type and range limits (±1), NUL inside strings, relative cwd,
  * delay_ms with run_at, defaults, and the tag kept for error replies.
  * proto_err / proto_err_from / proto_line (one line, one '\n', tag
- * echoed) and proto_job (SPEC job object).
+ * echoed) and proto_job (docs/protocol.md, the job object).
  * Requests are written with ' for " to keep them readable.
  */
 #include <setjmp.h>

@@ -1,7 +1,7 @@
 /* Unit tests of daemon/qindex.c, the dispatch index.
  *
  * The order of ringq 1 within one bucket, in both modes: priority DESC,
- * run_at ASC, id ASC (SPEC "Dispatch order"), at the priority and run_at
+ * run_at ASC, id ASC (README, Dispatch), at the priority and run_at
  * limits and over 20000 jobs against a reference sort; delayed jobs come
  * out exactly when the monotonic time reaches their due time, keep their
  * priority, id and tag; qindex_unpop puts an entry back in front, without
