@@ -487,6 +487,16 @@ int64_t dispatch_queued(struct server *s)
         return n;
 }
 
+void dispatch_drain_outlook(struct server *s, int64_t *ret_runnable, int64_t *ret_next_due_mono_ms)
+{
+        const struct qindex *qi = &D(s)->qi;
+
+        *ret_runnable = (int64_t)(qindex_entries(qi) - qi->delay.n);
+        *ret_next_due_mono_ms = qindex_next_due(qi);
+}
+
+/* Rejecting from high water on; accepting again once n is down to low
+ * (n == low is accepted). The reject message says so (ops.c). */
 static bool hysteresis(bool accepting, int64_t n, uint64_t high, uint64_t low)
 {
         if (accepting && n >= (int64_t)high)
@@ -569,8 +579,15 @@ void dispatch_run(struct server *s)
         bool flushed = false;
         int64_t next;
 
-        if (s->draining || d->blocked || d->stopped || d->all_paused)
-                goto out;
+        if (s->draining || d->blocked || d->stopped || d->all_paused) {
+                /* Nothing may start, so no due time may wake the loop:
+                 * only a pop moves a due entry on, and a timer for one
+                 * already due would fire on every turn. Whatever lifts
+                 * the stop (resume, the spawn retry) runs dispatch. */
+                if (!d->blocked)
+                        timers_disarm(&s->timers, &d->timer);
+                return;
+        }
         while (workers_free(s)) {
                 struct qpick p;
                 int r;
@@ -598,7 +615,6 @@ void dispatch_run(struct server *s)
                         return;
                 }
         }
-out:
         /* Wake when the next delayed job comes due, but only with a slot
          * free to run it: with all slots busy a finishing job dispatches,
          * and a timer for a job already due would fire on every turn. */

@@ -436,7 +436,10 @@ static void begin_stop(struct slot *sl, enum end_reason why)
 
         if (sl->state == SLOT_REAPED)
                 return;
-        if (sl->end == END_NONE)
+        /* A cancel is the last word: a job canceled while it is being
+         * stopped for its timeout (or a shutdown) ends canceled and is
+         * not tried again. */
+        if (sl->end == END_NONE || why == END_CANCELED)
                 sl->end = why;
         if (sl->start_pending)
                 return; /* decided when the START commit comes back */
@@ -499,7 +502,11 @@ int workers_cancel(struct server *s, int64_t id, uid_t uid)
 {
         for (unsigned i = 0; i < s->nslots; i++) {
                 struct slot *sl = &s->slots[i];
-                if (sl->state == SLOT_FREE || sl->job_id != id || sl->start_failed)
+                /* A start not yet committed may yet be refused (the job
+                 * was canceled or retried by an op ahead of it): such a
+                 * cancel goes through the store, in order after the
+                 * start, and finds the job as that left it. */
+                if (sl->state == SLOT_FREE || sl->job_id != id || sl->start_failed || sl->start_pending)
                         continue;
                 if (uid != 0 && (int64_t)uid != sl->owner_uid)
                         return -EPERM;
@@ -846,13 +853,13 @@ static void maybe_finish(struct slot *sl)
                 dispatch_run(s);
                 return;
         }
-        if (sl->spawn_errno) {
+        if (sl->end == END_CANCELED) {
+                state = RINGQ_STATE_CANCELED;
+                snprintf(reason, sizeof(reason), "canceled");
+        } else if (sl->spawn_errno) {
                 state = RINGQ_STATE_FAILED;
                 snprintf(reason, sizeof(reason), "spawn: %s", strerror(sl->spawn_errno));
                 sl->exit_code = -1;
-        } else if (sl->end == END_CANCELED) {
-                state = RINGQ_STATE_CANCELED;
-                snprintf(reason, sizeof(reason), "canceled");
         } else if (sl->end == END_INTERRUPTED) {
                 state = RINGQ_STATE_FAILED;
                 snprintf(reason, sizeof(reason), "interrupted");

@@ -132,6 +132,123 @@ put("dispatch", "keys-and-output",
     '{"op":"output","id":99,"tag":5}\n'
     '{"op":"output","id":1,"stream":"stdin","tag":6}\n')
 
+# Jobs that run. The harness's exec hook runs, by argv[0] alone: "false"
+# /bin/false, "sleep" /bin/sleep argv[1] seconds (1..50 ms), "stubborn" a
+# sleep that ignores SIGTERM, "missing" no program at all (spawn: ENOENT),
+# anything else /bin/true. A line "@@" starts the next connection (as
+# root, every second one is uid 65534): a later connection sees jobs that
+# are running or have ended.
+put("dispatch", "run-true-false-sleep",
+    '{"op":"submit","argv":["true"],"tag":1}\n'
+    '{"op":"submit","argv":["false"],"tag":2}\n'
+    '{"op":"submit","argv":["sleep","0.02"],"tag":3}\n'
+    '{"op":"wait","id":1,"tag":4}\n{"op":"wait","id":2,"tag":5}\n{"op":"wait","id":3,"tag":6}\n'
+    '{"op":"status","id":3,"tag":7}\n{"op":"output","id":2,"tag":8}\n'
+    '{"op":"list","state":"succeeded","tag":9}\n{"op":"list","tag":10}\n{"op":"stats","tag":11}\n')
+put("dispatch", "run-retry-attempts",
+    '{"op":"submit","argv":["false"],"max_attempts":3,"backoff_ms":5,"tag":1}\n'
+    '{"op":"submit","argv":["sleep","0.01"],"timeout_ms":1,"max_attempts":2,"backoff_ms":1,"tag":2}\n'
+    '{"op":"wait","id":1,"tag":3}\n{"op":"wait","id":2,"tag":4}\n'
+    '{"op":"retry","id":1,"tag":5}\n{"op":"status","id":1,"tag":6}\n{"op":"wait","id":1,"tag":7}\n'
+    '{"op":"retry","id":2,"tag":8}\n{"op":"list","state":"failed","tag":9}\n')
+put("dispatch", "run-missing-and-timeout",
+    '{"op":"submit","argv":["missing"],"max_attempts":2,"backoff_ms":0,"tag":1}\n'
+    '{"op":"submit","argv":["stubborn","0.02"],"timeout_ms":5,"tag":2}\n'
+    '{"op":"submit","argv":["true"],"timeout_ms":1,"tag":3}\n'
+    '{"op":"wait","id":1,"tag":4}\n{"op":"wait","id":2,"tag":5}\n{"op":"wait","id":3,"tag":6}\n'
+    '{"op":"output","id":1,"stream":"stderr","tag":7}\n{"op":"list","tag":8}\n')
+# Cancel a running job: the job starts while the first connection waits
+# (a wait with a timeout holds it open), and the third (root again)
+# cancels it; a cancel of one that ended is invalid_state.
+put("dispatch", "cancel-running",
+    '{"op":"submit","argv":["sleep","0.05"],"tag":1}\n'
+    '{"op":"submit","argv":["true"],"tag":2}\n'
+    '{"op":"wait","id":1,"timeout_ms":10,"tag":3}\n'
+    '@@\n'
+    '{"op":"status","id":1}\n{"op":"cancel","id":1}\n'
+    '@@\n'
+    '{"op":"cancel","id":1,"tag":4}\n{"op":"status","id":1,"tag":5}\n{"op":"wait","id":1,"tag":6}\n'
+    '{"op":"cancel","id":2,"tag":7}\n{"op":"retry","id":1,"tag":8}\n{"op":"retry","id":1,"tag":9}\n'
+    '{"op":"wait","id":1,"tag":10}\n')
+put("dispatch", "cancel-running-other-user",
+    '@@\n'
+    '{"op":"submit","argv":["sleep","0.04"],"max_attempts":2,"backoff_ms":1}\n'
+    '{"op":"wait","id":1,"timeout_ms":5}\n'
+    '@@\n'
+    '{"op":"list","state":"running"}\n{"op":"cancel","id":1}\n{"op":"wait","id":1}\n{"op":"status","id":1}\n')
+# Dependencies: a chain that succeeds, one whose head fails (the cascade
+# cancels each in turn, a commit apart), one whose head is canceled, and
+# retries that must wait for the head to be retried first.
+put("dispatch", "after-chain-success",
+    '{"op":"submit","argv":["sleep","0.01"],"tag":1}\n'
+    '{"op":"submit","argv":["true"],"after":[1],"tag":2}\n'
+    '{"op":"submit","argv":["true"],"after":[1,2],"tag":3}\n'
+    '{"op":"status","id":3,"tag":4}\n{"op":"wait","id":3,"tag":5}\n'
+    '{"op":"submit","argv":["true"],"after":[3],"tag":6}\n{"op":"wait","id":4,"tag":7}\n'
+    '{"op":"list","tag":8}\n')
+put("dispatch", "after-chain-failure",
+    '{"op":"submit","argv":["false"],"tag":1}\n'
+    '{"op":"submit","argv":["true"],"after":[1],"tag":2}\n'
+    '{"op":"submit","argv":["true"],"after":[2],"tag":3}\n'
+    '{"op":"wait","id":3,"tag":4}\n{"op":"status","id":2,"tag":5}\n'
+    '{"op":"retry","id":3,"tag":6}\n{"op":"retry","id":2,"tag":7}\n'
+    '{"op":"submit","argv":["true"],"after":[1],"tag":8}\n{"op":"status","id":4,"tag":9}\n'
+    '{"op":"retry","id":1,"tag":10}\n{"op":"retry","id":2,"tag":11}\n{"op":"wait","id":2,"tag":12}\n')
+put("dispatch", "after-chain-cancel",
+    '{"op":"submit","argv":["true"],"delay_ms":100000,"tag":1}\n'
+    '{"op":"submit","argv":["sleep","0.01"],"after":[1],"tag":2}\n'
+    '{"op":"submit","argv":["true"],"after":[2],"key":"k","tag":3}\n'
+    '{"op":"status","id":2,"tag":4}\n{"op":"cancel","id":1,"tag":5}\n'
+    '{"op":"wait","id":3,"tag":6}\n{"op":"list","state":"canceled","tag":7}\n'
+    '{"op":"retry","id":1,"tag":8}\n{"op":"retry","id":2,"tag":9}\n{"op":"retry","id":3,"tag":10}\n'
+    '{"op":"cancel","id":1,"tag":11}\n{"op":"wait","id":3,"tag":12}\n')
+put("dispatch", "after-other-user",
+    '{"op":"submit","argv":["true"]}\n{"op":"wait","id":1}\n'
+    '@@\n'
+    '{"op":"submit","argv":["true"],"after":[1]}\n{"op":"submit","argv":["true"]}\n'
+    '{"op":"submit","argv":["true"],"after":[2,99]}\n'
+    '@@\n'
+    '{"op":"submit","argv":["false"],"after":[1,2]}\n{"op":"wait","id":3}\n')
+# Pause and resume around submits: nothing starts in a paused queue (nor
+# anywhere while every queue is paused) until a resume, which comes in a
+# later connection (in the same one it would run as soon as the waits
+# before it park). Two slots: the third job of a queue is the one held.
+put("dispatch", "pause-queue",
+    '{"op":"pause","queue":"q","tag":1}\n'
+    '{"op":"submit","argv":["true"],"queue":"q","tag":2}\n'
+    '{"op":"submit","argv":["true"],"tag":3}\n'
+    '{"op":"wait","id":2,"tag":4}\n{"op":"wait","id":1,"timeout_ms":20,"tag":5}\n'
+    '{"op":"queues","tag":6}\n{"op":"status","id":1,"tag":7}\n'
+    '@@\n'
+    '{"op":"pause","queue":"q"}\n{"op":"queues"}\n{"op":"submit","argv":["true"],"queue":"q"}\n'
+    '@@\n'
+    '{"op":"status","id":1,"tag":8}\n{"op":"resume","queue":"q","tag":9}\n'
+    '{"op":"wait","id":1,"tag":10}\n{"op":"wait","id":3,"tag":11}\n{"op":"queues","tag":12}\n')
+put("dispatch", "pause-all",
+    '{"op":"pause","tag":1}\n'
+    '{"op":"submit","argv":["true"],"tag":2}\n'
+    '{"op":"submit","argv":["true"],"queue":"q","tag":3}\n'
+    '{"op":"resume","queue":"q","tag":4}\n'
+    '{"op":"wait","id":2,"timeout_ms":20,"tag":5}\n{"op":"status","id":1,"tag":6}\n{"op":"queues","tag":7}\n'
+    '@@\n'
+    '{"op":"queues"}\n{"op":"submit","argv":["true"],"queue":"q"}\n'
+    '@@\n'
+    '{"op":"pause","queue":"q","tag":8}\n{"op":"resume","tag":9}\n'
+    '{"op":"wait","id":1,"tag":10}\n{"op":"wait","id":2,"tag":11}\n{"op":"wait","id":3,"tag":12}\n'
+    '{"op":"list","tag":13}\n')
+put("dispatch", "pause-running-and-retry",
+    '{"op":"submit","argv":["sleep","0.03"],"queue":"q","tag":1}\n'
+    '{"op":"submit","argv":["false"],"queue":"q","max_attempts":2,"backoff_ms":1,"tag":2}\n'
+    '{"op":"submit","argv":["true"],"queue":"q","tag":3}\n'
+    '{"op":"wait","id":1,"timeout_ms":5,"tag":4}\n{"op":"pause","queue":"q","tag":5}\n'
+    '{"op":"wait","id":1,"tag":6}\n{"op":"wait","id":2,"timeout_ms":30,"tag":7}\n'
+    '{"op":"status","id":2,"tag":8}\n{"op":"status","id":3,"tag":9}\n'
+    '@@\n'
+    '{"op":"list","queue":"q"}\n'
+    '@@\n'
+    '{"op":"resume","queue":"q","tag":10}\n{"op":"wait","id":2,"tag":11}\n{"op":"wait","id":3,"tag":12}\n'
+    '{"op":"retry","id":2,"tag":13}\n{"op":"wait","id":2,"tag":14}\n')
+
 # Config files.
 every = """# every key, each with a valid value
 state_dir = /var/lib/ringq

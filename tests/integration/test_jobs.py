@@ -167,6 +167,24 @@ class Cancel(DaemonTest):
         self.assertEqual(procs_in_session(pid), [])
         self.assertEqual(self.d.stats()["counters"]["killed"], 1)
 
+    def test_cancel_while_stopping_for_a_timeout_ends_it(self):
+        # A cancel that comes while the job is being stopped for its
+        # timeout is the last word: the job ends canceled and is not tried
+        # again, though it had attempts left.
+        self.d.stop()
+        self.d.args += ["--kill-grace", "1s"]
+        self.d.start()
+        ready = os.path.join(self.d.root, "trapped-timeout")
+        jid = self.d.submit(["sh", "-c", "trap '' TERM; touch %s; while :; do sleep 0.05; done" % ready],
+                            timeout_ms=300, max_attempts=3, backoff_ms=0)
+        self.d.wait_state(jid, "running")
+        wait_for(lambda: os.path.exists(ready), what="the job to ignore SIGTERM")
+        time.sleep(0.5)  # past its timeout: SIGTERM sent, SIGKILL due after kill_grace
+        r = self.d.call({"op": "cancel", "id": jid})
+        self.assertEqual((r["job"]["state"], r["job"]["reason"], r["job"]["attempts"]), ("canceled", "canceled", 1), r)
+        time.sleep(0.3)
+        self.assertEqual(self.d.job(jid)["state"], "canceled")
+
     def test_cancel_queued_job_never_runs(self):
         blocker = self.d.submit(["sleep", "300"])
         self.d.wait_state(blocker, "running")

@@ -155,6 +155,25 @@ class Queues(DaemonTest):
         ok(self.d.call({"op": "resume"}))
         self.assertEqual([self.d.wait_job(j)["state"] for j in (a, b)], ["succeeded", "succeeded"])
 
+    def test_a_job_coming_due_while_every_queue_is_paused(self):
+        # Every queue paused and a delayed job comes due: nothing may
+        # start, and nothing may wake the loop for it either (it used to
+        # spin at 100 % CPU and stop answering).
+        ok(self.d.call({"op": "pause"}))
+        jid = self.d.submit(["true"], delay_ms=100)
+        time.sleep(0.3)
+        def cpu():
+            with open("/proc/%d/stat" % self.d.pid()) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        before = cpu()
+        time.sleep(1.0)
+        self.assertLess(cpu() - before, 0.3, "ringqd is busy while nothing may run")
+        self.assertTrue(self.d.call({"op": "ping"})["ok"])
+        self.assertEqual(self.d.job(jid)["state"], "queued")
+        ok(self.d.call({"op": "resume"}))
+        self.assertEqual(self.d.wait_job(jid)["state"], "succeeded")
+
     def test_queue_names(self):
         for bad in ("", "a b", "x" * 65, "q/1", "ä"):
             r = self.d.call({"op": "submit", "argv": ["true"], "queue": bad})
