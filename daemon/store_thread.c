@@ -516,7 +516,7 @@ static int run_op(struct store *s, struct store_op *op)
         }
         /* Without the copy the reply falls back to a read after the
          * commit; not worth failing the op for. */
-        if (r == 0)
+        if (r == 0 && !op->skip_row)
                 (void)read_row(s, op);
         return r;
 }
