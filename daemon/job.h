@@ -128,6 +128,7 @@ struct store_op {
                         int64_t now_ms;         /* cancel: finished_at; retry: run_at */
                         int64_t dep_failed;     /* out (retry): a job it runs after that failed */
                         int dep_state;
+                        bool again;             /* cancel: asked a second time (cancel_done) */
                 } change;
                 struct {
                         char *queue;            /* owned; NULL: every queue */

@@ -697,6 +697,27 @@ static void submit_done(struct server *s, struct req *r, struct store_op *op)
         dispatch_update_accepting(s);
 }
 
+/* The store saw the job running, but its process has ended since: its
+ * end is committed or on its way to the store, ahead of anything pushed
+ * now. Ask the store again, once, after it: the job is then ended (the
+ * cancel says so) or queued for another attempt (and is canceled). */
+static int cancel_again(struct server *s, struct req *r, const struct store_op *prev)
+{
+        struct store_op *op = calloc(1, sizeof(*op));
+
+        if (!op)
+                return -ENOMEM;
+        op->kind = SOP_CANCEL;
+        op->id = prev->id;
+        op->owner = r;
+        op->change.uid = prev->change.uid;
+        op->change.now_ms = now_wall_ms();
+        op->change.again = true;
+        op->enqueued_us = now_mono_us();
+        store_push(s->store, op);
+        return 0;
+}
+
 static void cancel_done(struct server *s, struct req *r, struct store_op *op)
 {
         if (op->result == 0 && op->change.prev_state == RINGQ_STATE_QUEUED) {
@@ -711,6 +732,8 @@ static void cancel_done(struct server *s, struct req *r, struct store_op *op)
                 int e = r->conn ? workers_cancel(s, op->id, r->conn->uid) : -ENOENT;
                 if (e == 0)
                         waiters_park(s, r, op->id, -1); /* still a write in flight */
+                else if (e == -ENOENT && r->conn && !op->change.again && cancel_again(s, r, op) == 0)
+                        ; /* answered after the second look */
                 else
                         reply_job(s, r, op->id, NULL);
         } else if (op->result == 0)

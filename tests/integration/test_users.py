@@ -254,6 +254,9 @@ class SchemaUpgrade(unittest.TestCase):
         # stands for A here.
         c.execute("PRAGMA user_version = 1")
         c.execute("UPDATE jobs SET owner_uid = ?, owner_gid = ? WHERE owner_uid = 999", (a.pw_uid, a.pw_gid))
+        # Job 5 was delayed two hours from when the dump was made: keep it
+        # delayed whenever the test runs.
+        c.execute("UPDATE jobs SET run_at = ? WHERE id = 5", (int(time.time() * 1000) + 86400000,))
         c.commit()
         c.close()
         # Schema 1 gave output files to their jobs' owners.
