@@ -83,6 +83,11 @@ static const struct kdef kdefs[] = {
 };
 
 const size_t config_nkeys = ELEMENTSOF(kdefs);
+_Static_assert(ELEMENTSOF(kdefs) == CONFIG_NKEYS, "CONFIG_NKEYS is the number of keys in kdefs");
+
+/* Errors past this many are counted, not listed: a binary file given as
+ * the config must not flood the journal. */
+#define MAX_ERRORS 50
 
 const struct config_key *config_key_at(size_t i)
 {
@@ -116,8 +121,9 @@ const struct queue_cfg *config_queue(const struct config *c, const char *name)
 }
 
 /* queue.<name>.workers and queue.<name>.high_water: keys with a name in
- * them, so not in the table. */
-static int set_queue_key(struct config *c, const char *key, const char *value, char **ret_err)
+ * them, so not in the table. Reasons without the key, like set_key's. */
+static int set_queue_key(struct config *c, const char *key, const char *value, struct config_origin from,
+                         char **ret_why)
 {
         const char *name = key + strlen("queue."), *dot = strrchr(name, '.');
         struct queue_cfg *q;
@@ -126,16 +132,15 @@ static int set_queue_key(struct config *c, const char *key, const char *value, c
 
         if (!dot || dot == name || !queue_name_valid(name, (size_t)(dot - name)) ||
             (strcmp(dot, ".workers") != 0 && strcmp(dot, ".high_water") != 0)) {
-                set_error(ret_err, -EINVAL, "unknown key '%s' (queue.<name>.workers or queue.<name>.high_water, "
+                set_error(ret_why, -EINVAL, "unknown key '%s' (queue.<name>.workers or queue.<name>.high_water, "
                           "a name of 1-64 letters, digits, '_', '.' or '-')", key);
                 return -ENOENT;
         }
         workers = strcmp(dot, ".workers") == 0;
         if (ringq_parse_u64(value, &u, &(const char *){ NULL }) < 0 || strspn(value, "0123456789") != strlen(value))
-                return set_error(ret_err, -EINVAL, "%s: '%s' is not a whole number", key, value);
+                return set_error(ret_why, -EINVAL, "'%s' is not a whole number", value);
         if (u < 1 || u > (workers ? 1024 : 100000000))
-                return set_error(ret_err, -EINVAL, "%s: %s is out of range (1..%u)", key, value,
-                                 workers ? 1024 : 100000000);
+                return set_error(ret_why, -EINVAL, "%s is out of range (1..%u)", value, workers ? 1024 : 100000000);
         for (q = c->queues; q && q < c->queues + c->nqueues; q++)
                 if (strlen(q->name) == (size_t)(dot - name) && strncmp(q->name, name, (size_t)(dot - name)) == 0)
                         break;
@@ -147,10 +152,13 @@ static int set_queue_key(struct config *c, const char *key, const char *value, c
                 *q = (struct queue_cfg){ 0 };
                 memcpy(q->name, name, (size_t)(dot - name));
         }
-        if (workers)
+        if (workers) {
                 q->workers = u;
-        else
+                q->workers_from = from;
+        } else {
                 q->high_water = u;
+                q->high_water_from = from;
+        }
         return 0;
 }
 
@@ -226,28 +234,19 @@ void config_done(struct config *c)
         free(c->cgroup);
         free(c->pam_service);
         free(c->queues);
-        c->state_dir = c->socket = c->cgroup = c->pam_service = NULL;
+        free(c->file);
+        c->state_dir = c->socket = c->cgroup = c->pam_service = c->file = NULL;
         c->queues = NULL;
         c->nqueues = 0;
 }
 
-
-int config_set(struct config *c, const char *key, const char *value, char **ret_err)
+/* Parse value into the field of k. */
+static int set_value(struct config *c, const struct kdef *k, char *field, const char *value, char **ret_why)
 {
-        const struct kdef *k = kdef_find(key);
-        char *field;
         uint64_t u = 0;
         int64_t ms;
         int r;
 
-        *ret_err = NULL;
-        if (!k && strncmp(key, "queue.", 6) == 0)
-                return set_queue_key(c, key, value, ret_err);
-        if (!k) {
-                set_error(ret_err, -EINVAL, "unknown key '%s'", key);
-                return -ENOENT;
-        }
-        field = (char *)c + k->off;
         switch (k->type) {
         case K_PATH:
         case K_CGROUP:
@@ -255,11 +254,11 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
                 char *p;
                 if (k->type == K_NAME && (strlen(value) > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyz"
                                                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(value)))
-                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a name of letters, digits, '_', '.' and '-'", key, value);
+                        return set_error(ret_why, -EINVAL, "'%s' is not a name of letters, digits, '_', '.' and '-'", value);
                 if (k->type == K_CGROUP && value[0] != '/' && strcmp(value, "auto") != 0 && strcmp(value, "off") != 0)
-                        return set_error(ret_err, -EINVAL, "%s: '%s' is not auto, off or an absolute path", key, value);
+                        return set_error(ret_why, -EINVAL, "'%s' is not auto, off or an absolute path", value);
                 if (k->type == K_PATH && value[0] != '/')
-                        return set_error(ret_err, -EINVAL, "%s: '%s' is not an absolute path", key, value);
+                        return set_error(ret_why, -EINVAL, "'%s' is not an absolute path", value);
                 p = strdup(value);
                 if (!p)
                         return -ENOMEM;
@@ -270,43 +269,43 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
         case K_COUNT:
                 r = ringq_parse_u64(value, &u, &(const char *){ NULL });
                 if (r < 0 || strspn(value, "0123456789") != strlen(value))
-                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a whole number", key, value);
+                        return set_error(ret_why, -EINVAL, "'%s' is not a whole number", value);
                 break;
         case K_SIZE:
                 r = ringq_parse_size(value, &u);
                 if (r < 0)
-                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a size (like 65536, 64K, 16M)", key, value);
+                        return set_error(ret_why, -EINVAL, "'%s' is not a size (like 65536, 64K, 16M)", value);
                 break;
         case K_DURATION:
                 r = ringq_parse_duration_ms(value, &ms);
                 if (r < 0)
-                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a duration (like 250ms, 30s, 5m, 2h, 7d)", key, value);
+                        return set_error(ret_why, -EINVAL, "'%s' is not a duration (like 250ms, 30s, 5m, 2h, 7d)", value);
                 if ((uint64_t)ms < k->min || (uint64_t)ms > k->max)
-                        return set_error(ret_err, -EINVAL, "%s: %s is out of range (%llums..%llums)", key, value,
+                        return set_error(ret_why, -EINVAL, "%s is out of range (%llums..%llums)", value,
                                     (unsigned long long)k->min, (unsigned long long)k->max);
                 *(int64_t *)field = ms;
                 return 0;
         case K_DURABILITY:
                 r = ringq_lookup(durability_names, _DURABILITY_MAX, value);
                 if (r < 0)
-                        return set_error(ret_err, -EINVAL, "%s: '%s' is not one of full, normal", key, value);
+                        return set_error(ret_why, -EINVAL, "'%s' is not one of full, normal", value);
                 *(int *)field = r;
                 return 0;
         case K_FAIRSHARE:
                 r = ringq_lookup(fair_share_names, _FAIR_SHARE_MAX, value);
                 if (r < 0)
-                        return set_error(ret_err, -EINVAL, "%s: '%s' is not one of users, off", key, value);
+                        return set_error(ret_why, -EINVAL, "'%s' is not one of users, off", value);
                 *(int *)field = r;
                 return 0;
         case K_LOGLEVEL:
                 r = log_level_from_string(value);
                 if (r < 0)
-                        return set_error(ret_err, -EINVAL, "%s: '%s' is not a log level (debug, info, notice, warning, err)", key, value);
+                        return set_error(ret_why, -EINVAL, "'%s' is not a log level (debug, info, notice, warning, err)", value);
                 *(int *)field = r;
                 return 0;
         }
         if (u < k->min || u > k->max)
-                return set_error(ret_err, -EINVAL, "%s: %s is out of range (%llu..%llu)", key, value,
+                return set_error(ret_why, -EINVAL, "%s is out of range (%llu..%llu)", value,
                             (unsigned long long)k->min, (unsigned long long)k->max);
         *(uint64_t *)field = u;
         if (k->off == OFF(low_water))
@@ -314,6 +313,88 @@ int config_set(struct config *c, const char *key, const char *value, char **ret_
         if (k->off == OFF(root_reserve_jobs))
                 c->root_reserve_jobs_set = true;
         return 0;
+}
+
+/* Set a key and note where from. On a bad value *ret_why is the reason
+ * without the key, so that each caller can say where the value was. */
+static int set_key(struct config *c, const char *key, const char *value, struct config_origin from, char **ret_why)
+{
+        const struct kdef *k = kdef_find(key);
+        char *field;
+        int r;
+
+        *ret_why = NULL;
+        if (!k && strncmp(key, "queue.", 6) == 0)
+                return set_queue_key(c, key, value, from, ret_why);
+        if (!k) {
+                set_error(ret_why, -EINVAL, "unknown key '%s'", key);
+                return -ENOENT;
+        }
+        field = (char *)c + k->off;
+        r = set_value(c, k, field, value, ret_why);
+        if (r == -EINVAL)
+                c->origin[k - kdefs].bad = true;
+        if (r < 0)
+                return r;
+        c->origin[k - kdefs] = from;
+        return 0;
+}
+
+int config_set(struct config *c, const char *key, const char *value, char **ret_err)
+{
+        char *why = NULL;
+        int r = set_key(c, key, value, (struct config_origin){ 0 }, &why);
+
+        *ret_err = NULL;
+        if (r == -EINVAL) {
+                set_error(ret_err, r, "%s: %s", key, why ? why : "invalid");
+                free(why);
+        } else
+                *ret_err = why;
+        return r;
+}
+
+int config_set_option(struct config *c, const char *flag, const char *value, char **ret_err)
+{
+        const struct config_key *k = config_key_by_flag(flag);
+        char *why = NULL;
+        int r;
+
+        *ret_err = NULL;
+        if (!k)
+                return set_error(ret_err, -EINVAL, "--%s: not an option that sets a key", flag);
+        r = set_key(c, k->key, value, (struct config_origin){ .seq = ++c->nsets }, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                set_error(ret_err, -EINVAL, "--%s: %s", flag, why ? why : "invalid");
+        free(why);
+        return r < 0 ? -EINVAL : 0;
+}
+
+/* Add one line to the errors in *errs; -EINVAL, or -ENOMEM. */
+_printf_(2, 3) static int add_error(char **errs, const char *fmt, ...)
+{
+        char *line = NULL, *joined;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&line, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        if (!*errs) {
+                *errs = line;
+                return -EINVAL;
+        }
+        n = asprintf(&joined, "%s\n%s", *errs, line);
+        free(line);
+        if (n < 0)
+                return -ENOMEM;
+        free(*errs);
+        *errs = joined;
+        return -EINVAL;
 }
 
 static char *strip(char *s)
@@ -331,8 +412,8 @@ int config_parse_buffer(struct config *c, const char *buf, size_t len,
                         const char *name, char **ret_err)
 {
         _cleanup_free_ char *copy = NULL;
-        char *line, *next;
-        unsigned lineno = 0;
+        char *line, *next, *errs = NULL;
+        unsigned lineno = 0, nerr = 0;
 
         *ret_err = NULL;
         {
@@ -344,7 +425,9 @@ int config_parse_buffer(struct config *c, const char *buf, size_t len,
                         return set_error(ret_err, -EINVAL, "%s:%u: contains a NUL byte", name, at);
         }
         copy = strndup(buf, len);
-        if (!copy)
+        free(c->file);
+        c->file = strdup(name);
+        if (!copy || !c->file)
                 return -ENOMEM;
         for (line = copy; line; line = next) {
                 char *eq, *key, *value, *why = NULL;
@@ -358,26 +441,47 @@ int config_parse_buffer(struct config *c, const char *buf, size_t len,
                 if (*line == '\0' || *line == '#')
                         continue;
                 eq = strchr(line, '=');
-                if (!eq)
-                        return set_error(ret_err, -EINVAL, "%s:%u: expected 'key = value'", name, lineno);
-                *eq = '\0';
-                key = strip(line);
-                value = strip(eq + 1);
-                /* A trailing comment after a value is allowed. */
-                value[strcspn(value, "#")] = '\0';
-                value = strip(value);
-                if (*value == '\0')
-                        return set_error(ret_err, -EINVAL, "%s:%u: %s: missing value", name, lineno, key);
-                r = config_set(c, key, value, &why);
-                if (r == -ENOMEM)
+                if (eq) {
+                        *eq = '\0';
+                        key = strip(line);
+                        value = strip(eq + 1);
+                        /* A trailing comment after a value is allowed. */
+                        value[strcspn(value, "#")] = '\0';
+                        value = strip(value);
+                        r = *value ? set_key(c, key, value, (struct config_origin){ .seq = ++c->nsets, .line = lineno },
+                                             &why)
+                                   : 0;
+                        if (r == -ENOMEM) {
+                                free(errs);
+                                return r;
+                        }
+                        if (r == 0 && *value)
+                                continue;
+                }
+                /* Every bad line is reported, so that one run of
+                 * --check-config shows them all. */
+                if (++nerr > MAX_ERRORS)
+                        r = -EINVAL;
+                else if (!eq)
+                        r = add_error(&errs, "%s:%u: expected 'key = value'", name, lineno);
+                else if (!*value)
+                        r = add_error(&errs, "%s:%u: %s: missing value", name, lineno, key);
+                else if (r == -ENOENT)
+                        r = add_error(&errs, "%s:%u: %s", name, lineno, why ? why : "unknown key");
+                else
+                        r = add_error(&errs, "%s:%u: %s: %s", name, lineno, key, why ? why : "invalid");
+                free(why);
+                if (r == -ENOMEM) {
+                        free(errs);
                         return r;
-                if (r < 0) {
-                        set_error(ret_err, -EINVAL, "%s:%u: %s", name, lineno, why ? why : "invalid");
-                        free(why);
-                        return -EINVAL;
                 }
         }
-        return 0;
+        if (nerr > MAX_ERRORS && add_error(&errs, "%s: %u more errors not shown", name, nerr - MAX_ERRORS) == -ENOMEM) {
+                free(errs);
+                return -ENOMEM;
+        }
+        *ret_err = errs;
+        return errs ? -EINVAL : 0;
 }
 
 int config_parse_file(struct config *c, const char *path, bool missing_ok, char **ret_err)
@@ -416,24 +520,87 @@ int config_parse_file(struct config *c, const char *path, bool missing_ok, char 
         return config_parse_buffer(c, buf ? buf : "", len, path, ret_err);
 }
 
+/* Where the later of two keys was set, as the start of an error: a
+ * "<file>:<line>: ", "--<flag>: " (flag NULL: the key has none), or "". */
+static const char *later_origin(const struct config *c, struct config_origin a, const char *aflag,
+                                struct config_origin b, const char *bflag, char *buf, size_t size)
+{
+        const char *flag = b.seq > a.seq ? bflag : aflag;
+        struct config_origin o = b.seq > a.seq ? b : a;
+
+        buf[0] = '\0';
+        if (o.seq && o.line && c->file)
+                snprintf(buf, size, "%s:%u: ", c->file, o.line);
+        else if (o.seq && !o.line && flag)
+                snprintf(buf, size, "--%s: ", flag);
+        return buf;
+}
+
 int config_finalize(struct config *c, char **ret_err)
 {
+        const struct kdef *kw = kdef_find("workers"), *kh = kdef_find("high_water"), *kl = kdef_find("low_water");
+        struct config_origin ow = c->origin[kw - kdefs], oh = c->origin[kh - kdefs], ol = c->origin[kl - kdefs];
+        char *errs = NULL, where[4200];
+        int r = 0;
+
         *ret_err = NULL;
         if (!c->state_dir || !c->socket || !c->cgroup || !c->pam_service)
                 return -ENOMEM;
         if (!c->root_reserve_jobs_set)
                 c->root_reserve_jobs = MAX(c->high_water / 20, 1);
-        for (size_t i = 0; i < c->nqueues; i++)
-                if (c->queues[i].workers > c->workers)
-                        return set_error(ret_err, -EINVAL, "queue.%s.workers (%llu) is more than workers (%llu)",
-                                         c->queues[i].name, (unsigned long long)c->queues[i].workers,
-                                         (unsigned long long)c->workers);
         if (!c->low_water_set)
                 c->low_water = c->high_water * 9 / 10;
-        if (c->low_water >= c->high_water)
-                return set_error(ret_err, -EINVAL, "low_water (%llu) must be below high_water (%llu)",
-                            (unsigned long long)c->low_water, (unsigned long long)c->high_water);
-        return 0;
+        /* A key whose value was rejected is reported as such; judged
+         * by its default, it would earn a second, misleading error. */
+        for (size_t i = 0; i < c->nqueues && r != -ENOMEM && !ow.bad; i++) {
+                const struct queue_cfg *q = &c->queues[i];
+                if (q->workers > c->workers)
+                        r = add_error(&errs, "%squeue.%s.workers (%llu) is more than workers (%llu)",
+                                      later_origin(c, q->workers_from, NULL, ow, kw->pub.flag, where, sizeof(where)),
+                                      q->name, (unsigned long long)q->workers, (unsigned long long)c->workers);
+        }
+        if (r != -ENOMEM && !oh.bad && !ol.bad && c->low_water >= c->high_water)
+                r = add_error(&errs, "%slow_water (%llu) must be below high_water (%llu)",
+                              later_origin(c, ol, kl->pub.flag, oh, kh->pub.flag, where, sizeof(where)),
+                              (unsigned long long)c->low_water, (unsigned long long)c->high_water);
+        if (r == -ENOMEM) {
+                free(errs);
+                return r;
+        }
+        *ret_err = errs;
+        return errs ? -EINVAL : 0;
+}
+
+int config_load(struct config *c, const char *path, bool missing_ok, const struct config_option *opts,
+                size_t nopts, char **ret_err)
+{
+        char *errs = NULL, *e = NULL;
+        int r;
+
+        *ret_err = NULL;
+        config_init(c);
+        r = config_parse_file(c, path, missing_ok, &errs);
+        if (r == -ENOMEM)
+                return r;
+        for (size_t i = 0; i < nopts; i++) {
+                r = config_set_option(c, opts[i].flag, opts[i].value, &e);
+                if (r == -EINVAL)
+                        r = add_error(&errs, "%s", e ? e : "invalid option");
+                free(e);
+                if (r == -ENOMEM)
+                        goto oom;
+        }
+        r = config_finalize(c, &e);
+        if (r == -EINVAL)
+                r = add_error(&errs, "%s", e ? e : "invalid");
+        free(e);
+        if (r == -ENOMEM)
+                goto oom;
+        *ret_err = errs;
+        return errs ? -EINVAL : 0;
+oom:
+        free(errs);
+        return -ENOMEM;
 }
 
 static bool is_string(enum ktype t)

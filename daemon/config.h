@@ -22,12 +22,24 @@ enum fair_share {
         _FAIR_SHARE_MAX,
 };
 
+/* Where a key got its value, so that an error of a rule between two keys
+ * names the one set later: line of config.file, or a command-line option. */
+struct config_origin {
+        unsigned seq;   /* order of the sets; 0: never set (its default) */
+        unsigned line;  /* 0: a command-line option (or config_set) */
+        bool bad;       /* its last value was rejected: no rule judges it */
+};
+
 /* A queue's own settings (queue.<name>.workers, queue.<name>.high_water);
  * 0: none, the global ones apply. */
 struct queue_cfg {
         char name[65];
         uint64_t workers, high_water;
+        struct config_origin workers_from, high_water_from;
 };
+
+/* Keys of the table (config_key_at); config.c checks the count. */
+#define CONFIG_NKEYS 27
 
 /* Queue names: [A-Za-z0-9_.-]{1,64}. */
 #define QUEUE_NAME_MAX 64
@@ -65,6 +77,9 @@ struct config {
         bool low_water_set, root_reserve_jobs_set;
         struct queue_cfg *queues;       /* in the order the file names them */
         size_t nqueues;
+        char *file;                     /* the file read; NULL: none (missing) */
+        unsigned nsets;
+        struct config_origin origin[CONFIG_NKEYS]; /* indexed like config_key_at() */
 };
 
 /* The settings of the queue called name, or NULL. */
@@ -80,10 +95,19 @@ void config_init(struct config *c);
 void config_done(struct config *c);
 
 /* Set one key from its text form. On failure returns -EINVAL (unknown
- * key: -ENOENT) and *ret_err holds a malloc'd reason without the key. */
+ * key: -ENOENT) and *ret_err holds a malloc'd reason that starts with the
+ * key ("workers: 0 is out of range (1..1024)"). */
 int config_set(struct config *c, const char *key, const char *value, char **ret_err);
 
-/* Parse "key = value" lines with '#' comments. *ret_err names the line:
+/* Set the key of a command-line option (--high-water...). On failure
+ * *ret_err is "--<flag>: <reason>". */
+int config_set_option(struct config *c, const char *flag, const char *value, char **ret_err);
+
+/* Errors are reported all at once: *ret_err holds one line per error,
+ * joined by '\n', and the functions return -EINVAL (or -ENOMEM). A
+ * rejected line leaves its key as it was. */
+
+/* Parse "key = value" lines with '#' comments. Each error names its line:
  * "<name>:<line>: <reason>". */
 int config_parse_buffer(struct config *c, const char *buf, size_t len,
                         const char *name, char **ret_err);
@@ -91,8 +115,24 @@ int config_parse_buffer(struct config *c, const char *buf, size_t len,
 /* Read and parse a file; a missing file is fine when missing_ok. */
 int config_parse_file(struct config *c, const char *path, bool missing_ok, char **ret_err);
 
-/* Fill derived values and check cross-key rules (low < high water...). */
+/* Fill derived values and check the rules between keys (low_water below
+ * high_water, queue.<name>.workers at most workers). An error names where
+ * the later of its two keys was set: "<file>:<line>: ", "--<flag>: ", or
+ * nothing when neither was (config_set). */
 int config_finalize(struct config *c, char **ret_err);
+
+/* One command-line option that sets a key: --flag=value. */
+struct config_option {
+        const char *flag;
+        const char *value;
+};
+
+/* A whole configuration, as ringqd starts with it: config_init, the file
+ * at path (a missing one is fine when missing_ok), the options in order,
+ * config_finalize. Every error of every step is in *ret_err. The caller
+ * owns c afterwards, success or not (config_done). */
+int config_load(struct config *c, const char *path, bool missing_ok, const struct config_option *opts,
+                size_t nopts, char **ret_err);
 
 /* Table access for --help and for mapping flags to keys. */
 struct config_key {

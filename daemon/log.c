@@ -1,11 +1,13 @@
 /* stderr logger: one line per call, written with a single write(2) so
- * lines from the daemon never interleave mid-line. */
+ * lines from the daemon never interleave mid-line; job lines go to the
+ * journal with their fields when stderr is the journal. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -17,9 +19,12 @@ __attribute__((format(printf, 3, 0))) static void log_write(int prio, const char
                                                           va_list ap)
 {
         char buf[2048];
-        int n, m;
+        int n = 0, m;
 
-        n = snprintf(buf, sizeof(buf), "<%d>", prio);
+        /* A <N> on a terminal or in a file is noise: only journald
+         * reads it. */
+        if (log_to_journal())
+                n = snprintf(buf, sizeof(buf), "<%d>", prio);
         m = vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
         if (m < 0)
                 return;
@@ -95,10 +100,10 @@ char *log_quote(char *buf, size_t size, const char *str)
         return buf;
 }
 
-/* Is stderr the journal? systemd says so in $JOURNAL_STREAM ("dev:ino"
- * of the stream it connected), which a child with redirected stderr
- * inherits but no longer matches. */
-static bool stderr_is_journal(void)
+/* systemd says which stream it connected in $JOURNAL_STREAM ("dev:ino");
+ * a child whose stderr was redirected inherits the variable but no longer
+ * matches it (systemd.exec(5)). */
+bool log_to_journal(void)
 {
         static int cached = -1;
         const char *e;
@@ -113,28 +118,83 @@ static bool stderr_is_journal(void)
         return cached;
 }
 
-void log_job(int prio, const struct log_job *j, const char *fmt, ...)
+/* Job lines go to journald's own socket when stderr is the journal. If
+ * that socket is not there (journald gone, or another mount namespace),
+ * sd_journal_sendv drops the entry and reports success: the line would
+ * be lost, so it goes to stderr instead. */
+static bool journal_socket(void)
 {
-        char msg[2048];
+        static int cached = -1;
+
+        if (cached < 0)
+                cached = access("/run/systemd/journal/socket", W_OK) == 0;
+        return cached;
+}
+
+/* Add "KEY=value" as one field, formatted into buf (cut to size). */
+_printf_(5, 6) static void add_field(struct iovec *iov, size_t *n, char *buf, size_t size, const char *fmt, ...)
+{
         va_list ap;
+        int len;
+
+        va_start(ap, fmt);
+        len = vsnprintf(buf, size, fmt, ap);
+        va_end(ap);
+        if (len >= 0)
+                iov[(*n)++] = (struct iovec){ buf, MIN((size_t)len, size - 1) };
+}
+
+_printf_(4, 0) static void job_line(int prio, const struct log_job *j, int attempt, const char *fmt, va_list ap)
+{
+        char msg[8 + 2048] = "MESSAGE=", num[4][48], queue[96], state[48], reason[512];
+        struct iovec iov[10];
+        size_t n = 0;
+        int len;
 
         if (prio > log_max_level)
                 return;
-        va_start(ap, fmt);
-        if (!stderr_is_journal()) {
+        if (!log_to_journal() || !journal_socket()) {
                 log_write(prio, NULL, fmt, ap);
-                va_end(ap);
                 return;
         }
-        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
+        /* The text is the one a terminal would show; the fields are raw,
+         * as a field may hold any byte (sd_journal_sendv encodes it). */
+        len = vsnprintf(msg + 8, sizeof(msg) - 8, fmt, ap);
+        if (len < 0)
+                return;
+        iov[n++] = (struct iovec){ msg, 8 + MIN((size_t)len, sizeof(msg) - 9) };
+        add_field(iov, &n, num[0], sizeof(num[0]), "PRIORITY=%d", prio);
+        iov[n++] = (struct iovec){ (char *)"SYSLOG_IDENTIFIER=ringqd", strlen("SYSLOG_IDENTIFIER=ringqd") };
+        add_field(iov, &n, num[1], sizeof(num[1]), "RINGQ_JOB_ID=%" PRId64, j->id);
+        add_field(iov, &n, num[2], sizeof(num[2]), "RINGQ_OWNER_UID=%" PRId64, j->owner_uid);
+        add_field(iov, &n, queue, sizeof(queue), "RINGQ_QUEUE=%s", j->queue ? j->queue : "");
+        add_field(iov, &n, state, sizeof(state), "RINGQ_STATE=%s", j->state ? j->state : "");
+        if (attempt > 0)
+                add_field(iov, &n, num[3], sizeof(num[3]), "RINGQ_ATTEMPT=%d", attempt);
+        if (j->reason)
+                add_field(iov, &n, reason, sizeof(reason), "RINGQ_REASON=%s", j->reason);
         /* One datagram to journald, like sd_notify: bounded and cheap.
          * If it fails, the line still goes out on stderr. */
-        if (sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", prio, "SYSLOG_IDENTIFIER=ringqd",
-                            "RINGQ_JOB_ID=%" PRId64, j->id, "RINGQ_OWNER_UID=%" PRId64, j->owner_uid,
-                            "RINGQ_QUEUE=%s", j->queue ? j->queue : "", "RINGQ_STATE=%s", j->state ? j->state : "",
-                            "RINGQ_REASON=%s", j->reason ? j->reason : "", NULL) < 0)
-                log_msg(prio, "%s", msg);
+        if (sd_journal_sendv(iov, (int)n) < 0)
+                log_msg(prio, "%s", msg + 8);
+}
+
+void log_job(int prio, const struct log_job *j, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        job_line(prio, j, 0, fmt, ap);
+        va_end(ap);
+}
+
+void log_job_attempt(int prio, const struct log_job *j, int attempt, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        job_line(prio, j, attempt, fmt, ap);
+        va_end(ap);
 }
 
 int log_errno(int prio, int err, const char *fmt, ...)

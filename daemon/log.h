@@ -1,9 +1,12 @@
-/* Logging to stderr with <N> syslog priority prefixes, which journald
- * turns into real priorities. The daemon's library code never logs above
- * debug; main, the loop and the workers log at the edge. */
+/* Logging to stderr, one line per message. When stderr is the journal
+ * ($JOURNAL_STREAM names it) each line starts with a <N> syslog priority
+ * prefix, which journald turns into the entry's priority; on a terminal
+ * or in a file the lines are plain text. The daemon's library code never
+ * logs above debug; main, the loop and the workers log at the edge. */
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -31,17 +34,27 @@ int log_errno(int prio, int err, const char *fmt, ...) _printf_(3, 4);
  * Returns buf. */
 char *log_quote(char *buf, size_t size, const char *s);
 
-/* What a job's start and end lines carry besides their text: under
- * journald (stderr is the journal, $JOURNAL_STREAM) they are sent as
- * structured fields, so `journalctl RINGQ_JOB_ID=42` finds a job. */
+/* What a job's lines (start, end, retry, cancel) carry besides their
+ * text: under journald (stderr is the journal, $JOURNAL_STREAM) each is
+ * one journal entry with these as fields (RINGQ_JOB_ID, RINGQ_OWNER_UID,
+ * RINGQ_QUEUE, RINGQ_STATE, RINGQ_REASON, RINGQ_ATTEMPT), so
+ * `journalctl RINGQ_JOB_ID=42` finds a job; elsewhere the text line is
+ * all there is. */
 struct log_job {
         int64_t id;
         int64_t owner_uid;
         const char *queue;       /* raw: fields need no quoting */
         const char *state;
-        const char *reason;      /* NULL: none yet */
+        const char *reason;      /* NULL: none (a start): no field */
 };
 void log_job(int prio, const struct log_job *j, const char *fmt, ...) _printf_(3, 4);
+/* The same, with which run of the job the line is about: 1 for the first
+ * (RINGQ_ATTEMPT; log_job sends no such field). */
+void log_job_attempt(int prio, const struct log_job *j, int attempt, const char *fmt, ...) _printf_(4, 5);
+
+/* Is stderr the journal: $JOURNAL_STREAM ("dev:ino") names the stream
+ * that stderr is? Asked once. */
+bool log_to_journal(void);
 
 /* "debug", "info", "notice", "warning", "err"/"error", "crit", or 0..7. */
 int log_level_from_string(const char *s);

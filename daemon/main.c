@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 
 #include "conn.h"
 #include "log.h"
@@ -28,20 +30,20 @@
 #include "ringq/protocol.h"
 #include "users.h"
 
-struct flag {
-        const char *key, *flag;
-        char *value;
-};
-
-static struct flag *arg_flags;
-static size_t arg_nflags;
+static struct config_option *arg_opts;
+static size_t arg_nopts;
 static char *arg_config;
+static bool arg_check_config;
+
+enum { OPT_CHECK_CONFIG = 900, OPT_KEY = 1000 /* + index of the key */ };
 
 static void help(void)
 {
         printf("Usage: ringqd [OPTION...]\n"
                "Run the ringq job daemon in the foreground.\n\n"
-               "  -c, --config=FILE        config file (default %s; a missing default is fine)\n",
+               "  -c, --config=FILE        config file (default %s; a missing default is fine)\n"
+               "      --check-config       check the config file and the options, then exit:\n"
+               "                           0 if they are fine, 78 with every error if not\n",
                RINGQ_CONFIG_DEFAULT);
         for (size_t i = 0; i < config_nkeys; i++) {
                 const struct config_key *k = config_key_at(i);
@@ -52,79 +54,122 @@ static void help(void)
         printf("  -h, --help               show this help\n"
                "  -V, --version            show the version\n\n"
                "Durations: 250ms, 30s, 5m, 2h, 7d (a bare number is seconds).\n"
-               "Sizes: 65536, 64K, 16M, 1G. Flags win over the config file.\n");
+               "Sizes: 65536, 64K, 16M, 1G. Flags win over the config file.\n"
+               "Exit status: 0 ok; 1 a failure after the configuration was read;\n"
+               "64 usage; 78 configuration error.\n");
 }
 
+/* A usage error: one line that names ringqd (never argv[0], which may be
+ * any path) and the way to --help. */
+_printf_(1, 2) static int usage_error(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("ringqd: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\nTry 'ringqd --help'.\n", stderr);
+        return -EINVAL;
+}
+
+/* 1: go on; 0: done (help, version); -EINVAL: a usage error, told. */
 static int parse_args(int argc, char **argv)
 {
-        struct option *opts;
+        _cleanup_free_ struct option *opts = NULL;
         size_t n = 0;
         int c;
 
-        opts = calloc(config_nkeys + 4, sizeof(*opts));
-        arg_flags = calloc((size_t)argc, sizeof(*arg_flags));
-        if (!opts || !arg_flags) {
-                free(opts);
+        opts = calloc(config_nkeys + 5, sizeof(*opts));
+        arg_opts = calloc((size_t)argc, sizeof(*arg_opts));
+        if (!opts || !arg_opts)
                 return -ENOMEM;
-        }
         for (size_t i = 0; i < config_nkeys; i++)
-                opts[n++] = (struct option){ config_key_at(i)->flag, required_argument, NULL, 1000 + (int)i };
+                opts[n++] = (struct option){ config_key_at(i)->flag, required_argument, NULL, OPT_KEY + (int)i };
         opts[n++] = (struct option){ "config", required_argument, NULL, 'c' };
+        opts[n++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK_CONFIG };
         opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
         opts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
 
-        while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) >= 0) {
+        /* getopt's own messages start with argv[0]. */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":c:hV", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'c':
                         arg_config = optarg;
                         break;
+                case OPT_CHECK_CONFIG:
+                        arg_check_config = true;
+                        break;
                 case 'h':
                         help();
-                        free(opts);
                         return 0;
                 case 'V':
                         printf("ringqd %s (protocol %d)\n", RINGQ_VERSION, RINGQ_PROTOCOL);
-                        free(opts);
                         return 0;
+                case ':':
+                        return usage_error("option '%s' needs a value", argv[optind - 1]);
                 case '?':
-                        free(opts);
-                        fprintf(stderr, "Try 'ringqd --help'.\n");
-                        return -EINVAL;
+                        if (optopt > 0 && optopt < 0x100 && argv[optind - 1][1] != '-')
+                                return usage_error("unknown option '-%c'", optopt);
+                        return usage_error("unknown option '%s'", argv[optind - 1]);
                 default:
-                        arg_flags[arg_nflags++] = (struct flag){ config_key_at((size_t)(c - 1000))->key,
-                                                                 config_key_at((size_t)(c - 1000))->flag, optarg };
+                        arg_opts[arg_nopts++] = (struct config_option){ config_key_at((size_t)(c - OPT_KEY))->flag,
+                                                                        optarg };
                         break;
                 }
         }
-        free(opts);
-        if (optind < argc) {
-                fprintf(stderr, "ringqd: unexpected argument '%s'\nTry 'ringqd --help'.\n", argv[optind]);
-                return -EINVAL;
-        }
+        if (optind < argc)
+                return usage_error("unexpected argument '%s'", argv[optind]);
         return 1;
 }
 
-/* Defaults, then the file, then flags. On failure *ret_err says why. */
+static const char *config_path(void)
+{
+        return arg_config ? arg_config : RINGQ_CONFIG_DEFAULT;
+}
+
+/* Defaults, then the file, then flags; every error in *ret_err. */
 static int load_config(struct config *cfg, char **ret_err)
 {
-        const char *path = arg_config ? arg_config : RINGQ_CONFIG_DEFAULT;
+        return config_load(cfg, config_path(), !arg_config, arg_opts, arg_nopts, ret_err);
+}
+
+/* Each error of a load on a line of its own, as --check-config prints
+ * them; returns their number. */
+static unsigned log_config_errors(int r, const char *errs)
+{
+        unsigned n = 0;
+
+        if (!errs) {
+                log_error("configuration: %s", strerror(-r));
+                return 1;
+        }
+        for (const char *p = errs; *p; n++) {
+                size_t len = strcspn(p, "\n");
+                log_error("%.*s", (int)len, p);
+                p += len + (p[len] == '\n');
+        }
+        return n;
+}
+
+/* --check-config: everything a start reads, nothing it opens. */
+static int check_config(void)
+{
+        struct config cfg;
+        char *err = NULL;
         int r;
 
-        config_init(cfg);
-        r = config_parse_file(cfg, path, !arg_config, ret_err);
+        r = load_config(&cfg, &err);
         if (r < 0)
-                return r;
-        for (size_t i = 0; i < arg_nflags; i++) {
-                char *why = NULL;
-                r = config_set(cfg, arg_flags[i].key, arg_flags[i].value, &why);
-                if (r < 0) {
-                        if (asprintf(ret_err, "--%s: %s", arg_flags[i].flag, why ? why : "invalid") < 0)
-                                *ret_err = NULL;
-                        free(why);
-                        return r;
-                }
-        }
-        return config_finalize(cfg, ret_err);
+                log_config_errors(r, err);
+        else if (cfg.file)
+                printf("ringqd: %s: configuration ok\n", cfg.file);
+        else
+                printf("ringqd: %s: not present; configuration ok with the defaults\n", config_path());
+        free(err);
+        config_done(&cfg);
+        return r == -EINVAL ? EX_CONFIG : r < 0 ? EX_OSERR : EX_OK;
 }
 
 /* The owner's login limits for every job (PAM's session stack, in a
@@ -155,7 +200,8 @@ static void server_reload(struct server *s)
         notify_reloading(s);
         r = load_config(&nc, &err);
         if (r < 0) {
-                log_error("reload: %s; keeping the running configuration", err ? err : strerror(-r));
+                unsigned n = log_config_errors(r, err);
+                log_error("reload: %u error(s); keeping the running configuration", n);
                 free(err);
                 config_done(&nc);
                 notify_ready(s);
@@ -278,14 +324,12 @@ static int fail(int r, char *err)
         return r;
 }
 
+/* s->cfg is loaded. */
 static int run(struct server *s)
 {
         char *err = NULL;
         int r;
 
-        r = load_config(&s->cfg, &err);
-        if (r < 0)
-                return fail(r, err);
         log_max_level = s->cfg.log_level;
         s->uid = getuid();
         s->on_reload = server_reload;
@@ -320,7 +364,7 @@ static int run(struct server *s)
 int main(int argc, char **argv)
 {
         struct server s;
-        int r;
+        int r, status;
 
         /* The login-limits helper is ringqd itself (login_limits.h). */
         if (argc == 2 && strcmp(argv[1], "--limits-helper") == 0)
@@ -339,12 +383,29 @@ int main(int argc, char **argv)
         (void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
         r = parse_args(argc, argv);
         if (r <= 0) {
-                free(arg_flags);
-                return r < 0 ? 2 : 0;
+                free(arg_opts);
+                return r == -EINVAL ? EX_USAGE : r < 0 ? EX_OSERR : EX_OK;
         }
-        r = run(&s);
+        if (arg_check_config) {
+                r = check_config();
+                free(arg_opts);
+                return r;
+        }
+        {
+                char *err = NULL;
+                r = load_config(&s.cfg, &err);
+                if (r < 0)
+                        log_config_errors(r, err);
+                free(err);
+        }
+        /* A configuration error is the operator's to fix: 78, which the
+         * unit's RestartPreventExitStatus= does not restart. */
+        if (r < 0)
+                status = r == -EINVAL ? EX_CONFIG : EXIT_FAILURE;
+        else
+                status = run(&s) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         limits_stop();
         server_done(&s);
-        free(arg_flags);
-        return r < 0 ? 1 : 0;
+        free(arg_opts);
+        return status;
 }

@@ -499,8 +499,9 @@ static json_t *latency_json(const struct latency *l)
         struct latency_summary ls;
 
         latency_summarize(l, &ls);
-        return json_pack("{s:f, s:f, s:f, s:i}", "p50", ls.p50_ms, "p99", ls.p99_ms, "max", ls.max_ms,
-                         "samples", (json_int_t)ls.samples);
+        return json_pack("{s:f, s:f, s:f, s:I, s:I, s:I}", "p50", ls.p50_ms, "p99", ls.p99_ms, "max", ls.max_ms,
+                         "samples", (json_int_t)ls.samples, "count", (json_int_t)ls.count, "sum_us",
+                         (json_int_t)ls.sum_us);
 }
 
 static json_t *stats_reply(struct server *s)

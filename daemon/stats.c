@@ -45,6 +45,12 @@ const char *const counter_names[_C_MAX] = {
 
 void latency_add(struct latency *l, int64_t us)
 {
+        uint64_t v = us > 0 ? (uint64_t)us : 0;
+
+        /* The sum saturates at INT64_MAX, the largest a JSON integer
+         * carries exactly; the window's samples at UINT32_MAX. */
+        l->sum_us = l->sum_us > (uint64_t)INT64_MAX - v ? (uint64_t)INT64_MAX : l->sum_us + v;
+        l->count++;
         l->us[l->next] = (uint32_t)CLAMP(us, 0, (int64_t)UINT32_MAX);
         l->next = (l->next + 1) % LATENCY_WINDOW;
         if (l->n < LATENCY_WINDOW)
@@ -61,7 +67,7 @@ void latency_summarize(const struct latency *l, struct latency_summary *ret)
 {
         uint32_t v[LATENCY_WINDOW];
 
-        *ret = (struct latency_summary){ .samples = l->n };
+        *ret = (struct latency_summary){ .samples = l->n, .count = l->count, .sum_us = l->sum_us };
         if (!l->n)
                 return;
         memcpy(v, l->us, l->n * sizeof(v[0]));

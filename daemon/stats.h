@@ -9,11 +9,15 @@
 struct latency {
         uint32_t us[LATENCY_WINDOW]; /* microseconds, saturating */
         unsigned n, next;
+        /* Every sample since start, not just the window: what a rate of
+         * them or a mean over any interval is computed from. */
+        uint64_t count, sum_us;
 };
 
 struct latency_summary {
         double p50_ms, p99_ms, max_ms;
         unsigned samples;
+        uint64_t count, sum_us;
 };
 
 void latency_add(struct latency *l, int64_t us);

@@ -923,14 +923,15 @@ static void maybe_finish(struct slot *sl)
                 char qa[256], qq[160], qr[160];
                 const char *st = op->finish.state == RINGQ_STATE_QUEUED ? "retry scheduled"
                                                                         : ringq_state_names[op->finish.state];
-                log_job(prio,
-                        &(struct log_job){ sl->job_id, sl->owner_uid, sl->queue, ringq_state_names[op->finish.state],
-                                           reason },
-                        "job %" PRId64 " ended: %s, reason=%s owner=%" PRId64 " queue=%s argv0=%s attempt=%d/%d"
-                        " duration=%" PRId64 "ms cpu=%" PRId64 "ms",
-                        sl->job_id, st, log_quote(qr, sizeof(qr), reason), sl->owner_uid,
-                        log_quote(qq, sizeof(qq), sl->queue), log_quote(qa, sizeof(qa), sl->argv0), attempt,
-                        sl->max_attempts, sl->released ? op->finish.run_us / 1000 : 0, op->finish.cpu_ms);
+                log_job_attempt(prio,
+                                &(struct log_job){ sl->job_id, sl->owner_uid, sl->queue,
+                                                   ringq_state_names[op->finish.state], reason },
+                                attempt,
+                                "job %" PRId64 " ended: %s, reason=%s owner=%" PRId64 " queue=%s argv0=%s"
+                                " attempt=%d/%d duration=%" PRId64 "ms cpu=%" PRId64 "ms",
+                                sl->job_id, st, log_quote(qr, sizeof(qr), reason), sl->owner_uid,
+                                log_quote(qq, sizeof(qq), sl->queue), log_quote(qa, sizeof(qa), sl->argv0), attempt,
+                                sl->max_attempts, sl->released ? op->finish.run_us / 1000 : 0, op->finish.cpu_ms);
         }
         if (sl->t_exit)
                 latency_add(&s->stats.path[P_DRAIN], op->enqueued_us - sl->t_exit);
@@ -985,10 +986,12 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 }
                 {
                         char qa[256], qq[160];
-                        log_job(LOG_INFO, &(struct log_job){ sl->job_id, sl->owner_uid, sl->queue, "running", NULL },
-                                "job %" PRId64 " started: pid=%d owner=%" PRId64 " queue=%s argv0=%s attempt=%d",
-                                sl->job_id, (int)sl->pid, sl->owner_uid, log_quote(qq, sizeof(qq), sl->queue),
-                                log_quote(qa, sizeof(qa), sl->argv0), sl->attempts_before + 1);
+                        log_job_attempt(LOG_INFO,
+                                        &(struct log_job){ sl->job_id, sl->owner_uid, sl->queue, "running", NULL },
+                                        sl->attempts_before + 1,
+                                        "job %" PRId64 " started: pid=%d owner=%" PRId64 " queue=%s argv0=%s attempt=%d",
+                                        sl->job_id, (int)sl->pid, sl->owner_uid, log_quote(qq, sizeof(qq), sl->queue),
+                                        log_quote(qa, sizeof(qa), sl->argv0), sl->attempts_before + 1);
                 }
                 loop_arm_timer(s, &sl->timer, sl->started_mono_us / 1000 + sl->timeout_ms);
                 return;

@@ -142,7 +142,7 @@ class Inspect(DaemonTest):
         self.assertRegex(r.stdout, r"queued:\s+0/10000")
         r = self.run_ok("stats", "--prometheus")
         self.assertIn("# TYPE ringq_queued gauge", r.stdout)
-        self.assertRegex(r.stdout, r'ringq_jobs_total\{result="succeeded"\} 1')
+        self.assertIn('ringq_jobs_finished_total{state="succeeded"} 1', r.stdout.splitlines())
         s = json.loads(self.run_ok("stats", "--json").stdout)
         self.assertEqual(s["counters"]["succeeded"], 1)
 

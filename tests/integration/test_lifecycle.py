@@ -182,7 +182,7 @@ class StartupErrors(unittest.TestCase):
         d = self.daemon(args=["--kill-grace", "soon"])
         rc, err = self.run_daemon(d)
         self.assertNotEqual(rc, 0)
-        self.assertIn("--kill-grace: kill_grace: 'soon' is not a duration", err)
+        self.assertIn("--kill-grace: 'soon' is not a duration", err)
         d = self.daemon(args=["--low-water", "20", "--high-water", "10"])
         rc, err = self.run_daemon(d)
         self.assertIn("low_water (20) must be below high_water (10)", err)

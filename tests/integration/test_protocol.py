@@ -191,7 +191,7 @@ class Store(DaemonTest):
                   "canceled", "retried"):
             self.assertIn(k, s["counters"])
         for k in ("commit", "queue_wait", "run"):
-            self.assertEqual(sorted(s["latency_ms"][k])[:3], ["max", "p50", "p99"])
+            self.assertLessEqual({"p50", "p99", "max", "samples", "count", "sum_us"}, set(s["latency_ms"][k]))
         self.assertEqual((s["counters"]["accepted"], s["counters"]["succeeded"]), (1, 1))
         self.assertEqual((s["workers"], s["high_water"], s["low_water"]), (2, 10000, 9000))
 

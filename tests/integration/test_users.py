@@ -527,7 +527,21 @@ class Output(UsersTest):
         self.assertNotIn("secret", r.stdout)
 
 
+# Job lines go to the journal itself where one listens; here they are
+# read back from stderr.
+@unittest.skipIf(os.path.exists("/run/systemd/journal/socket"), "a journal would take the job lines")
 class Logs(UsersTest):
+    start_daemon = False
+
+    def setUp(self):
+        super().setUp()
+        # The <N> priority prefixes are written only when stderr is the
+        # stream $JOURNAL_STREAM names: make the log file that stream.
+        open(self.d.logpath, "ab").close()
+        st = os.stat(self.d.logpath)
+        self.d.env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        self.start()
+
     def test_a_request_cannot_forge_a_log_line(self):
         forged = "/nonexistent\n<0>FORGED emergency line"
         jid = self.submit_as(A, "--", forged, "x")

@@ -252,7 +252,10 @@ static void test_parse_errors(void **state)
         expect_error("workers =   # nothing\n", "t.conf:1: workers: missing value");
         expect_error("= 5\n", "t.conf:1: unknown key ''");
         expect_error("Workers = 4\n", "t.conf:1: unknown key 'Workers'");
-        expect_error("a\r\nb\r\nworkers = 0\r\n", "t.conf:1: expected 'key = value'");
+        /* Every bad line, not only the first. */
+        expect_error("a\r\nb\r\nworkers = 0\r\n", "t.conf:1: expected 'key = value'\n"
+                                                   "t.conf:2: expected 'key = value'\n"
+                                                   "t.conf:3: workers: 0 is out of range (1..1024)");
         expect_error("# 1\r\n# 2\r\nworkers = 0\r\n", "t.conf:3: workers: 0 is out of range (1..1024)");
         expect_error("x\n", "t.conf:1: expected 'key = value'");
         expect_error("kill_grace = 2h\n", "t.conf:1: kill_grace: 2h is out of range (0ms..3600000ms)");
@@ -380,6 +383,32 @@ static void test_finalize(void **state)
         assert_true(c->low_water == 5);
 }
 
+/* An error of a rule between keys names where the later one was set. */
+static void test_finalize_origin(void **state)
+{
+        struct config *c = *state;
+        char *err = NULL;
+
+        assert_int_equal(parse(c, "low_water = 20\nhigh_water = 10\nqueue.q.workers = 3\nworkers = 2\n", &err), 0);
+        assert_int_equal(config_finalize(c, &err), -EINVAL);
+        assert_string_equal(err, "t.conf:4: queue.q.workers (3) is more than workers (2)\n"
+                                 "t.conf:2: low_water (20) must be below high_water (10)");
+        free(err);
+        assert_int_equal(config_set_option(c, "low-water", "30", &err), 0);
+        assert_int_equal(config_set_option(c, "workers", "3", &err), 0);
+        assert_int_equal(config_finalize(c, &err), -EINVAL);
+        assert_string_equal(err, "--low-water: low_water (30) must be below high_water (10)");
+        free(err);
+        assert_int_equal(config_set_option(c, "workers", "two", &err), -EINVAL);
+        assert_string_equal(err, "--workers: 'two' is not a whole number");
+        free(err);
+        /* A rejected value is not judged again by a rule. */
+        assert_int_equal(config_set_option(c, "high-water", "lots", &err), -EINVAL);
+        free(err);
+        assert_int_equal(config_finalize(c, &err), 0);
+        assert_null(err);
+}
+
 /* The keys of a shared ringqd: defaults, values, errors. */
 static void test_sharing_keys(void **state)
 {
@@ -477,6 +506,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_parse_nul_line, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_parse_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_finalize, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_finalize_origin, setup, teardown),
                 cmocka_unit_test(test_key_table),
                 cmocka_unit_test_setup_teardown(test_sharing_keys, setup, teardown),
                 cmocka_unit_test(test_keep_restart_keys),
