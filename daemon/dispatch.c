@@ -548,9 +548,12 @@ enum admit dispatch_admit(struct server *s, uid_t uid, const char *queue, struct
         if (!accepting && uid != 0)
                 return ADMIT_FULL;
         /* Root can always act on a full queue, up to its reserve; without
-         * a reserve it is held like everyone. */
+         * a reserve it is held like everyone, and told so (not of a
+         * reserve it never had). */
+        if (!accepting && !reserve)
+                return ADMIT_FULL;
         if (!accepting)
-                return reserve && n < ret->high_water + (int64_t)reserve ? ADMIT_OK : ADMIT_ROOT_FULL;
+                return n < ret->high_water + (int64_t)reserve ? ADMIT_OK : ADMIT_ROOT_FULL;
         if (uid == 0 || !s->cfg.max_queued_per_user || s->uid != 0)
                 return ADMIT_OK;
         mine = qindex_user_queued(&d->qi, uid) + user_reserved(d, uid);

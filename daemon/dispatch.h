@@ -81,6 +81,12 @@ enum admit dispatch_admit(struct server *s, uid_t uid, const char *queue, struct
 void dispatch_reserve(struct server *s, uid_t uid, const char *queue, int delta);
 /* Queued and in flight, for the global marks. */
 int64_t dispatch_queued(struct server *s);
+/* What bounds how soon the queue can shrink, which it does only as jobs
+ * start: how many entries could start now (runnable ones; those of a
+ * paused queue, and entries left from a job since canceled, count too,
+ * so it errs towards sooner) and the monotonic ms at which the next
+ * delayed job comes due (INT64_MAX: none is delayed). */
+void dispatch_drain_outlook(struct server *s, int64_t *ret_runnable, int64_t *ret_next_due_mono_ms);
 /* Re-evaluate the global marks (after any change of the counts). */
 void dispatch_update_accepting(struct server *s);
 /* Is the queue known (configured, paused, or with jobs)? */

@@ -30,9 +30,46 @@ static json_t *job_json(struct server *s, const struct job_rec *j)
 {
         json_t *o = proto_job(j, s->output_dir);
 
-        if (o)
+        if (o) {
                 dispatch_annotate(s, o, j);
+                /* What "null" stands for, so a reader need not know the
+                 * config: the default as it is now, which an attempt
+                 * reads when it starts. */
+                if (j->timeout_ms < 0)
+                        json_object_set_new(o, "default_timeout_ms", json_integer((json_int_t)s->cfg.default_timeout_ms));
+        }
         return o;
+}
+
+/* A cancel or a retry in the journal, with who asked: the owner and root
+ * may both, and an operator wants to know which it was. row is the job
+ * as the op left it, or NULL to read it as last committed. */
+static void log_change(struct server *s, int64_t id, uid_t by, const struct job_rec *row, const char *verb,
+                       const char *how)
+{
+        struct job_rec j;
+        char qq[160], qa[256];
+        json_t *argv;
+        const char *argv0 = NULL;
+
+        if (!row && reader_get(s->reader, id, &j) == 0)
+                row = &j;
+        if (!row) {
+                log_info("job %lld %s by uid %u (%s)", (long long)id, verb, (unsigned)by, how);
+                return;
+        }
+        argv = json_loads(row->argv ? row->argv : "[]", 0, NULL);
+        argv0 = json_string_value(json_array_get(argv, 0));
+        log_job(LOG_INFO,
+                &(struct log_job){ .id = row->id, .owner_uid = row->owner_uid, .queue = row->queue,
+                                   .state = row->state >= 0 ? ringq_state_names[row->state] : NULL,
+                                   .reason = row->reason },
+                "job %lld %s by uid %u (%s): owner=%lld queue=%s argv0=%s attempts=%d/%d", (long long)id, verb,
+                (unsigned)by, how, (long long)row->owner_uid, log_quote(qq, sizeof(qq), row->queue ? row->queue : ""),
+                log_quote(qa, sizeof(qa), argv0 ? argv0 : ""), row->attempts, row->max_attempts);
+        json_decref(argv);
+        if (row == &j)
+                job_rec_done(&j);
 }
 
 /* ok, with the job object; more fields may be added. */
@@ -118,35 +155,53 @@ void ops_answer(struct req *r, json_t *reply)
 
 /* How long until the queue is likely back under low water, from the
  * recent completion rate; clamped so a client neither spins nor sleeps
- * for minutes on a guess. */
+ * for minutes on a guess. Jobs leave the queue only by starting: when
+ * fewer could start now than must leave, the rest are delayed jobs, and
+ * none of those goes before the next one comes due. That is no guess, so
+ * it is not clamped; it is rounded up to 100 ms so the rendered reject
+ * line (answer_reject) is not made anew at every millisecond. */
 static int64_t retry_after_ms(struct server *s, int64_t queued, int64_t low_water)
 {
-        double rate = stats_rate(&s->stats, now_mono_ms());
-        double excess = (double)MAX(queued - low_water, 1);
+        int64_t now = now_mono_ms(), excess = MAX(queued - low_water, 1), runnable, due;
+        double rate = stats_rate(&s->stats, now);
         /* No recent completions: nothing to estimate from, so a short
          * look again rather than a long guess. */
-        double ms = rate > 0.001 ? excess / rate * 1000.0 : 1000.0;
+        double ms = rate > 0.001 ? (double)excess / rate * 1000.0 : 1000.0;
+        int64_t est = (int64_t)CLAMP(ms, 100.0, 30000.0);
 
-        return (int64_t)CLAMP(ms, 100.0, 30000.0);
+        dispatch_drain_outlook(s, &runnable, &due);
+        if (runnable < excess && due != INT64_MAX && due - now > est)
+                est = (due - now + 99) / 100 * 100;
+        return est;
 }
 
+/* The message leaves "queue full" to the error code it comes with: the
+ * CLI prints both ("queue_full: 12 jobs queued ..."). */
 static json_t *reject_err(enum admit kind, uid_t uid, const struct admit_info *ai, int64_t retry_ms)
 {
         const char *q = ai->queue ? ai->queue : "";
+        char again[96];
         json_t *e;
 
+        /* dispatch.c's hysteresis takes a submit again once the count is
+         * down to low water, that count included. */
+        if (ai->low_water > 0)
+                snprintf(again, sizeof(again), "accepting again once %lld or fewer are queued",
+                         (long long)ai->low_water);
+        else
+                snprintf(again, sizeof(again), "accepting again once none are queued");
         if (kind == ADMIT_USER_FULL)
                 e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL, "uid %u has %lld jobs queued already (max_queued_per_user %lld)",
                               (unsigned)uid, (long long)ai->queued, (long long)ai->high_water);
         else if (kind == ADMIT_ROOT_FULL)
                 e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
-                              "queue%s%s full: %lld jobs queued, and root's reserve above high water %lld is used up too",
-                              *q ? " " : "", q, (long long)ai->queued, (long long)ai->high_water);
+                              "%s%s%s%lld jobs queued, and root's reserve above %shigh water %lld is used up too",
+                              *q ? "queue " : "", q, *q ? ": " : "", (long long)ai->queued, *q ? "its " : "",
+                              (long long)ai->high_water);
         else
-                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL,
-                              "queue%s%s full: %lld jobs queued (%shigh water %lld); accepting again at %lld", *q ? " " : "",
-                              q, (long long)ai->queued, *q ? "its " : "", (long long)ai->high_water,
-                              (long long)ai->low_water);
+                e = proto_err(RINGQ_ERR_QUEUE_FULL, NULL, "%s%s%s%lld jobs queued (%shigh water %lld); %s",
+                              *q ? "queue " : "", q, *q ? ": " : "", (long long)ai->queued, *q ? "its " : "",
+                              (long long)ai->high_water, again);
         if (e) {
                 if (kind == ADMIT_USER_FULL || ai->queue)
                         json_object_set_new(e, "scope", json_string(kind == ADMIT_USER_FULL ? "user" : "queue"));
@@ -373,11 +428,45 @@ static int list_one(void *ud, struct job_rec *j)
         return 0;
 }
 
+/* "more", where the next page starts, and how many jobs are left past
+ * this page (counted up to RINGQ_LIST_MAX: an operator wants to know
+ * whether to page on, not a census). A page cut short, or of exactly
+ * limit jobs, is followed by a count; one that ended before either is
+ * the last. A count that would scan too much says nothing of the rest,
+ * and the page says more, as a full page always did. */
+static void list_more(struct server *s, json_t *o, const struct list_filter *f, const struct list_ctx *lc)
+{
+        struct list_filter rest = *f;
+        int64_t left = 0;
+        int e = 0;
+
+        if (lc->cut || json_array_size(lc->jobs) == f->limit) {
+                if (f->desc)
+                        rest.before_id = lc->last_id;
+                else
+                        rest.after_id = lc->last_id;
+                e = reader_count(s->reader, &rest, RINGQ_LIST_MAX + 1, &left);
+                if (e < 0)
+                        left = 1;
+        }
+        json_object_set_new(o, "more", json_boolean(lc->cut || left > 0));
+        if (!lc->cut && left == 0)
+                return;
+        json_object_set_new(o, f->desc ? "next_before_id" : "next_after_id", json_integer(lc->last_id));
+        if (e == 0) {
+                json_object_set_new(o, "remaining", json_integer(MIN(left, RINGQ_LIST_MAX)));
+                json_object_set_new(o, "remaining_exact", json_boolean(left <= RINGQ_LIST_MAX));
+        }
+}
+
 static void do_list(struct server *s, struct req *r, struct request *rq)
 {
+        uid_t uid = r->conn->uid;
         struct list_filter f = {
-                .state = rq->state, .queue = rq->queue, .after_id = rq->after_id, .limit = rq->limit,
-                .owner_uid = r->conn->uid == 0 ? -1 : (int64_t)r->conn->uid,
+                .state = rq->state, .queue = rq->queue, .after_id = rq->after_id, .before_id = rq->before_id,
+                .desc = rq->desc, .limit = rq->limit,
+                /* Root may ask for anyone's jobs; everyone else sees their own. */
+                .owner_uid = uid == 0 ? rq->owner_uid : (int64_t)uid,
         };
         struct list_ctx lc = {
                 .s = s, .jobs = json_array(),
@@ -386,6 +475,13 @@ static void do_list(struct server *s, struct req *r, struct request *rq)
         };
         int e;
 
+        if (uid != 0 && rq->owner_uid >= 0 && rq->owner_uid != (int64_t)uid) {
+                ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, "owner_uid",
+                                        "only root may list the jobs of another user (uid %lld)",
+                                        (long long)rq->owner_uid));
+                json_decref(lc.jobs);
+                return;
+        }
         if (!lc.jobs) {
                 ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
                 return;
@@ -393,16 +489,14 @@ static void do_list(struct server *s, struct req *r, struct request *rq)
         e = reader_list(s->reader, &f, list_one, &lc);
         if (e == -ETIME)
                 ops_answer(r, proto_err(RINGQ_ERR_TIMEOUT, NULL,
-                                       "the list filter matched too few jobs to scan for; narrow it with state or after_id"));
+                                       "the list filter matched too few jobs to scan for; narrow it with state, "
+                                       "after_id or before_id"));
         else if (e < 0 && !lc.cut)
                 ops_answer(r, storage_err(e));
         else {
                 json_t *o = proto_ok();
                 json_object_set(o, "jobs", lc.jobs);
-                if (lc.cut) {
-                        json_object_set_new(o, "more", json_true());
-                        json_object_set_new(o, "next_after_id", json_integer(lc.last_id));
-                }
+                list_more(s, o, &f, &lc);
                 ops_answer(r, o);
         }
         json_decref(lc.jobs);
@@ -415,6 +509,7 @@ static void do_change(struct server *s, struct req *r, struct request *rq, enum 
         if (kind == SOP_CANCEL) {
                 int e = workers_cancel(s, rq->id, r->conn->uid);
                 if (e == 0) {
+                        log_change(s, rq->id, r->conn->uid, NULL, "canceled", "running: stopping it");
                         begin_write(r);
                         waiters_park(s, r, rq->id, -1);
                         return;
@@ -658,6 +753,34 @@ static void canceled_queued(struct server *s, const struct store_op *op)
                 job_rec_done(&j);
 }
 
+/* Submits are many: a line each only at debug, and nothing computed for
+ * it otherwise. */
+static void log_submit(const struct store_op *op)
+{
+        const struct job_rec *j = &op->submit.rec;
+        json_t *argv;
+        const char *argv0;
+        char qq[160], qa[256];
+
+        if (log_max_level < LOG_DEBUG)
+                return;
+        if (op->submit.duplicate) {
+                log_debug("submit by uid %lld: job %lld already has that key", (long long)j->owner_uid,
+                          (long long)op->id);
+                return;
+        }
+        argv = json_loads(j->argv ? j->argv : "[]", 0, NULL);
+        argv0 = json_string_value(json_array_get(argv, 0));
+        log_job(LOG_DEBUG,
+                &(struct log_job){ .id = op->id, .owner_uid = j->owner_uid, .queue = j->queue,
+                                   .state = op->submit.dep_failed ? "canceled" : "queued" },
+                "job %lld submitted by uid %lld: queue=%s argv0=%s priority=%d attempts=%d run_at=%lld after=%u",
+                (long long)op->id, (long long)j->owner_uid, log_quote(qq, sizeof(qq), j->queue ? j->queue : ""),
+                log_quote(qa, sizeof(qa), argv0 ? argv0 : ""), j->priority, j->max_attempts, (long long)j->run_at,
+                j->nafter);
+        json_decref(argv);
+}
+
 static void submit_done(struct server *s, struct req *r, struct store_op *op)
 {
         const struct job_rec *j = &op->submit.rec;
@@ -690,6 +813,7 @@ static void submit_done(struct server *s, struct req *r, struct store_op *op)
                 }
                 dispatch_submitted(s, op);
         }
+        log_submit(op);
         o = proto_ok();
         json_object_set_new(o, "id", json_integer(op->id));
         if (op->submit.duplicate)
@@ -722,6 +846,7 @@ static int cancel_again(struct server *s, struct req *r, const struct store_op *
 static void cancel_done(struct server *s, struct req *r, struct store_op *op)
 {
         if (op->result == 0 && op->change.prev_state == RINGQ_STATE_QUEUED) {
+                log_change(s, op->id, (uid_t)op->change.uid, op->row, "canceled", "was queued");
                 canceled_queued(s, op);
                 s->stats.c[C_CANCELED]++;
                 prune_note_finished(s, 1);
@@ -731,12 +856,14 @@ static void cancel_done(struct server *s, struct req *r, struct store_op *op)
         } else if (op->result == 0 && op->change.prev_state == RINGQ_STATE_RUNNING) {
                 /* It started between our look and the store's. */
                 int e = r->conn ? workers_cancel(s, op->id, r->conn->uid) : -ENOENT;
-                if (e == 0)
+                if (e == 0) {
+                        log_change(s, op->id, (uid_t)op->change.uid, NULL, "canceled", "running: stopping it");
                         waiters_park(s, r, op->id, -1); /* still a write in flight */
-                else if (e == -ENOENT && r->conn && !op->change.again && cancel_again(s, r, op) == 0)
+                } else if (e == -ENOENT && r->conn && !op->change.again && cancel_again(s, r, op) == 0) {
                         ; /* answered after the second look */
-                else
+                } else {
                         reply_job(s, r, op->id, NULL);
+                }
         } else if (op->result == 0)
                 reply_job(s, r, op->id, op->row);
         else if (op->result == -EALREADY)
@@ -749,6 +876,10 @@ static void cancel_done(struct server *s, struct req *r, struct store_op *op)
 static void retry_done(struct server *s, struct req *r, struct store_op *op)
 {
         if (op->result == 0) {
+                char what[48];
+
+                snprintf(what, sizeof(what), "was %s", ringq_state_names[op->change.prev_state]);
+                log_change(s, op->id, (uid_t)op->change.uid, op->row, "retried", what);
                 prune_note_finished(s, -1);
                 s->stats.c[C_RETRIED]++;
                 dispatch_retried(s, op);

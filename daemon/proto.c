@@ -68,7 +68,7 @@ static const char *const op_fields[_RINGQ_OP_MAX][16] = {
         [RINGQ_OP_SUBMIT] = { "argv", "env", "cwd", "queue", "priority", "delay_ms", "run_at",
                               "timeout_ms", "max_attempts", "backoff_ms", "key", "umask", "after", NULL },
         [RINGQ_OP_STATUS] = { "id", NULL },
-        [RINGQ_OP_LIST] = { "state", "queue", "limit", "after_id", NULL },
+        [RINGQ_OP_LIST] = { "state", "queue", "limit", "after_id", "before_id", "order", "owner_uid", NULL },
         [RINGQ_OP_CANCEL] = { "id", NULL },
         [RINGQ_OP_RETRY] = { "id", NULL },
         [RINGQ_OP_WAIT] = { "id", "timeout_ms", NULL },
@@ -246,6 +246,21 @@ static int parse_list(struct request *req, struct proto_error *err)
         req->after_id = 0;
         if (get_int(req->root, "after_id", 0, INT64_MAX, &req->after_id, err, "a non-negative integer") < 0)
                 return -EINVAL;
+        if (get_int(req->root, "before_id", 1, INT64_MAX, &req->before_id, err, "a positive integer") < 0)
+                return -EINVAL;
+        /* uid_t is 32 bits and (uid_t)-1 is no one's. */
+        if (get_int(req->root, "owner_uid", 0, (int64_t)UINT32_MAX - 1, &req->owner_uid, err,
+                    "a uid (an integer from 0 to 4294967294)") < 0)
+                return -EINVAL;
+        v = json_object_get(req->root, "order");
+        if (v) {
+                int o = json_is_string(v) ? ringq_lookup((const char *const[]){ "asc", "desc" }, 2,
+                                                         json_string_value(v))
+                                          : -1;
+                if (o < 0)
+                        return bad(err, RINGQ_ERR_BAD_REQUEST, "order", "order must be asc or desc");
+                req->desc = o == 1;
+        }
         return 0;
 }
 
@@ -257,7 +272,7 @@ int proto_parse(const char *line, size_t len, struct request *req, struct proto_
 
         *req = (struct request){
                 .op = _RINGQ_OP_INVALID, .state = -1, .delay_ms = -1, .run_at = -1,
-                .timeout_ms = -1, .backoff_ms = -1, .umask = -1,
+                .timeout_ms = -1, .backoff_ms = -1, .umask = -1, .owner_uid = -1,
         };
         /* JSON_REJECT_DUPLICATES: {"argv":..,"argv":..} is ambiguous. */
         req->root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -32,6 +32,9 @@ struct request {
         /* list */
         int state;               /* -1: any */
         int64_t after_id;
+        int64_t before_id;       /* 0: no upper bound */
+        int64_t owner_uid;       /* -1: any */
+        bool desc;               /* newest first */
         unsigned limit;
         /* wait: timeout_ms above, -1 for none */
 };

@@ -116,11 +116,17 @@ int reader_get_row(struct reader *r, int64_t id, struct job_rec *ret);
 struct list_filter {
         int state;              /* -1: any */
         const char *queue;      /* NULL: any */
-        int64_t after_id;
+        int64_t after_id;       /* ids above this */
+        int64_t before_id;      /* and below this; 0: no bound */
+        bool desc;              /* newest first */
         unsigned limit;
         int64_t owner_uid;      /* -1: any */
 };
-/* Calls fn for each matching job in id order; fn may keep the record's
- * strings by taking them (setting the fields to NULL). */
+/* Calls fn for each matching job in id order (descending with desc); fn
+ * may keep the record's strings by taking them (setting the fields to
+ * NULL). -ETIME when the filter matched too rarely to scan for. */
 int reader_list(struct reader *r, const struct list_filter *f,
                 int (*fn)(void *ud, struct job_rec *j), void *ud);
+/* How many jobs match f (its limit ignored), counted up to cap: what is
+ * left past a list page. -ETIME when counting would scan too much. */
+int reader_count(struct reader *r, const struct list_filter *f, unsigned cap, int64_t *ret);

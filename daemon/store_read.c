@@ -165,22 +165,18 @@ int reader_get(struct reader *r, int64_t id, struct job_rec *ret)
         return e;
 }
 
-int reader_list(struct reader *r, const struct list_filter *f,
-                int (*fn)(void *ud, struct job_rec *j), void *ud)
+/* The WHERE clause of a list filter. Numbered parameters: ?1 after_id,
+ * ?2 state, ?3 queue, ?4 owner, ?5 limit, ?6 before_id; the ones not
+ * used are simply left out of the text. */
+static void filter_where(char *buf, size_t n, const struct list_filter *f)
 {
-        char sql[512];
-        sqlite3_stmt *st = NULL;
-        unsigned budget = LIST_STEP_BUDGET;
-        int rc, e = 0;
-
-        /* Numbered parameters: ?1 after_id, ?2 state, ?3 queue, ?4 owner,
-         * ?5 limit; the ones not used are simply left out of the text. */
-        snprintf(sql, sizeof(sql), "SELECT " JOB_COLUMNS " FROM jobs WHERE id > ?1%s%s%s ORDER BY id LIMIT ?5",
+        snprintf(buf, n, "id > ?1%s%s%s%s", f->before_id > 0 ? " AND id < ?6" : "",
                  f->state >= 0 ? " AND state = ?2" : "", f->queue ? " AND queue = ?3" : "",
                  f->owner_uid >= 0 ? " AND owner_uid = ?4" : "");
-        rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc) ?: -EIO;
+}
+
+static void filter_bind(sqlite3_stmt *st, const struct list_filter *f, unsigned limit)
+{
         sqlite3_bind_int64(st, 1, f->after_id);
         if (f->state >= 0)
                 sqlite3_bind_text(st, 2, ringq_state_names[f->state], -1, SQLITE_STATIC);
@@ -188,7 +184,26 @@ int reader_list(struct reader *r, const struct list_filter *f,
                 sqlite3_bind_text(st, 3, f->queue, -1, SQLITE_STATIC);
         if (f->owner_uid >= 0)
                 sqlite3_bind_int64(st, 4, f->owner_uid);
-        sqlite3_bind_int(st, 5, (int)f->limit);
+        sqlite3_bind_int(st, 5, (int)limit);
+        if (f->before_id > 0)
+                sqlite3_bind_int64(st, 6, f->before_id);
+}
+
+int reader_list(struct reader *r, const struct list_filter *f,
+                int (*fn)(void *ud, struct job_rec *j), void *ud)
+{
+        char where[160], sql[512];
+        sqlite3_stmt *st = NULL;
+        unsigned budget = LIST_STEP_BUDGET;
+        int rc, e = 0;
+
+        filter_where(where, sizeof(where), f);
+        snprintf(sql, sizeof(sql), "SELECT " JOB_COLUMNS " FROM jobs WHERE %s ORDER BY id%s LIMIT ?5", where,
+                 f->desc ? " DESC" : "");
+        rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc) ?: -EIO;
+        filter_bind(st, f, f->limit);
         sqlite3_progress_handler(r->db, 1000, progress, &budget);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 struct job_rec j;
@@ -208,4 +223,30 @@ int reader_list(struct reader *r, const struct list_filter *f,
         if (rc == SQLITE_INTERRUPT)
                 return -ETIME;
         return rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
+}
+
+int reader_count(struct reader *r, const struct list_filter *f, unsigned cap, int64_t *ret)
+{
+        char where[160], sql[512];
+        sqlite3_stmt *st = NULL;
+        /* A count is a courtesy to the reader of a page: it gets a
+         * quarter of what the page itself may take. */
+        unsigned budget = LIST_STEP_BUDGET / 4;
+        int rc;
+
+        filter_where(where, sizeof(where), f);
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE %s LIMIT ?5)", where);
+        rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc) ?: -EIO;
+        filter_bind(st, f, cap);
+        sqlite3_progress_handler(r->db, 1000, progress, &budget);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_int64(st, 0);
+        sqlite3_progress_handler(r->db, 0, NULL, NULL);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_INTERRUPT)
+                return -ETIME;
+        return rc == SQLITE_ROW ? 0 : (sqlite_errno(rc) ?: -EIO);
 }

@@ -32,8 +32,11 @@ static const struct {
         { offsetof(struct store, st_idem),
           "SELECT id FROM jobs WHERE owner_uid = ?1 AND queue = ?2 AND idem_key = ?3" },
         { offsetof(struct store, st_start),
+          /* What the failed attempt before left (a requeue keeps it
+           * while the job waits) is not this attempt's: a running job
+           * has no outcome yet. */
           "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, attempts = attempts + 1,"
-          " finished_at = NULL"
+          " finished_at = NULL, reason = NULL, exit_code = NULL, signal = NULL, cpu_ms = NULL, max_rss_kb = NULL"
           " WHERE id = ?1 AND state = 'queued' AND queued_seq = ?4" },
         { offsetof(struct store, st_finish),
           "UPDATE jobs SET state = ?2, exit_code = ?3, signal = ?4, reason = ?5,"

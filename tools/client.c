@@ -10,9 +10,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -86,6 +90,67 @@ int client_connect(const char *path, client **ret)
         }
         *ret = c;
         return 0;
+}
+
+/* Is gid among the groups the user database gives the caller, though
+ * not among those of this process: added, but not logged in since? */
+static bool group_pending(gid_t gid)
+{
+        const struct passwd *pw = getpwuid(getuid());
+        gid_t mine[256], listed[256];
+        int nmine = getgroups(256, mine), nlisted = 256;
+
+        if (!pw || nmine < 0 || getgrouplist(pw->pw_name, pw->pw_gid, listed, &nlisted) < 0)
+                return false;
+        for (int i = 0; i < nmine; i++)
+                if (mine[i] == gid)
+                        return false;
+        for (int i = 0; i < nlisted; i++)
+                if (listed[i] == gid)
+                        return true;
+        return false;
+}
+
+void client_access_advice(const char *path, char *buf, size_t n)
+{
+        const struct group *gr;
+        const struct passwd *pw;
+        char gname[64], uname[64];
+        const char *slash = strrchr(path, '/');
+        struct stat st;
+
+        buf[0] = '\0';
+        if (stat(path, &st) < 0) {
+                /* The socket is there, but a directory on the way is
+                 * closed to the caller. */
+                if (errno == EACCES && slash && slash != path)
+                        snprintf(buf, n, "the directory %.*s is closed to you (ringqd's socket is in it)",
+                                 (int)(slash - path), path);
+                return;
+        }
+        gr = getgrgid(st.st_gid);
+        pw = getpwuid(st.st_uid);
+        if (gr)
+                snprintf(gname, sizeof(gname), "%s", gr->gr_name);
+        else
+                snprintf(gname, sizeof(gname), "%u", (unsigned)st.st_gid);
+        if (pw)
+                snprintf(uname, sizeof(uname), "%s", pw->pw_name);
+        else
+                snprintf(uname, sizeof(uname), "%u", (unsigned)st.st_uid);
+        /* Connecting to a Unix socket takes write permission on it. */
+        if (!(st.st_mode & S_IWGRP))
+                snprintf(buf, n, "the socket %s is open to its owner %s only", path, uname);
+        else if (group_pending(st.st_gid))
+                snprintf(buf, n,
+                         "the socket %s is open to group %s, which you were added to after you logged in: log in "
+                         "again (or run 'newgrp %s')",
+                         path, gname, gname);
+        else
+                snprintf(buf, n,
+                         "the socket %s is open to group %s only: ask an administrator to add you "
+                         "('adduser $USER %s'), then log in again",
+                         path, gname, gname);
 }
 
 client *client_free(client *c)

@@ -57,6 +57,11 @@ typedef struct client client;
 
 /* Connect to the socket at path. */
 int client_connect(const char *path, client **ret);
+/* After client_connect() failed with -EACCES: why, and how to get in, as
+ * one line for a human, from the socket's owner, group and mode and the
+ * caller's groups ("the socket is open to group ringq only: ..."); "" if
+ * there is nothing to add. Prints nothing. */
+void client_access_advice(const char *path, char *buf, size_t n);
 /* Close and free; NULL is fine. Returns NULL. */
 client *client_free(client *c);
 static inline void client_freep(client **c)

@@ -5,7 +5,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -87,6 +89,52 @@ char *fmt_time(char *buf, size_t n, const json_t *v, int64_t now_ms)
         else
                 snprintf(buf, n, "%s (in %s)", when, fmt_duration(age, sizeof(age), ms - now_ms));
         return buf;
+}
+
+/* Names of the ids seen, so a table of many rows asks the user database
+ * (which may be a network service) once per id. A name longer than a
+ * slot shows as the number rather than cut. */
+#define NAME_CACHE 64
+static struct name_ent {
+        int64_t id;
+        bool group, used;
+        char name[64];
+} name_cache[NAME_CACHE];
+static unsigned name_next;
+
+static char *id_name(char *buf, size_t n, int64_t id, bool group)
+{
+        struct name_ent *e = NULL;
+        const char *name = NULL;
+
+        for (unsigned i = 0; i < NAME_CACHE; i++)
+                if (name_cache[i].used && name_cache[i].id == id && name_cache[i].group == group) {
+                        e = &name_cache[i];
+                        break;
+                }
+        if (!e && id >= 0 && id < UINT32_MAX) {
+                if (group) {
+                        const struct group *g = getgrgid((gid_t)id);
+                        name = g ? g->gr_name : NULL;
+                } else {
+                        const struct passwd *pw = getpwuid((uid_t)id);
+                        name = pw ? pw->pw_name : NULL;
+                }
+                e = &name_cache[name_next++ % NAME_CACHE];
+                *e = (struct name_ent){ .id = id, .group = group, .used = true };
+                if (name && strlen(name) < sizeof(e->name))
+                        memcpy(e->name, name, strlen(name) + 1);
+        }
+        if (e && e->name[0])
+                snprintf(buf, n, "%s", e->name);
+        else
+                snprintf(buf, n, "%" PRId64, id);
+        return buf;
+}
+
+char *fmt_user(char *buf, size_t n, int64_t uid)
+{
+        return id_name(buf, n, uid, false);
 }
 
 /* A word the shell would keep as one: printable, none of its specials. */
@@ -380,7 +428,7 @@ static char *num_or_dash(char *buf, size_t n, const json_t *v)
         return buf;
 }
 
-#define KEY_W 13 /* longest label ("waiting for:") plus a space */
+#define KEY_W 14 /* longest label ("last attempt:") plus a space */
 
 static void kv(FILE *f, const char *key, const char *val)
 {
@@ -419,6 +467,43 @@ static char *id_list(const json_t *a)
         return out;
 }
 
+/* "alice (1001)": the name where the user (group) database has one. */
+static char *id_and_name(char *buf, size_t n, const json_t *v, bool group)
+{
+        char name[FMT_BUF];
+
+        if (!json_is_integer(v)) {
+                snprintf(buf, n, "-");
+                return buf;
+        }
+        id_name(name, sizeof(name), json_integer_value(v), group);
+        if (strcmp(name, num_or_dash(buf, n, v)) == 0)
+                return buf;
+        snprintf(buf, n, "%s (%" PRId64 ")", name, (int64_t)json_integer_value(v));
+        return buf;
+}
+
+/* The delay before each next attempt, as ringqd computes it (protocol.md,
+ * the life of a job); nothing for a job of one attempt, which has none. */
+static void backoff_line(FILE *f, const json_t *job)
+{
+        const json_t *v = json_object_get(job, "backoff_ms");
+        const json_t *max = json_object_get(job, "max_attempts");
+        char a[FMT_BUF], line[2 * FMT_BUF];
+
+        if (!json_is_integer(v) || (json_is_integer(max) && json_integer_value(max) <= 1))
+                return;
+        if (json_integer_value(v) <= 0)
+                snprintf(line, sizeof(line), "none: a failed attempt is tried again at once");
+        else if (json_integer_value(v) >= 3600000)
+                snprintf(line, sizeof(line), "%s before each next attempt (with 20%% jitter)",
+                         fmt_duration(a, sizeof(a), json_integer_value(v)));
+        else
+                snprintf(line, sizeof(line), "%s, doubling per attempt, at most 1h (with 20%% jitter)",
+                         fmt_duration(a, sizeof(a), json_integer_value(v)));
+        kv(f, "backoff", line);
+}
+
 int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
 {
         static const char *const known[] = {
@@ -426,7 +511,7 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
                 "owner_uid", "owner_gid", "attempts", "max_attempts", "timeout_ms",
                 "submitted_at", "run_at", "started_at", "finished_at", "exit_code",
                 "signal", "stdout_path", "stderr_path", "cpu_ms", "max_rss_kb", "umask",
-                "after", "waiting_for",
+                "after", "waiting_for", "backoff_ms", "key", "pid", "default_timeout_ms",
         };
         char a[FMT_BUF], b[FMT_BUF], line[2 * FMT_BUF + 8];
         const json_t *started = json_object_get(job, "started_at");
@@ -437,7 +522,14 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
 
         kv(f, "id", num_or_dash(a, sizeof(a), json_object_get(job, "id")));
         kv(f, "state", str_or_dash(json_object_get(job, "state")));
-        kv(f, "reason", str_or_dash(json_object_get(job, "reason")));
+        /* A queued job with attempts behind it waits for its next one:
+         * the reason is the last one's, not why it is queued. */
+        v = json_object_get(job, "attempts");
+        if (json_is_string(json_object_get(job, "reason")) && json_is_integer(v) && json_integer_value(v) > 0 &&
+            strcmp(str_or_dash(json_object_get(job, "state")), "queued") == 0)
+                kv(f, "last attempt", str_or_dash(json_object_get(job, "reason")));
+        else
+                kv(f, "reason", str_or_dash(json_object_get(job, "reason")));
         kv(f, "queue", str_or_dash(json_object_get(job, "queue")));
         kv(f, "priority", num_or_dash(a, sizeof(a), json_object_get(job, "priority")));
         cmd = fmt_argv(json_object_get(job, "argv"), true);
@@ -452,16 +544,23 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
                 snprintf(a, sizeof(a), "%04o", (unsigned)json_integer_value(v));
                 kv(f, "umask", a);
         }
-        snprintf(line, sizeof(line), "%s:%s",
-                 num_or_dash(a, sizeof(a), json_object_get(job, "owner_uid")),
-                 num_or_dash(b, sizeof(b), json_object_get(job, "owner_gid")));
-        kv(f, "owner", line);
-        snprintf(line, sizeof(line), "%s/%s",
+        kv(f, "owner", id_and_name(line, sizeof(line), json_object_get(job, "owner_uid"), false));
+        kv(f, "group", id_and_name(line, sizeof(line), json_object_get(job, "owner_gid"), true));
+        snprintf(line, sizeof(line), "%s of %s",
                  num_or_dash(a, sizeof(a), json_object_get(job, "attempts")),
                  num_or_dash(b, sizeof(b), json_object_get(job, "max_attempts")));
         kv(f, "attempts", line);
         v = json_object_get(job, "timeout_ms");
-        kv(f, "timeout", json_is_integer(v) ? fmt_duration(a, sizeof(a), json_integer_value(v)) : "-");
+        if (json_is_integer(v)) {
+                kv(f, "timeout", fmt_duration(a, sizeof(a), json_integer_value(v)));
+        } else if (json_is_integer(json_object_get(job, "default_timeout_ms"))) {
+                snprintf(line, sizeof(line), "%s (default)",
+                         fmt_duration(a, sizeof(a), json_integer_value(json_object_get(job, "default_timeout_ms"))));
+                kv(f, "timeout", line);
+        } else {
+                kv(f, "timeout", "ringqd's default");
+        }
+        backoff_line(f, job);
         kv(f, "submitted", fmt_time(line, sizeof(line), json_object_get(job, "submitted_at"), now_ms));
         kv(f, "run at", fmt_time(line, sizeof(line), json_object_get(job, "run_at"), now_ms));
         /* Dependencies, absent where ringqd does not say. "waiting for"
@@ -498,9 +597,23 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
         if (json_is_integer(v) && json_integer_value(v) >= 0)
                 kv(f, "max rss", fmt_bytes(a, sizeof(a), (uint64_t)json_integer_value(v) * 1024));
         kv(f, "exit code", num_or_dash(a, sizeof(a), json_object_get(job, "exit_code")));
-        kv(f, "signal", num_or_dash(a, sizeof(a), json_object_get(job, "signal")));
+        v = json_object_get(job, "signal");
+        if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 128 &&
+            sigabbrev_np((int)json_integer_value(v))) {
+                snprintf(line, sizeof(line), "%d (SIG%s)", (int)json_integer_value(v),
+                         sigabbrev_np((int)json_integer_value(v)));
+                kv(f, "signal", line);
+        } else {
+                kv(f, "signal", num_or_dash(a, sizeof(a), v));
+        }
         kv(f, "stdout", str_or_dash(json_object_get(job, "stdout_path")));
         kv(f, "stderr", str_or_dash(json_object_get(job, "stderr_path")));
+        /* Only what there is: most jobs have no key, and only a running
+         * one a pid. */
+        if (json_is_string(json_object_get(job, "key")))
+                kv(f, "key", json_string_value(json_object_get(job, "key")));
+        if (json_is_integer(json_object_get(job, "pid")))
+                kv(f, "pid", num_or_dash(a, sizeof(a), json_object_get(job, "pid")));
 
         /* Fields this CLI does not know yet, shown as compact JSON. */
         json_object_foreach((json_t *)job, key, v) {
@@ -754,218 +867,5 @@ int fmt_stats(FILE *f, const json_t *st)
         r = stats_queues(f, json_object_get(st, "queues"));
         if (r < 0)
                 return r;
-        return stream_result(f);
-}
-
-/* ---- Prometheus ---- */
-
-/* Metric names allow [a-zA-Z0-9_:]; anything else becomes '_'. */
-static void metric_name(char *buf, size_t n, const char *s)
-{
-        size_t i = 0;
-
-        for (; *s && i + 1 < n; s++, i++)
-                buf[i] = (isalnum((unsigned char)*s) && !((unsigned char)*s & 0x80)) || *s == '_' ? *s : '_';
-        buf[i] = '\0';
-}
-
-static void prom_family(FILE *f, const char *name, const char *type, const char *help)
-{
-        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void prom_gauge(FILE *f, const char *name, const json_t *v, const char *help)
-{
-        if (!json_is_number(v) && !json_is_boolean(v))
-                return;
-        prom_family(f, name, "gauge", help);
-        fprintf(f, "%s ", name);
-        if (json_is_boolean(v))
-                fputs(json_is_true(v) ? "1" : "0", f);
-        else
-                print_number(f, v);
-        fputc('\n', f);
-}
-
-/* counters split in three families; which one a name belongs to */
-enum { FAM_SUBMITS, FAM_JOBS, FAM_EVENTS };
-
-static int counter_family(const char *key)
-{
-        if (strcmp(key, "accepted") == 0 || strncmp(key, "rejected_", 9) == 0)
-                return FAM_SUBMITS;
-        if (strcmp(key, "succeeded") == 0 || strcmp(key, "failed") == 0 ||
-            strcmp(key, "timed_out") == 0 || strcmp(key, "canceled") == 0)
-                return FAM_JOBS;
-        return FAM_EVENTS;
-}
-
-struct prom_pass {
-        int family;
-};
-
-static void prom_counter(FILE *f, const char *key, const json_t *v, void *ud)
-{
-        const struct prom_pass *p = ud;
-        char name[128];
-        int fam = counter_family(key);
-
-        if (fam != p->family)
-                return;
-        if (fam == FAM_SUBMITS) {
-                metric_name(name, sizeof(name), key);
-                fprintf(f, "ringq_submits_total{result=\"%s\"} ", name);
-        } else if (fam == FAM_JOBS) {
-                fprintf(f, "ringq_jobs_total{result=\"%s\"} ", key);
-        } else {
-                metric_name(name, sizeof(name), key);
-                fprintf(f, "# HELP ringq_jobs_%s_total Count of %s events since ringqd started.\n"
-                           "# TYPE ringq_jobs_%s_total counter\nringq_jobs_%s_total ",
-                        name, name, name, name);
-        }
-        print_number(f, v);
-        fputc('\n', f);
-}
-
-/* "p50" -> "0.5", "p99" -> "0.99", "p999" -> "0.999"; false if not a pNN. */
-static bool quantile_label(char *buf, size_t n, const char *key)
-{
-        size_t len = strlen(key);
-
-        if (len < 2 || len > 8 || key[0] != 'p' || strspn(key + 1, "0123456789") != len - 1)
-                return false;
-        while (len > 2 && key[len - 1] == '0')
-                len--;
-        snprintf(buf, n, "0.%.*s", (int)(len - 1), key + 1);
-        return true;
-}
-
-/* A label value: UTF-8 with backslash, double quote and line feed
- * escaped (the text format's rules); bytes that are not UTF-8 become
- * U+FFFD so the exposition stays parseable. */
-static void prom_label_value(FILE *f, const char *s)
-{
-        while (*s) {
-                int32_t cp;
-                size_t n = fmt_utf8_next(s, &cp);
-
-                if (cp == '\\')
-                        fputs("\\\\", f);
-                else if (cp == '"')
-                        fputs("\\\"", f);
-                else if (cp == '\n')
-                        fputs("\\n", f);
-                else if (cp < 0)
-                        fputs("\xef\xbf\xbd", f);
-                else
-                        fwrite(s, 1, n, f);
-                s += n;
-        }
-}
-
-/* One family per field, a series per queue that has the field: a queue
- * without a cap of its own has no ringq_queue_workers series (rather than
- * a made-up value), and a family with no series is left out. */
-static int prom_queues(FILE *f, const json_t *queues)
-{
-        static const struct {
-                const char *key, *name, *help;
-        } fams[] = {
-                { "queued", "ringq_queue_queued", "Jobs in state queued in a queue, delayed ones included." },
-                { "running", "ringq_queue_running", "Jobs of a queue running now." },
-                { "paused", "ringq_queue_paused", "1 while a queue is paused (by itself or with every queue), else 0." },
-                { "workers", "ringq_queue_workers", "Jobs of a queue that may run at once, for queues with a cap of their own." },
-                { "high_water", "ringq_queue_high_water",
-                  "Queued jobs at which submits to a queue are rejected, for queues with a mark of their own." },
-        };
-        const json_t **qs = NULL;
-        size_t n;
-        int r;
-
-        r = fmt_queues_sorted(queues, &qs, &n);
-        if (r < 0)
-                return r;
-        for (size_t k = 0; k < sizeof(fams) / sizeof(fams[0]); k++) {
-                bool head = false;
-
-                for (size_t i = 0; i < n; i++) {
-                        const json_t *v = json_object_get(qs[i], fams[k].key);
-
-                        if (!json_is_number(v) && !json_is_boolean(v))
-                                continue;
-                        if (!head)
-                                prom_family(f, fams[k].name, "gauge", fams[k].help);
-                        head = true;
-                        fprintf(f, "%s{queue=\"", fams[k].name);
-                        prom_label_value(f, queue_name(qs[i]));
-                        fputs("\"} ", f);
-                        if (json_is_boolean(v))
-                                fputs(json_is_true(v) ? "1" : "0", f);
-                        else
-                                print_number(f, v);
-                        fputc('\n', f);
-                }
-        }
-        free(qs);
-        return 0;
-}
-
-int fmt_prometheus(FILE *f, const json_t *st)
-{
-        const json_t *counters = json_object_get(st, "counters");
-        const json_t *lat = json_object_get(st, "latency_ms");
-        const json_t *v, *x;
-        const char *key, *qk;
-        char name[128], q[16];
-
-        prom_gauge(f, "ringq_accepting", json_object_get(st, "accepting"), "1 while ringqd accepts submits, 0 while it rejects them.");
-        prom_gauge(f, "ringq_queued", json_object_get(st, "queued"), "Jobs in state queued, delayed ones included.");
-        prom_gauge(f, "ringq_running", json_object_get(st, "running"), "Jobs running now.");
-        prom_gauge(f, "ringq_workers", json_object_get(st, "workers"), "Worker slots.");
-        prom_gauge(f, "ringq_high_water", json_object_get(st, "high_water"), "Queued jobs at which submits are rejected.");
-        prom_gauge(f, "ringq_low_water", json_object_get(st, "low_water"), "Queued jobs at which submits are accepted again.");
-        prom_gauge(f, "ringq_connections", json_object_get(st, "connections"), "Open client connections.");
-        prom_gauge(f, "ringq_uptime_ms", json_object_get(st, "uptime_ms"), "Milliseconds since ringqd started.");
-        prom_gauge(f, "ringq_all_paused", json_object_get(st, "all_paused"),
-                   "1 while every queue is paused (a pause without a queue), else 0.");
-        json_object_foreach((json_t *)st, key, v) {
-                char help[160];
-
-                if (!json_is_number(v) || in_list(top_known, sizeof(top_known) / sizeof(top_known[0]), key))
-                        continue;
-                metric_name(name + 6, sizeof(name) - 6, key);
-                memcpy(name, "ringq_", 6);
-                snprintf(help, sizeof(help), "ringqd stats field %s.", name + 6);
-                prom_gauge(f, name, v, help);
-        }
-
-        if (json_is_object(counters)) {
-                prom_family(f, "ringq_submits_total", "counter", "Submit requests by result since ringqd started.");
-                each_counter(counters, prom_counter, f, &(struct prom_pass){ FAM_SUBMITS });
-                prom_family(f, "ringq_jobs_total", "counter", "Finished job attempts by result since ringqd started.");
-                each_counter(counters, prom_counter, f, &(struct prom_pass){ FAM_JOBS });
-                each_counter(counters, prom_counter, f, &(struct prom_pass){ FAM_EVENTS });
-        }
-
-        if (json_is_object(lat)) {
-                prom_family(f, "ringq_latency_ms", "gauge", "Latency quantiles in milliseconds over a recent window.");
-                json_object_foreach((json_t *)lat, key, v)
-                        json_object_foreach((json_t *)v, qk, x)
-                                if (json_is_number(x) && quantile_label(q, sizeof(q), qk)) {
-                                        metric_name(name, sizeof(name), key);
-                                        fprintf(f, "ringq_latency_ms{kind=\"%s\",quantile=\"%s\"} %.6g\n",
-                                                name, q, json_number_value(x));
-                                }
-                prom_family(f, "ringq_latency_max_ms", "gauge", "Largest latency in milliseconds over a recent window.");
-                json_object_foreach((json_t *)lat, key, v) {
-                        x = json_object_get(v, "max");
-                        if (!json_is_number(x))
-                                continue;
-                        metric_name(name, sizeof(name), key);
-                        fprintf(f, "ringq_latency_max_ms{kind=\"%s\"} %.6g\n", name, json_number_value(x));
-                }
-        }
-        if (prom_queues(f, json_object_get(st, "queues")) < 0)
-                return -ENOMEM;
         return stream_result(f);
 }

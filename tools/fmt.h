@@ -1,4 +1,4 @@
-/* Human and Prometheus formatting for ringq: no sockets, no exit codes, so
+/* Human formatting for ringq: no sockets, no exit codes, so
  * each helper can be tested on a json_t alone. Allocating helpers return
  * NULL on OOM; printing helpers return 0 or -errno of the stream. */
 #pragma once
@@ -26,6 +26,11 @@ char *fmt_bytes(char *buf, size_t n, uint64_t bytes);
 /* A unix-ms timestamp as "2026-11-27 06:01:02 (3s ago)" in local time,
  * "(in 5s)" for the future, "-" for null. Returns buf. */
 char *fmt_time(char *buf, size_t n, const json_t *v, int64_t now_ms);
+
+/* The name of user uid ("alice"), else its number ("1001"): what a
+ * table shows. Each id is looked up once per process, so a list of many
+ * jobs of few owners asks the user database a few times. Returns buf. */
+char *fmt_user(char *buf, size_t n, int64_t uid);
 
 /* One code point at s: its length, and *ret_cp (-1 if s does not start a
  * valid UTF-8 sequence; then the length is 1). */
@@ -64,5 +69,3 @@ int fmt_queues_sorted(const json_t *queues, const json_t ***ret, size_t *ret_n);
 int fmt_queues(FILE *f, const json_t *reply);
 /* The stats reply as a short block. */
 int fmt_stats(FILE *f, const json_t *stats);
-/* The stats reply in Prometheus text exposition format. */
-int fmt_prometheus(FILE *f, const json_t *stats);

@@ -69,7 +69,13 @@ int open_client(client **ret)
 
         r = client_connect(path, ret);
         if (r < 0) {
+                char advice[512] = "";
+
                 fprintf(stderr, "ringq: cannot connect to %s: %s\n", path, strerror(-r));
+                if (r == -EACCES)
+                        client_access_advice(path, advice, sizeof(advice));
+                if (advice[0])
+                        fprintf(stderr, "ringq: %s\n", advice);
                 return RINGQ_EXIT_UNREACHABLE;
         }
         return 0;
@@ -82,16 +88,13 @@ void emit_json(const json_t *reply)
                 fputc('\n', stdout);
 }
 
-/* Print an error reply as "ringq: [prefix]code: message"; its exit code. */
+/* Print an error reply as "ringq: [prefix]code: message"; its exit code.
+ * The request field at fault is for programs (--json): the user gave an
+ * option or an id, not a field, and the message names it. */
 int reply_error(const json_t *reply, const char *prefix)
 {
-        const char *field = json_string_value(json_object_get(reply, "field"));
-
-        fprintf(stderr, "ringq: %s%s: %s", prefix ? prefix : "", client_reply_error(reply),
+        fprintf(stderr, "ringq: %s%s: %s\n", prefix ? prefix : "", client_reply_error(reply),
                 client_reply_message(reply));
-        if (field)
-                fprintf(stderr, " (field %s)", field);
-        fputc('\n', stderr);
         return client_reply_exit(reply);
 }
 
@@ -291,11 +294,15 @@ static const struct verb verbs[] = {
           "                        fails or is canceled, so is this job (repeatable, at\n"
           "                        most 64 IDs; with --batch, for every line)\n" },
         { "status", verb_status, "[OPTIONS] ID", "Show one job", "" },
-        { "list", verb_list, "[OPTIONS]", "List jobs by ascending id",
+        { "list", verb_list, "[OPTIONS]", "List jobs, newest first; a last line says how to see more",
           "      --state STATE     queued, running, succeeded, failed or canceled\n"
           "  -q, --queue QUEUE     only this queue\n"
+          "      --user USER       only this user's jobs (name or uid; others than\n"
+          "                        yourself: root only)\n"
           "  -n, --limit N         at most N jobs (default 100)\n"
-          "      --after ID        only jobs with a larger id (to page)\n" },
+          "      --before ID       only jobs with a smaller id (to page back)\n"
+          "      --oldest          oldest first\n"
+          "      --after ID        only jobs with a larger id, oldest first (to page on)\n" },
         { "cancel", verb_ids, "[OPTIONS] ID...", "Cancel jobs; prints 'ID state' for each", "" },
         { "retry", verb_ids, "[OPTIONS] ID...", "Queue failed or canceled jobs again; prints 'ID state' for each", "" },
         { "wait", verb_ids, "[OPTIONS] ID...",

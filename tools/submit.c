@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fmt.h"
 #include "ringq/utf8.h"
 
 /* Largest --batch line; longer ones fail alone without being read into
@@ -240,6 +241,22 @@ static bool is_error(const json_t *reply, enum ringq_err e)
         return !client_reply_ok(reply) && ringq_err_from_name(client_reply_error(reply)) == e;
 }
 
+/* A refused submit: the error, and for a full queue when ringqd expects
+ * room, which says whether waiting is worth it (a queue of jobs delayed
+ * for an hour has none sooner, however often one asks). */
+static int submit_error(const json_t *reply)
+{
+        const json_t *ra = json_object_get(reply, "retry_after_ms");
+        int code = reply_error(reply, NULL);
+        char d[FMT_BUF];
+
+        if (is_error(reply, RINGQ_ERR_QUEUE_FULL) && json_is_integer(ra))
+                fprintf(stderr, "ringq: ringqd expects room in about %s%s\n",
+                        fmt_duration(d, sizeof(d), json_integer_value(ra)),
+                        arg_block ? "" : " (--block waits and tries again)");
+        return code;
+}
+
 static int submit_one(const json_t *base, int argc, char **argv)
 {
         _cleanup_client_ client *c = NULL;
@@ -283,7 +300,7 @@ static int submit_one(const json_t *base, int argc, char **argv)
         if (arg_json)
                 emit_json(reply);
         if (!client_reply_ok(reply)) {
-                r = reply_error(reply, NULL);
+                r = submit_error(reply);
                 json_decref(reply);
                 return r;
         }

@@ -404,7 +404,13 @@ out:
                 fprintf(stderr, "ringq: writing output: %s\n", strerror(-r));
                 code = RINGQ_EXIT_SOFTWARE;
         } else if (r < 0 && t.fail == FAIL_CONNECT) {
+                char advice[512] = "";
+
                 fprintf(stderr, "ringq: cannot connect to %s: %s\n", client_path(t.c), strerror(-r));
+                if (r == -EACCES)
+                        client_access_advice(client_path(t.c), advice, sizeof(advice));
+                if (advice[0])
+                        fprintf(stderr, "ringq: %s\n", advice);
                 code = RINGQ_EXIT_UNREACHABLE;
         } else if (r < 0) {
                 code = conn_error(client_path(t.c), r);

@@ -418,17 +418,17 @@ static int draw_jobs(struct frame *fr, const struct top_view *v)
 {
         const json_t *jobs = json_object_get(v->jobs, "jobs");
         int64_t now = fmt_now_ms(), running = jint(v->stats, "running");
-        int idw = 2, uidw = 3;
+        int idw = 2, userw = 4;
         size_t i, shown;
         json_t *job;
 
         json_array_foreach(jobs, i, job) {
-                char n[24];
+                char n[FMT_BUF];
                 int w = snprintf(n, sizeof(n), "%" PRId64, jint(job, "id"));
 
                 idw = w > idw ? w : idw;
-                w = snprintf(n, sizeof(n), "%" PRId64, jint(job, "owner_uid"));
-                uidw = w > uidw ? w : uidw;
+                w = (int)strlen(fmt_user(n, sizeof(n), jint(job, "owner_uid")));
+                userw = w > userw ? w : userw;
         }
         /* The jobs the screen holds, which may be fewer than were asked
          * for when the queues panel grew since. */
@@ -440,7 +440,7 @@ static int draw_jobs(struct frame *fr, const struct top_view *v)
                         shown = room;
         }
         fr_attr(fr, SGR_BOLD);
-        fr_printf(fr, "%*s  %*s  %6s  %s", idw, "ID", uidw, "UID", "AGE", "COMMAND");
+        fr_printf(fr, "%*s  %-*s  %6s  %s", idw, "ID", userw, "USER", "AGE", "COMMAND");
         fr_attr(fr, SGR_RESET);
         if (running > (int64_t)shown && shown > 0) {
                 char more[64];
@@ -459,14 +459,19 @@ static int draw_jobs(struct frame *fr, const struct top_view *v)
         json_array_foreach(jobs, i, job) {
                 const json_t *started = json_object_get(job, "started_at");
                 _cleanup_free_ char *cmd = NULL;
-                char age[FMT_BUF];
+                char age[FMT_BUF], user[FMT_BUF];
 
                 if (!fr_visible(fr))
                         break;
                 cmd = fmt_argv(json_object_get(job, "argv"), false);
                 if (!cmd)
                         return -ENOMEM;
-                fr_printf(fr, "%*" PRId64 "  %*" PRId64 "  %6s  ", idw, jint(job, "id"), uidw, jint(job, "owner_uid"),
+                fr_printf(fr, "%*" PRId64 "  ", idw, jint(job, "id"));
+                /* A name is the user database's text: through fr_text,
+                 * which keeps controls off the terminal, then padded. */
+                fmt_user(user, sizeof(user), jint(job, "owner_uid"));
+                fr_text(fr, user);
+                fr_printf(fr, "%*s  %6s  ", userw - (int)strlen(user), "",
                           json_is_integer(started) ? fmt_duration(age, sizeof(age), now - json_integer_value(started))
                                                    : "-");
                 fr_text(fr, cmd);

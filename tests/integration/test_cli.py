@@ -105,8 +105,8 @@ class Inspect(DaemonTest):
         b = self.run_ok("submit", "--", "sleep", "30").stdout.strip()
         self.d.wait_state(int(b), "running")
         r = self.run_ok("list")
-        self.assertEqual(r.stdout.splitlines()[0].split(), ["ID", "STATE", "QUEUE", "PRIO", "TRIES", "REASON",
-                                                            "COMMAND"])
+        self.assertEqual(r.stdout.splitlines()[0].split(), ["ID", "STATE", "QUEUE", "USER", "PRIO", "TRIES", "DUE",
+                                                            "REASON", "COMMAND"])
         self.assertIn("sleep 30", r.stdout)
         r = self.run_ok("list", "--state", "running")
         self.assertEqual([l.split()[0] for l in r.stdout.splitlines()[1:]], [b])
@@ -311,17 +311,22 @@ class ListPages(DaemonTest):
 
     def test_list_follows_the_pages(self):
         ids = [self.d.submit(["echo", "x" * 400], delay_ms=3600000) for _ in range(40)]
-        pages = [json.loads(l) for l in self.run_ok("list", "--json").stdout.splitlines()]
-        self.assertGreater(len(pages), 1)
-        self.assertTrue(all(p.get("more") for p in pages[:-1]))
-        self.assertNotIn("more", pages[-1])
-        self.assertEqual([j["id"] for p in pages for j in p["jobs"]], ids)
-        r = self.run_ok("list")
+        for args, order in ((["--oldest"], ids), ([], ids[::-1])):
+            pages = [json.loads(l) for l in self.run_ok("list", "--json", *args).stdout.splitlines()]
+            self.assertGreater(len(pages), 1)
+            self.assertTrue(all(p.get("more") for p in pages[:-1]))
+            self.assertIs(pages[-1]["more"], False)
+            self.assertEqual([j["id"] for p in pages for j in p["jobs"]], order)
+        r = self.run_ok("list", "--oldest")
         self.assertEqual([int(l.split()[0]) for l in r.stdout.splitlines()[1:]], ids)
-        r = self.run_ok("list", "-n", "25")
-        self.assertEqual([int(l.split()[0]) for l in r.stdout.splitlines()[1:]], ids[:25])
+        r = self.run_ok("list")
+        self.assertEqual([int(l.split()[0]) for l in r.stdout.splitlines()[1:]], ids[::-1])
+        # A cut list ends with what is left and how to see it.
+        r = self.run_ok("list", "--oldest", "-n", "25")
+        self.assertEqual([int(l.split()[0]) for l in r.stdout.splitlines()[1:-1]], ids[:25])
+        self.assertEqual(r.stdout.splitlines()[-1], "15 more: ringq -s %s list -n 25 --after %d" % (self.d.sock, ids[24]))
         r = self.run_ok("list", "--after", str(ids[9]), "-n", "20")
-        self.assertEqual([int(l.split()[0]) for l in r.stdout.splitlines()[1:]], ids[10:30])
+        self.assertEqual([int(l.split()[0]) for l in r.stdout.splitlines()[1:-1]], ids[10:30])
 
 
 if __name__ == "__main__":

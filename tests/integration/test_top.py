@@ -4,6 +4,7 @@ ringqd going away) leaves the alternate screen, shows the cursor and
 restores the tty modes; without a terminal, plain text frames."""
 import json
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
@@ -85,7 +86,7 @@ class TopScreen(Tmux, DaemonTest):
                      "refused", "pruned", "rates/s", "accepted"):
             self.assertIn(word, s)
         for jid in running:
-            self.assertRegex(s, r"(?m)^ *%d +%d +\S+ +sleep 30$" % (jid, os.getuid()))
+            self.assertRegex(s, r"(?m)^ *%d +%s +\S+ +sleep 30$" % (jid, pwd.getpwuid(os.getuid()).pw_name))
         self.tmux("send-keys", "-t", "top", "C-c")
         self.assert_restored(130)
 
@@ -147,7 +148,7 @@ class TopPlain(DaemonTest):
         for f in frames:
             self.assertTrue(f.startswith("ringq top   accepting"), f)
             self.assertRegex(f, r"queued +\[\.+\|\.+\] +0/10000  \(low water 9000\)")
-            self.assertRegex(f, r"(?m)^ *%d +\d+ +\S+ +sleep 30$" % jid)
+            self.assertRegex(f, r"(?m)^ *%d +%s +\S+ +sleep 30$" % (jid, pwd.getpwuid(os.getuid()).pw_name))
             self.assertLessEqual(max(len(l) for l in f.splitlines()), 80)
         # Rates need two samples: the first frame has none yet.
         self.assertIn("accepted -", frames[0])
