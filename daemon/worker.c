@@ -114,7 +114,7 @@ static void slot_reset(struct slot *sl)
         }
         sl->state = SLOT_FREE;
         sl->gen = (sl->gen + 1) & 0xffffff;
-        sl->start_pending = sl->start_failed = sl->released = false;
+        sl->start_pending = sl->start_failed = sl->released = sl->no_retry = false;
         sl->end = END_NONE;
         sl->exit_code = -1;
         sl->signal = sl->spawn_errno = 0;
@@ -434,8 +434,13 @@ static void begin_stop(struct slot *sl, enum end_reason why)
 {
         struct server *s = sl->srv;
 
-        if (sl->state == SLOT_REAPED)
+        if (sl->state == SLOT_REAPED) {
+                /* Its process has exited: that attempt's outcome stands,
+                 * but a cancel still means no attempt after it. */
+                if (why == END_CANCELED)
+                        sl->no_retry = true;
                 return;
+        }
         /* A cancel is the last word: a job canceled while it is being
          * stopped for its timeout (or a shutdown) ends canceled and is
          * not tried again. */
@@ -904,7 +909,7 @@ static void maybe_finish(struct slot *sl)
         op->finish.run_us = sl->released ? now_mono_us() - sl->started_mono_us : -1;
         op->finish.cpu_ms = sl->released ? sl->cpu_ms : -1;
         op->finish.max_rss_kb = sl->released ? sl->max_rss_kb : -1;
-        if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
+        if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts && !sl->no_retry) {
                 op->finish.state = RINGQ_STATE_QUEUED;
                 op->finish.run_at = op->finish.finished_at + backoff_ms(sl, attempt);
                 op->finish.finished_at = -1;
