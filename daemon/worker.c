@@ -833,7 +833,9 @@ static int64_t backoff_ms(struct slot *sl, int attempt)
         x ^= x >> 7;
         x ^= x << 17;
         rnd = x;
-        return (int64_t)(ms * (0.8 + 0.4 * (double)(x % 10001) / 10000.0));
+        /* The cap holds after the jitter: "at most 1 h" means that. */
+        ms *= 0.8 + 0.4 * (double)(x % 10001) / 10000.0;
+        return (int64_t)MIN(ms, (double)RINGQ_BACKOFF_CAP_MS);
 }
 
 static void maybe_finish(struct slot *sl)

@@ -221,6 +221,18 @@ class Retries(DaemonTest):
         self.assertGreaterEqual(job["finished_at"] - job["submitted_at"], 720)
         self.assertEqual(self.d.stats()["counters"]["retried"], 2)
 
+    def test_backoff_is_capped_after_its_jitter(self):
+        # A 1 h backoff with +-20 % jitter must still wait at most 1 h:
+        # with the cap applied before the jitter, about half would wait
+        # up to 1.2 h.
+        ids = [self.d.submit(["false"], max_attempts=2, backoff_ms=3600000) for _ in range(12)]
+        for jid in ids:
+            job = wait_for(lambda: (lambda j: j["state"] == "queued" and j["attempts"] == 1 and j)(self.d.job(jid)),
+                           what="job %d to be requeued" % jid)
+            delay = job["run_at"] - job["started_at"]
+            self.assertLessEqual(delay, 3600000 + 5000, job)
+            self.assertGreaterEqual(delay, 0.8 * 3600000 - 1000, job)
+
     def test_succeeds_on_a_later_attempt(self):
         flag = os.path.join(self.d.root, "flag")
         jid = self.d.submit(["sh", "-c", "[ -e %s ] || { touch %s; exit 7; }" % (flag, flag)],
