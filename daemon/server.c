@@ -51,6 +51,39 @@ static void take_back_output(struct server *s)
         log_notice("output: %d file(s) of schema 1 are ringqd's own again (0600)", n);
 }
 
+/* Output files of ids above the last one the database gave (left by jobs
+ * of a database since put back from a backup) would show as the output of
+ * the new jobs that get those ids, to their owners: they go at start. */
+static void forget_unknown_output(struct server *s)
+{
+        int fd = dup(s->output_dirfd), n = 0;
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        int64_t last;
+
+        if (!d) {
+                safe_close(fd);
+                log_warning_errno(-errno, "output: cannot look for files of unknown jobs");
+                return;
+        }
+        if (store_last_id(s->store, &last) < 0) {
+                closedir(d);
+                return;
+        }
+        while ((de = readdir(d))) {
+                char *end;
+                long long id = strtoll(de->d_name, &end, 10);
+                if (end == de->d_name || (strcmp(end, ".out") != 0 && strcmp(end, ".err") != 0) || id <= last)
+                        continue;
+                if (unlinkat(s->output_dirfd, de->d_name, 0) == 0)
+                        n++;
+        }
+        closedir(d);
+        if (n)
+                log_notice("output: removed %d file(s) of job ids the database has not given yet "
+                           "(it was restored from an older copy)", n);
+}
+
 /* A cgroup per job when systemd delegated a subtree (or one is
  * configured), else ringqd adopts what jobs leave behind as their
  * subreaper. Before recovery: an earlier run's job cgroups are emptied
@@ -93,6 +126,7 @@ int server_open(struct server *s, char **ret_err)
                 return r;
         if (store_schema_from(s->store) == 1)
                 take_back_output(s);
+        forget_unknown_output(s);
         r = recover_interrupted(s->store);
         if (r < 0)
                 return set_error(ret_err, r, "%s: recovering interrupted jobs: %s", s->db_path, strerror(-r));

@@ -477,6 +477,15 @@ int store_count_finished(struct store *s, int64_t *ret)
         return rc == SQLITE_OK ? 0 : (sqlite_errno(rc) ?: -EIO);
 }
 
+int store_last_id(struct store *s, int64_t *ret)
+{
+        int rc;
+
+        *ret = 0;
+        rc = query_int(s->db, "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'jobs'", ret);
+        return rc == SQLITE_OK ? 0 : (sqlite_errno(rc) ?: -EIO);
+}
+
 void store_set_busy_timeout(struct store *s, int64_t ms)
 {
         pthread_mutex_lock(&s->lock);

@@ -72,6 +72,9 @@ int store_load_queues(struct store *s, int (*fn)(void *ud, const char *name, boo
 /* Start the store thread; it writes to efd after each batch. Pruned
  * jobs' output files are removed from output_dirfd (kept open). */
 int store_start(struct store *s, int efd, int output_dirfd);
+/* The highest job id ever given (AUTOINCREMENT's sequence): ids above it
+ * are given next. */
+int store_last_id(struct store *s, int64_t *ret);
 /* Finished jobs in the database now (one index count, at start-up). */
 int store_count_finished(struct store *s, int64_t *ret);
 /* Hand an op to the store (ownership moves with it); see store_flush. */

@@ -156,6 +156,28 @@ class Crash(DaemonTest):
                  timeout=60, what="all jobs to end")
 
 
+class Restored(DaemonTest):
+    def test_output_of_ids_not_given_yet_is_removed_at_start(self):
+        # A database put back from an older copy gives ids again whose
+        # output files a later job left; the new job must not show them.
+        first = self.d.submit(["true"])
+        self.d.wait_job(first)
+        self.d.stop()
+        out = os.path.join(self.d.state, "output")
+        for name in ("%d.out" % (first + 2), "%d.err" % (first + 2), "%d.out" % first):
+            with open(os.path.join(out, name), "w") as f:
+                f.write("from a job the database does not know\n")
+        self.d.start()
+        self.assertFalse(os.path.exists(os.path.join(out, "%d.out" % (first + 2))))
+        self.assertFalse(os.path.exists(os.path.join(out, "%d.err" % (first + 2))))
+        self.assertTrue(os.path.exists(os.path.join(out, "%d.out" % first)), "a known job's file is kept")
+        ids = [self.d.submit(["true"], delay_ms=3600000) for _ in range(2)]
+        self.assertEqual(ids[-1], first + 2)
+        r = self.d.cli("logs", str(first + 2))
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
+        self.assertIn("removed 2 file(s)", self.d.logtext())
+
+
 class StartupErrors(unittest.TestCase):
     def run_daemon(self, d, extra=(), timeout=10, preexec=None):
         p = subprocess.run(d.command() + list(extra), capture_output=True, text=True, timeout=timeout,
