@@ -9,6 +9,13 @@
  * live process whose pid equals the recorded one: that is either the
  * job's own main process or a stranger that got the recycled pid, and
  * its environment (RINGQ_JOB_ID) tells which.
+ *
+ * Except when the record is old: a database put back from a backup may
+ * name a pid that has since been the leader of a stranger's group or
+ * session, whose leader is gone and whose members live on. So every
+ * member must carry the job's RINGQ_JOB_ID too; a process of the job
+ * that dropped its environment is left alone (with a cgroup per job,
+ * the cgroup is swept instead, and it spares nothing).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -51,7 +58,7 @@ static bool has_job_env(pid_t pid, int64_t id)
         return false;
 }
 
-static int sweep(pid_t pgid)
+static int sweep(pid_t pgid, int64_t id, bool first)
 {
         DIR *d = opendir("/proc");
         struct dirent *de;
@@ -69,6 +76,12 @@ static int sweep(pid_t pgid)
                         continue;
                 if (ps.pgrp != pgid && ps.sid != pgid)
                         continue;
+                if (!has_job_env(pid, id)) {
+                        if (first)
+                                log_notice("job %" PRId64 ": pid %d is in its old group or session but not of the job; "
+                                           "leaving it alone", id, (int)pid);
+                        continue;
+                }
                 if (kill(pid, SIGKILL) == 0)
                         hit++;
         }
@@ -88,7 +101,7 @@ int recover_kill_job(pid_t pgid, int64_t id, int timeout_ms)
                 return 0;
         }
         for (int waited = 0; waited <= timeout_ms; waited += 10) {
-                int n = sweep(pgid);
+                int n = sweep(pgid, id, waited == 0);
                 if (n <= 0)
                         break;
                 total += n;

@@ -4,12 +4,28 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
 import unittest
 
 from harness import RINGQD, VALGRIND, Daemon, DaemonTest, procs_in_session, wait_for
+
+
+def proc_group(pgid):
+    """Live pids whose process group is pgid."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in "ZX":
+                found.append(int(d))
+    return found
 
 
 def db_rows(d, sql):
@@ -157,6 +173,31 @@ class Crash(DaemonTest):
 
 
 class Restored(DaemonTest):
+    def test_recovery_spares_strangers_in_an_old_jobs_group(self):
+        # A database put back from an older copy says a job runs as pid P;
+        # P has since led a stranger's process group, whose leader is gone
+        # and whose members live on. Recovery must not kill them.
+        jid = self.d.submit(["true"])
+        self.d.wait_job(jid)
+        self.d.stop()
+        leader = subprocess.Popen(["setsid", "sh", "-c", "sleep 300 & sleep 300 & echo $$; wait"],
+                                  stdout=subprocess.PIPE, text=True, start_new_session=False)
+        pgid = int(leader.stdout.readline())
+        members = wait_for(lambda: [p for p in proc_group(pgid) if p != pgid] if len(proc_group(pgid)) >= 3 else None,
+                           what="the stranger's group")
+        os.kill(pgid, signal.SIGKILL)
+        leader.wait()
+        self.addCleanup(lambda: [os.kill(p, signal.SIGKILL) for p in members if os.path.exists("/proc/%d" % p)])
+        db = sqlite3.connect(os.path.join(self.d.state, "queue.db"))
+        db.execute("UPDATE jobs SET state = 'running', pid = ?, finished_at = NULL WHERE id = ?", (pgid, jid))
+        db.commit()
+        db.close()
+        self.d.start()
+        self.assertEqual(self.d.job(jid)["state"], "failed")
+        for p in members:
+            self.assertTrue(os.path.exists("/proc/%d" % p), "recovery killed a stranger's process %d" % p)
+        self.assertIn("not of the job; leaving it alone", self.d.logtext())
+
     def test_output_of_ids_not_given_yet_is_removed_at_start(self):
         # A database put back from an older copy gives ids again whose
         # output files a later job left; the new job must not show them.
