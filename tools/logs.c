@@ -135,9 +135,16 @@ int verb_logs(const struct verb *v, int argc, char **argv)
                         return r;
                 if (json_is_true(json_object_get(reply, "fd"))) {
                         f.fd = client_take_fd(cl);
-                        if (f.fd < 0) { /* the reply says one came, but none did */
+                        if (f.fd < 0) {
+                                /* The reply says one came, but none did: the
+                                 * socket is not ringqd's own but a relay (an
+                                 * SSH forward) that carries bytes only. */
                                 json_decref(reply);
-                                return conn_error(client_path(cl), -EBADMSG);
+                                fprintf(stderr,
+                                        "ringq: %s passed no file descriptor: it is not ringqd's own socket but a relay "
+                                        "(an SSH forward carries bytes only); run 'ringq logs' on ringqd's host\n",
+                                        client_path(cl));
+                                return RINGQ_EXIT_UNREACHABLE;
                         }
                         break;
                 }

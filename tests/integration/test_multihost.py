@@ -294,8 +294,8 @@ class SshForwarding(unittest.TestCase):
         # ringqd passes the output file as a descriptor, which ssh does
         # not carry: through the forward, logs fails and prints nothing...
         r = cli(self.local, "logs", str(jid))
-        self.assertNotEqual(r.returncode, 0)
-        self.assertEqual(r.stdout, "")
+        self.assertEqual((r.returncode, r.stdout), (69, ""))
+        self.assertIn("run 'ringq logs' on ringqd's host", r.stderr)
         # ...while ringq on that host, run over ssh, prints it.
         r = subprocess.run(self.ssh() + [shlex.join([RINGQ, "-s", self.d.sock, "logs", str(jid)])],
                            capture_output=True, text=True, timeout=60 * SLOW, stdin=subprocess.DEVNULL)
