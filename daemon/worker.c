@@ -435,8 +435,8 @@ static void begin_stop(struct slot *sl, enum end_reason why)
         struct server *s = sl->srv;
 
         if (sl->state == SLOT_REAPED) {
-                /* Its process has exited: that attempt's outcome stands,
-                 * but a cancel still means no attempt after it. */
+                /* Its process has exited: a success or a last failure
+                 * stands, but a cancel still means no attempt after it. */
                 if (why == END_CANCELED)
                         sl->no_retry = true;
                 return;
@@ -880,6 +880,12 @@ static void maybe_finish(struct slot *sl)
                 state = RINGQ_STATE_FAILED;
                 snprintf(reason, sizeof(reason), "signal %d", sl->signal);
         }
+        /* Canceled after its process exited: the retry this attempt would
+         * get is what the cancel stops, so the job ends canceled. */
+        if (sl->no_retry && state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
+                state = RINGQ_STATE_CANCELED;
+                snprintf(reason, sizeof(reason), "canceled");
+        }
         /* Output truncation is part of why the record looks as it does. */
         if (sl->st[0].truncated || sl->st[1].truncated)
                 snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason), "; %s%s%s truncated",
@@ -911,7 +917,7 @@ static void maybe_finish(struct slot *sl)
         op->finish.run_us = sl->released ? now_mono_us() - sl->started_mono_us : -1;
         op->finish.cpu_ms = sl->released ? sl->cpu_ms : -1;
         op->finish.max_rss_kb = sl->released ? sl->max_rss_kb : -1;
-        if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts && !sl->no_retry) {
+        if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
                 op->finish.state = RINGQ_STATE_QUEUED;
                 op->finish.run_at = op->finish.finished_at + backoff_ms(sl, attempt);
                 op->finish.finished_at = -1;

@@ -93,7 +93,7 @@ struct slot {
         pid_t pid;
         int pidfd, barrier_w, err_r;
         bool start_pending, start_failed, released;
-        bool no_retry;           /* canceled after its process exited */
+        bool no_retry;           /* canceled after its process exited: no retry */
         /* Its cgroup (cgroup.h): the end waits until the last process in
          * it is gone (bounded by the drain deadline), then reads what
          * they used and removes it. */
