@@ -14,9 +14,10 @@ import time
 BOX_DIR = os.environ.get("RINGQ_BOX_DIR", "/var/tmp/ringq-box")
 ROOTFS = os.path.join(BOX_DIR, "rootfs")
 SUITE = "bookworm"
-# What ringq's package depends on, plus what the tests use inside.
+# What ringq's package depends on, plus what the tests use inside
+# (strace: a job traces its own processes).
 PACKAGES = ["systemd", "dbus", "libjansson4", "liburing2", "libsqlite3-0", "libsystemd0", "libpam0g",
-            "libpam-modules", "passwd", "procps", "util-linux", "sqlite3", "attr"]
+            "libpam-modules", "passwd", "procps", "util-linux", "sqlite3", "attr", "strace"]
 IN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -119,6 +120,18 @@ def setup():
         f.write(want)
     shutil.rmtree(ROOTFS, ignore_errors=True)
     os.rename(tmp, ROOTFS)
+
+
+def run_once(script, binds=(), timeout=300):
+    """script run by sh as PID 1 of a container that does not boot: no
+    systemd runs (no /run/systemd/system), as in an image being built or
+    a chroot. Starts from the pristine rootfs; nothing it does is kept."""
+    args = ["systemd-nspawn", "-q", "-D", ROOTFS, "--register=no", "--keep-unit", "--volatile=overlay",
+            "--private-network", "--console=pipe"]
+    for host, inside, ro in binds:
+        args.append(("--bind-ro=" if ro else "--bind=") + host + ":" + inside)
+    return run(args + ["--", "env", "-i", "PATH=" + IN_PATH, "HOME=/root", "LANG=C.UTF-8", "sh", "-c", script],
+               timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 class Box:
