@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/prctl.h>
@@ -190,7 +191,8 @@ CHILD static int child_main(void *arg)
 int spawn_clone(const struct spawn_args *a, void *stack, size_t stack_size,
                 pid_t *ret_pid, int *ret_pidfd)
 {
-        int pidfd = -1;
+        sigset_t all, old;
+        int pidfd = -1, e;
         pid_t pid;
 
         if (under_valgrind()) {
@@ -207,11 +209,21 @@ int spawn_clone(const struct spawn_args *a, void *stack, size_t stack_size,
                 *ret_pidfd = pidfd;
                 return 0;
         }
+        /* The child starts with every signal blocked and unblocks only
+         * after it has put every handler back to the default: a handler
+         * of this process (a library's, or one a caller installed) run
+         * in the child would run on memory the two share. ringqd's own
+         * mask alone does not cover that, it leaves synchronous and
+         * unused signals open. */
+        sigfillset(&all);
+        (void)pthread_sigmask(SIG_SETMASK, &all, &old);
         /* The stack grows down on every architecture this builds for. */
         pid = clone(child_main, (char *)stack + stack_size, CLONE_VM | CLONE_PIDFD | SIGCHLD,
                     (void *)a, &pidfd);
+        e = errno;
+        (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (pid < 0)
-                return -errno;
+                return -e;
         *ret_pid = pid;
         *ret_pidfd = pidfd;
         return 0;
