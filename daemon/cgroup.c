@@ -126,8 +126,16 @@ int cgroup_open(struct cgroups *cg, const char *setting, char **ret_err)
                 if (v2_mount(mnt, sizeof(mnt)) < 0 || own_cgroup(own, sizeof(own)) < 0 || strcmp(own, "/") == 0)
                         return 0;
                 snprintf(path, sizeof(path), "%s%s", mnt, own);
-                if (!delegated(path))
-                        return 0;
+                /* After a re-exec ringqd is already in the leaf it moved
+                 * into (below): the delegated cgroup is its parent. */
+                if (!delegated(path)) {
+                        char *leaf = strrchr(path, '/');
+                        if (!leaf || strcmp(leaf, "/daemon") != 0)
+                                return 0;
+                        *leaf = '\0';
+                        if (!delegated(path))
+                                return 0;
+                }
         } else {
                 if (strlen(setting) >= sizeof(path))
                         return set_error(ret_err, -ENAMETOOLONG, "cgroup %s: name too long", setting);
@@ -281,7 +289,7 @@ int cgroup_job_remove(struct cgroups *cg, int64_t id)
         return unlinkat(cg->dirfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
-int cgroup_sweep(struct cgroups *cg, int timeout_ms)
+int cgroup_sweep(struct cgroups *cg, int timeout_ms, const int64_t *spare, size_t nspare)
 {
         DIR *d;
         struct dirent *de;
@@ -300,7 +308,7 @@ int cgroup_sweep(struct cgroups *cg, int timeout_ms)
         while ((de = readdir(d))) {
                 int64_t id;
                 char end;
-                if (sscanf(de->d_name, "job-%" SCNd64 "%c", &id, &end) != 1)
+                if (sscanf(de->d_name, "job-%" SCNd64 "%c", &id, &end) != 1 || id_in(spare, nspare, id))
                         continue;
                 if (grow_array((void **)&ids, &cap, n + 1, sizeof(*ids)) < 0)
                         break;

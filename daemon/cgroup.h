@@ -50,6 +50,7 @@ int cgroup_job_cpu_usec(struct cgroups *cg, int64_t id, uint64_t *ret);
 /* Remove job-<id>: -EBUSY while a process of it lives. */
 int cgroup_job_remove(struct cgroups *cg, int64_t id);
 /* At start-up: kill what every job-* cgroup still holds (an earlier
- * ringqd crashed), wait for it up to timeout_ms, and remove them.
- * Returns the number of processes killed. */
-int cgroup_sweep(struct cgroups *cg, int timeout_ms);
+ * ringqd crashed), wait for it up to timeout_ms, and remove them; the
+ * jobs in spare (handed over by a re-exec) are left alone. Returns the
+ * number of processes killed. */
+int cgroup_sweep(struct cgroups *cg, int timeout_ms, const int64_t *spare, size_t nspare);

@@ -1,6 +1,7 @@
 /* Client connections: framing, ordering, and every per-connection bound
  * (max_pipeline, max_reply_bytes, max_request_bytes, idle_timeout). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
@@ -62,7 +63,7 @@ static void arm_recv(struct conn *c)
         struct server *s = c->srv;
         struct io_uring_sqe *sqe;
 
-        if (c->recv_armed || c->closing || c->stalled || c->close_after_flush)
+        if (c->recv_armed || c->closing || c->stalled || c->close_after_flush || s->rx.phase == RX_PARK)
                 return;
         if (c->rlen == c->rcap) {
                 size_t cap = MIN(MAX(c->rcap * 2, (size_t)RBUF_MIN), s->cfg.max_request_bytes + 1);
@@ -285,6 +286,18 @@ void conn_on_recv(struct server *s, struct io_uring_cqe *cqe)
                 conn_finalize(c);
                 return;
         }
+        if (s->rx.phase == RX_PARK) {
+                /* Parked for a re-exec: what came is kept unread for the
+                 * next process, which reads it in the same order. */
+                if (cqe->res > 0) {
+                        mem_defined(c->rbuf + c->rlen, (size_t)cqe->res);
+                        c->rlen += (size_t)cqe->res;
+                } else if (cqe->res == 0)
+                        c->close_after_flush = true;
+                else if (cqe->res != -ECANCELED)
+                        conn_close(c);
+                return;
+        }
         if (cqe->res <= 0) {
                 /* EOF: the client may have half-closed after its last
                  * request; answer what it asked, then close. */
@@ -423,7 +436,7 @@ static char *peer_groups(int fd, gid_t gid)
         return out;
 }
 
-int conn_new(struct server *s, int fd, const struct ucred *cred)
+static int conn_make(struct server *s, int fd, const struct ucred *cred, struct conn **ret)
 {
         struct epoll_event ev = { .events = 0 };
         struct conn *c;
@@ -465,8 +478,18 @@ int conn_new(struct server *s, int fd, const struct ucred *cred)
         s->conns[i] = c;
         s->nconns++;
         loop_arm_timer(s, &c->idle, c->last_active_ms + s->cfg.idle_timeout_ms);
-        arm_recv(c);
+        *ret = c;
         return 0;
+}
+
+int conn_new(struct server *s, int fd, const struct ucred *cred)
+{
+        struct conn *c;
+        int r = conn_make(s, fd, cred, &c);
+
+        if (r == 0)
+                arm_recv(c);
+        return r;
 }
 
 void conn_arm_hup(struct server *s)
@@ -624,4 +647,205 @@ void req_reply_line(struct req *r, char *line, size_t len)
                 arm_recv(c);
         }
         maybe_done(c);
+}
+
+/* ---- re-exec (reexec.h) ----
+ *
+ * A connection whose only unanswered requests are waits (a wait, or a
+ * cancel waiting for its job to stop) and that has nothing left to send
+ * goes over to the new process as it is: its socket, and the bytes the
+ * new process is to read first, which are each parked wait written out
+ * again as a wait request (same id and tag, what is left of its
+ * timeout), then whatever the client sent that was not parsed yet. A
+ * client therefore sees its replies in order and never notices. Others
+ * (rare: replies are let out before the park) are closed, and the
+ * client reconnects. */
+
+static bool conn_settled(const struct conn *c)
+{
+        for (const struct req *r = c->head; r; r = r->next)
+                if (r->state != REQ_WAIT)
+                        return false;
+        return unsent(c) == 0 && c->nfdq == 0;
+}
+
+bool conns_settled(struct server *s)
+{
+        for (unsigned i = 0; i < s->conn_cap; i++)
+                if (s->conns[i] && !s->conns[i]->closing && !conn_settled(s->conns[i]))
+                        return false;
+        return true;
+}
+
+void conns_park(struct server *s)
+{
+        for (unsigned i = 0; i < s->conn_cap; i++) {
+                struct conn *c = s->conns[i];
+                struct io_uring_sqe *sqe;
+
+                if (!c || c->closing)
+                        continue;
+                if (!conn_settled(c)) {
+                        conn_close(c);
+                        continue;
+                }
+                if (c->recv_armed) {
+                        sqe = get_sqe(s);
+                        io_uring_prep_cancel64(sqe, ud_pack(UD_RECV, c->idx, c->gen), 0);
+                        io_uring_sqe_set_data64(sqe, ud_pack(UD_IGNORE, 0, 0));
+                }
+        }
+}
+
+bool conns_parked(struct server *s)
+{
+        for (unsigned i = 0; i < s->conn_cap; i++)
+                if (s->conns[i] && (s->conns[i]->closing || s->conns[i]->ring_ops))
+                        return false;
+        return true;
+}
+
+static int append_hex(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+        static const char digits[] = "0123456789abcdef";
+
+        if (grow_array((void **)buf, cap, *len + 2 * n + 1, 1) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                (*buf)[(*len)++] = digits[(unsigned char)p[i] >> 4];
+                (*buf)[(*len)++] = digits[(unsigned char)p[i] & 15];
+        }
+        (*buf)[*len] = 0;
+        return 0;
+}
+
+/* The bytes the new process reads first on c, hex-encoded. */
+static int conn_input(struct conn *c, char **ret)
+{
+        _cleanup_free_ char *hex = NULL;
+        size_t len = 0, cap = 0;
+        int64_t now = now_mono_ms();
+        int r = append_hex(&hex, &len, &cap, "", 0);
+
+        for (struct req *q = c->head; q && r == 0; q = q->next) {
+                json_t *w = json_pack("{s:s, s:I}", "op", "wait", "id", (json_int_t)q->job_id);
+                char *line;
+                if (w && timer_armed(&q->wtimer))
+                        json_object_set_new(w, "timeout_ms", json_integer(MAX(q->wtimer.due_ms - now, 0)));
+                if (w && q->tag)
+                        json_object_set(w, "tag", q->tag);
+                line = w ? json_dumps(w, JSON_COMPACT) : NULL;
+                json_decref(w);
+                if (!line)
+                        return -ENOMEM;
+                r = append_hex(&hex, &len, &cap, line, strlen(line));
+                r = r ?: append_hex(&hex, &len, &cap, "\n", 1);
+                free(line);
+        }
+        r = r ?: append_hex(&hex, &len, &cap, c->rbuf + c->rstart, c->rlen - c->rstart);
+        if (r == 0)
+                *ret = TAKE_PTR(hex);
+        return r;
+}
+
+int conns_handoff(struct server *s, json_t *conns)
+{
+        for (unsigned i = 0; i < s->conn_cap; i++) {
+                struct conn *c = s->conns[i];
+                _cleanup_free_ char *input = NULL;
+                int r;
+
+                if (!c)
+                        continue;
+                r = conn_input(c, &input);
+                if (r < 0)
+                        return r;
+                if (json_array_append_new(conns, json_pack("{s:i, s:s, s:b}", "fd", c->fd, "input", input,
+                                                           "eof", c->close_after_flush)) < 0)
+                        return -ENOMEM;
+                if (fcntl(c->fd, F_SETFD, 0) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+void conns_handoff_undo(struct server *s)
+{
+        for (unsigned i = 0; i < s->conn_cap; i++)
+                if (s->conns[i])
+                        (void)fcntl(s->conns[i]->fd, F_SETFD, FD_CLOEXEC);
+}
+
+void conns_unpark(struct server *s)
+{
+        for (unsigned i = 0; i < s->conn_cap; i++) {
+                struct conn *c = s->conns[i];
+                if (!c || c->closing)
+                        continue;
+                process_lines(c);
+                arm_recv(c);
+                maybe_done(c);
+        }
+}
+
+static int unhex(int ch)
+{
+        return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Takes fd: on failure it is closed. */
+static int conn_adopt(struct server *s, json_t *e)
+{
+        int fd = (int)json_integer_value(json_object_get(e, "fd"));
+        const char *hex = json_string_value(json_object_get(e, "input"));
+        size_t n = hex ? strlen(hex) / 2 : 0;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        struct conn *c;
+        int r;
+
+        if (fd < 3)
+                return -EBADF;
+        if (!hex || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                close(fd);
+                return -EBADF;
+        }
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+        r = conn_make(s, fd, &cred, &c);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        /* The handed bytes first; the first read goes after them. */
+        r = grow_array((void **)&c->rbuf, &c->rcap, n + 1, 1);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                int hi = unhex(hex[2 * i]), lo = unhex(hex[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        r = -EBADMSG;
+                else
+                        c->rbuf[c->rlen++] = (char)(hi << 4 | lo);
+        }
+        if (r < 0) {
+                conn_close(c);
+                return r;
+        }
+        if (json_is_true(json_object_get(e, "eof")))
+                c->close_after_flush = true;
+        process_lines(c);
+        arm_recv(c);
+        maybe_done(c);
+        return 0;
+}
+
+int conns_adopt(struct server *s, json_t *handoff)
+{
+        json_t *conns = json_object_get(handoff, "conns"), *e;
+        size_t i;
+
+        json_array_foreach(conns, i, e) {
+                int r = conn_adopt(s, e);
+                if (r < 0)
+                        log_warning_errno(r, "re-exec: cannot take over a client connection; it is closed");
+        }
+        return 0;
 }

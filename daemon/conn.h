@@ -120,5 +120,17 @@ void conn_arm_hup(struct server *s);
 int conn_admit(struct server *s, uid_t uid);
 int conn_new(struct server *s, int fd, const struct ucred *cred);
 void conn_close_all(struct server *s);
+/* Re-exec (reexec.h): settled: every connection's unanswered requests
+ * are waits and its replies are out; park: take their reads off the ring
+ * (others are closed); parked: none left on it; handoff: each as
+ * {fd, input} into conns, kept open across exec (undo: not); unpark:
+ * back to serving (the exec failed); adopt: the new process's side. */
+bool conns_settled(struct server *s);
+void conns_park(struct server *s);
+bool conns_parked(struct server *s);
+int conns_handoff(struct server *s, json_t *conns);
+void conns_handoff_undo(struct server *s);
+void conns_unpark(struct server *s);
+int conns_adopt(struct server *s, json_t *handoff);
 /* Free the connections closed during this turn. */
 void conn_reap(struct server *s);

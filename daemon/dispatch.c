@@ -582,7 +582,7 @@ void dispatch_run(struct server *s)
         bool flushed = false;
         int64_t next;
 
-        if (s->draining || d->blocked || d->stopped || d->all_paused) {
+        if (s->draining || s->rx.phase != RX_NONE || d->blocked || d->stopped || d->all_paused) {
                 /* Nothing may start, so no due time may wake the loop:
                  * only a pop moves a due entry on, and a timer for one
                  * already due would fire on every turn. Whatever lifts

@@ -40,6 +40,9 @@ struct job_rec {
         int64_t queued_seq;
         int64_t *after;
         unsigned nafter;
+        /* Schema 4: runs cut short by ringqd stopping or crashing (the
+         * stop past shutdown_grace, recovery at the next start). */
+        int interruptions;
 };
 
 /* The most jobs one job may wait for (submit field after). */
@@ -119,6 +122,10 @@ struct store_op {
                         int64_t owner_uid;      /* whose queue it goes back to */
                         int64_t run_us;         /* for the run-time stats; -1: never ran */
                         int64_t cpu_ms, max_rss_kb;     /* -1: unknown */
+                        /* Cut short by ringqd stopping: one more
+                         * interruption on the job, and (refunded) the
+                         * attempt given back, within max_interruptions. */
+                        bool interrupted, refunded;
                 } finish;
                 struct {
                         int64_t uid;            /* requester; 0 is root */

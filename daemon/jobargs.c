@@ -66,7 +66,8 @@ static char *kv(const char *k, const char *v)
 
 static bool ringq_var(const char *k)
 {
-        return strcmp(k, "RINGQ_JOB_ID") == 0 || strcmp(k, "RINGQ_ATTEMPT") == 0;
+        return strcmp(k, "RINGQ_JOB_ID") == 0 || strcmp(k, "RINGQ_ATTEMPT") == 0 ||
+               strcmp(k, "RINGQ_INTERRUPTIONS") == 0;
 }
 
 char **jobargs_env(const struct job_rec *j, const struct user_info *u, int attempt, char **ret_path)
@@ -85,6 +86,13 @@ char **jobargs_env(const struct job_rec *j, const struct user_info *u, int attem
         snprintf(buf, sizeof(buf), "%d", attempt);
         if (r == 0)
                 r = strv_push(&env, &n, &cap, kv("RINGQ_ATTEMPT", buf));
+        /* Only once a run of the job was cut short by ringqd stopping or
+         * crashing: a run with the same RINGQ_ATTEMPT may have left its
+         * work half done. */
+        if (r == 0 && j->interruptions > 0) {
+                snprintf(buf, sizeof(buf), "%d", j->interruptions);
+                r = strv_push(&env, &n, &cap, kv("RINGQ_INTERRUPTIONS", buf));
+        }
         if (r < 0)
                 goto fail;
         if (j->env) {

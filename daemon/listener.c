@@ -3,11 +3,13 @@
  * get a single "busy" line and are closed at once. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "conn.h"
@@ -31,6 +33,149 @@ static int fail(char **ret_err, int r, const char *what, const char *path)
         return r;
 }
 
+/* The socket the process a re-exec replaced listened on (reexec.h):
+ * connections made meanwhile wait in its backlog. (systemd's LISTEN_FDS
+ * were consumed by the first start; the pid is the same, the variables
+ * are gone.) */
+static int adopt_socket(struct server *s)
+{
+        json_t *h = s->handoff;
+        int fd = (int)json_integer_value(json_object_get(h, "socket_fd"));
+
+        if (fd < 3 || sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
+                return -EBADF;
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+        s->lis.fd = fd;
+        s->lis.activated = json_is_true(json_object_get(h, "socket_activated"));
+        s->lis.dev = (dev_t)json_integer_value(json_object_get(h, "socket_dev"));
+        s->lis.ino = (ino_t)json_integer_value(json_object_get(h, "socket_ino"));
+        return 0;
+}
+
+/* How long the start-up probe waits for an answer to its ping. A live
+ * ringqd answers a ping from its loop at once, without the store, so it
+ * takes milliseconds even when loaded; a dead one's socket, which its
+ * io_uring keeps open until the kernel has torn that down, resets the
+ * connection within tens of milliseconds. 1 s is far past both (and past
+ * a live ringqd under valgrind), and still no delay worth noticing in a
+ * start that finds a socket file. */
+#define PROBE_TIMEOUT_MS 1000
+/* A ringqd's answers to a ping (a pong, or busy/forbidden at connect)
+ * are short lines; anything longer is not one. */
+#define PROBE_REPLY_MAX 1024
+
+/* Send a ping on fd and read one line of answer into buf, within
+ * PROBE_TIMEOUT_MS. Returns the line's length with its '\n' (so never 0
+ * for a line); 0 when the peer hung up without sending a byte; -ETIMEDOUT; -EPROTO when it
+ * sent something that is not one line; or another negative errno. */
+static ssize_t probe_ask(int fd, char *buf, size_t size)
+{
+        int64_t deadline = now_mono_ms() + PROBE_TIMEOUT_MS;
+        size_t len = 0, n;
+        char *line, *nl;
+        ssize_t k;
+
+        line = proto_line(json_pack("{s:s}", "op", ringq_op_names[RINGQ_OP_PING]), NULL, &n);
+        if (!line)
+                return -ENOMEM;
+        /* A peer that hung up fails the send, but may have written its
+         * line first (a ringqd refusing at connect): read on regardless. */
+        k = send(fd, line, n, MSG_NOSIGNAL);
+        free(line);
+        if (k < 0 && errno != EPIPE && errno != ECONNRESET)
+                return -errno;
+        while (len < size) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                int64_t left = deadline - now_mono_ms();
+
+                if (left <= 0)
+                        return -ETIMEDOUT;
+                if (poll(&p, 1, (int)left) <= 0)
+                        continue; /* the deadline decides; EINTR included */
+                k = read(fd, buf + len, size - len);
+                if (k == 0 || (k < 0 && errno == ECONNRESET))
+                        return len ? -EPROTO : 0;
+                if (k < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                nl = memchr(buf + len, '\n', (size_t)k);
+                len += (size_t)k;
+                if (nl)
+                        return nl - buf + 1;
+        }
+        return -EPROTO;
+}
+
+/* A ringqd's answer: a pong, or the line it refuses a client with at
+ * connect (busy, forbidden, shutting_down), which still says one runs. */
+static bool is_ringqd_reply(const char *line, size_t len)
+{
+        json_t *v = json_loadb(line, len, 0, NULL);
+        json_t *ok = json_object_get(v, "ok");
+        bool ours = json_is_true(ok) ? json_is_integer(json_object_get(v, "protocol"))
+                                     : json_is_false(ok) && json_is_string(json_object_get(v, "error"));
+
+        json_decref(v);
+        return ours;
+}
+
+/* Who serves the socket file at sa: 0 nobody (connect refused), 1 nobody
+ * either but the socket still took the connection and then hung up (a
+ * ringqd that has just died: its io_uring holds the socket a moment
+ * longer), or a negative errno with *ret_err set when something answers
+ * or might. A connect alone proves nothing, so only an answer counts. */
+static int probe_socket(const struct sockaddr_un *sa, char **ret_err)
+{
+        const char *path = sa->sun_path;
+        char buf[PROBE_REPLY_MAX];
+        const char *why;
+        ssize_t n;
+        int fd, r;
+
+        /* Non-blocking: a listener whose backlog is full would hold a
+         * blocking connect for ever. */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return fail(ret_err, -errno, "socket", path);
+        if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+                r = -errno;
+                close(fd);
+                if (r == -ECONNREFUSED)
+                        return 0;
+                if (r != -EAGAIN)
+                        return fail(ret_err, r, "socket", path);
+                n = -ETIMEDOUT;
+        } else {
+                n = probe_ask(fd, buf, sizeof(buf));
+                close(fd);
+        }
+        if (n == 0)
+                return 1;
+        if (n > 0 && is_ringqd_reply(buf, (size_t)n)) {
+                why = "is already served by a running ringqd";
+                r = -EADDRINUSE;
+        } else if (n > 0 || n == -EPROTO) {
+                why = "is served by something other than ringqd (its answer to a ping is not ringqd's); "
+                      "stop that program or choose another socket";
+                r = -EPROTO;
+        } else if (n == -ETIMEDOUT) {
+                /* Taking the path from a live process that is only stuck
+                 * (a stopped ringqd, one whose loop stalled) would leave
+                 * it serving nobody, unaware, and its clients talking to
+                 * another queue. Removing the file is the operator's call. */
+                why = "accepts connections but nothing answered a ping within 1 s: a stuck ringqd or "
+                      "another program holds it, so it is left alone; stop that process, or remove the "
+                      "file if none runs";
+                r = -ETIMEDOUT;
+        } else
+                return fail(ret_err, (int)n, "socket", path);
+        if (asprintf(ret_err, "socket %s %s", path, why) < 0)
+                *ret_err = NULL;
+        return r;
+}
+
 int listener_open(struct server *s, char **ret_err)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -41,6 +186,8 @@ int listener_open(struct server *s, char **ret_err)
 
         *ret_err = NULL;
         timer_init(&s->lis.retry, accept_retry);
+        if (s->handoff && adopt_socket(s) == 0)
+                return 0;
         n = sd_listen_fds(1);
         if (n < 0)
                 return fail(ret_err, n, "LISTEN_FDS", "");
@@ -63,39 +210,24 @@ int listener_open(struct server *s, char **ret_err)
         if (strlen(path) >= sizeof(sa.sun_path))
                 return fail(ret_err, -ENAMETOOLONG, "socket", path);
         strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return fail(ret_err, -errno, "socket", path);
         if (lstat(path, &st) == 0) {
                 if (!S_ISSOCK(st.st_mode)) {
-                        close(fd);
                         if (asprintf(ret_err, "socket %s: exists and is not a socket", path) < 0)
                                 *ret_err = NULL;
                         return -EEXIST;
                 }
-                if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-                        close(fd);
-                        if (asprintf(ret_err, "socket %s is already served by a running ringqd", path) < 0)
-                                *ret_err = NULL;
-                        return -EADDRINUSE;
-                }
-                if (errno != ECONNREFUSED) {
-                        r = -errno;
-                        close(fd);
-                        return fail(ret_err, r, "socket", path);
-                }
-                /* Nobody listens: a ringqd died without cleaning up. */
-                log_notice("removing stale socket %s", path);
-                if (unlink(path) < 0 && errno != ENOENT) {
-                        r = -errno;
-                        close(fd);
-                        return fail(ret_err, r, "cannot remove stale socket", path);
-                }
-                close(fd);
-                fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return fail(ret_err, -errno, "socket", path);
+                r = probe_socket(&sa, ret_err);
+                if (r < 0)
+                        return r;
+                log_notice("removing stale socket %s%s", path,
+                           r ? " (it took a connection and hung up unanswered, as a ringqd that has just died does)"
+                             : "");
+                if (unlink(path) < 0 && errno != ENOENT)
+                        return fail(ret_err, -errno, "cannot remove stale socket", path);
         }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return fail(ret_err, -errno, "socket", path);
         /* 0660: the owner and its group may submit; the unit's socket
          * decides the group when systemd binds it instead. */
         old = umask(0117);
@@ -119,7 +251,7 @@ void listener_arm(struct server *s)
 {
         struct io_uring_sqe *sqe;
 
-        if (s->lis.armed || s->draining || s->lis.fd < 0)
+        if (s->lis.armed || s->draining || s->rx.phase != RX_NONE || s->lis.fd < 0)
                 return;
         sqe = get_sqe(s);
         io_uring_prep_multishot_accept(sqe, s->lis.fd, NULL, NULL, SOCK_CLOEXEC);
@@ -227,4 +359,19 @@ void listener_close(struct server *s)
             st.st_dev == s->lis.dev)
                 (void)unlink(s->cfg.socket);
         s->lis.fd = safe_close(s->lis.fd);
+}
+
+/* A re-exec: stop accepting but keep the socket (and its path) for the
+ * next process. */
+void listener_pause(struct server *s)
+{
+        struct io_uring_sqe *sqe;
+
+        timers_disarm(&s->timers, &s->lis.retry);
+        if (!s->lis.armed)
+                return;
+        sqe = get_sqe(s);
+        io_uring_prep_cancel64(sqe, ud_pack(UD_ACCEPT, 0, 0), 0);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_IGNORE, 0, 0));
+        s->lis.armed = false;
 }

@@ -24,5 +24,7 @@ void listener_arm(struct server *s);
 /* Stop accepting (drain): a socket we bound is removed, one systemd
  * passed stays (connections wait in its backlog). */
 void listener_stop(struct server *s);
+/* Stop accepting, keep the socket: a re-exec (reexec.h). */
+void listener_pause(struct server *s);
 void listener_on_accept(struct server *s, struct io_uring_cqe *cqe);
 void listener_close(struct server *s);

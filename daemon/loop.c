@@ -82,6 +82,32 @@ static void arm_signal(struct server *s)
 
         io_uring_prep_read(sqe, s->sig_fd, &s->sig_buf, sizeof(s->sig_buf), 0);
         io_uring_sqe_set_data64(sqe, ud_pack(UD_SIGNAL, 0, 0));
+        s->sig_reading = true;
+}
+
+/* Before a re-exec: a signal the ring read and whose completion the old
+ * process never saw would be lost; one left unread stays pending for
+ * the new process's signalfd. */
+void loop_park_signals(struct server *s)
+{
+        struct io_uring_sqe *sqe;
+
+        if (!s->sig_reading)
+                return;
+        sqe = get_sqe(s);
+        io_uring_prep_cancel64(sqe, ud_pack(UD_SIGNAL, 0, 0), 0);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_IGNORE, 0, 0));
+}
+
+bool loop_signals_parked(struct server *s)
+{
+        return !s->sig_reading;
+}
+
+void loop_resume_signals(struct server *s)
+{
+        if (!s->sig_reading)
+                arm_signal(s);
 }
 
 void loop_arm_store(struct server *s)
@@ -119,6 +145,7 @@ static void begin_drain(struct server *s, int sig)
 
 static void on_signal(struct server *s, struct io_uring_cqe *cqe)
 {
+        s->sig_reading = false;
         if (cqe->res == sizeof(s->sig_buf)) {
                 mem_defined(&s->sig_buf, sizeof(s->sig_buf));
                 int sig = (int)s->sig_buf.ssi_signo;
@@ -126,10 +153,17 @@ static void on_signal(struct server *s, struct io_uring_cqe *cqe)
                         s->on_reload(s);
                 else if (sig == SIGCHLD)
                         workers_on_sigchld(s);
-                else
+                else if (sig == SIGUSR2) {
+                        int r = reexec_begin(s, "SIGUSR2");
+                        if (r < 0 && r != -EALREADY)
+                                log_warning_errno(r, "SIGUSR2: cannot re-execute now");
+                } else
                         begin_drain(s, sig);
         }
-        arm_signal(s);
+        /* Parked for a re-exec: what comes now waits for the new
+         * process (pending, unread). */
+        if (s->rx.phase != RX_PARK)
+                arm_signal(s);
 }
 
 /* The store came back with what it committed: each op goes to the module
@@ -306,10 +340,12 @@ int loop_run(struct server *s)
         conn_arm_hup(s);
 
         while (!s->stop) {
-                /* While draining ends, look at the replies often. */
-                int r = loop_turn(s, exit_deadline ? 50 : -1);
+                /* While draining ends or a re-exec settles, look at
+                 * the replies and slots often. */
+                int r = loop_turn(s, exit_deadline || s->rx.phase != RX_NONE ? 50 : -1);
                 if (r < 0)
                         return log_error_errno(r, "io_uring wait failed");
+                reexec_poll(s);
                 check_exit(s, &exit_deadline);
         }
         return 0;

@@ -47,6 +47,11 @@ int loop_run(struct server *s);
 int loop_turn(struct server *s, int64_t max_wait_ms);
 /* Keep a read armed on the store's eventfd. */
 void loop_arm_store(struct server *s);
+/* A re-exec (reexec.h) takes the signalfd read off the ring, waits until
+ * it is off, and puts it back if the exec fails. */
+void loop_park_signals(struct server *s);
+bool loop_signals_parked(struct server *s);
+void loop_resume_signals(struct server *s);
 void loop_done(struct server *s);
 /* An SQE, flushing the queue to make room if it is full. */
 struct io_uring_sqe *get_sqe(struct server *s);

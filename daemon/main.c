@@ -27,6 +27,7 @@
 #include "login_limits.h"
 #include "procs.h"
 #include "recover.h"
+#include "reexec.h"
 #include "ringq/protocol.h"
 #include "users.h"
 
@@ -188,7 +189,8 @@ static void start_login_limits(struct server *s)
 
 static void restart_key_changed(const char *key)
 {
-        log_warning("reload: %s changed; it takes effect after a restart of ringqd", key);
+        log_warning("reload: %s changed; it takes effect after `ringq admin reexec` (running jobs go on) or a "
+                    "restart of ringqd", key);
 }
 
 static void server_reload(struct server *s)
@@ -245,7 +247,13 @@ static int setup_state_dir(struct server *s)
         r = mkdir_p(dir, 0755);
         if (r < 0)
                 return log_error_errno(r, "state dir %s", dir);
-        s->state_dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        /* After a re-exec the directory is the one whose lock this
+         * process already holds: no other ringqd can slip in between. */
+        fd = s->handoff ? (int)json_integer_value(json_object_get(s->handoff, "state_dirfd")) : -1;
+        if (fd >= 3 && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0)
+                s->state_dirfd = fd;
+        else
+                s->state_dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->state_dirfd < 0)
                 return log_error_errno(-errno, "state dir %s", dir);
         /* One ringqd per state dir: two would both dispatch its jobs. */
@@ -304,6 +312,8 @@ static int setup_signals(struct server *s)
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        /* Re-execute in place (reexec.h). */
+        sigaddset(&mask, SIGUSR2);
         /* Jobs are watched through pidfds; SIGCHLD says that something
          * a job left behind was handed to ringqd as its subreaper (or,
          * under valgrind, which knows no pidfds, that a job ended). */
@@ -371,6 +381,7 @@ int main(int argc, char **argv)
                 return limits_helper_main(3) < 0 ? 1 : 0;
         /* Before ringqd raises any: what a job starts from. */
         limits_capture_base();
+        reexec_save_args(argc, argv);
         server_init(&s);
         fix_stdio();
         /* queue.db, its WAL and anything else ringqd creates are not for
@@ -402,8 +413,10 @@ int main(int argc, char **argv)
          * unit's RestartPreventExitStatus= does not restart. */
         if (r < 0)
                 status = r == -EINVAL ? EX_CONFIG : EXIT_FAILURE;
-        else
-                status = run(&s) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        else {
+                s.handoff = reexec_take_handoff();
+                status = reexec_keep_paths(&s) < 0 || run(&s) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
         limits_stop();
         server_done(&s);
         free(arg_opts);

@@ -15,6 +15,8 @@ const char *server_state_word(struct server *s)
 {
         if (s->draining)
                 return "draining";
+        if (s->rx.phase != RX_NONE)
+                return "reexecuting";
         return s->dp.accepting ? "accepting" : "rejecting";
 }
 
@@ -71,6 +73,12 @@ void notify_init(struct server *s)
                 loop_arm_timer(s, &s->notify.watchdog_timer, now_mono_ms() + (int64_t)(usec / 2000));
                 log_info("watchdog enabled: pinging every %llums", (unsigned long long)(usec / 2000));
         }
+}
+
+/* Now, not at the next rate-limited update: a change of phase. */
+void notify_status_now(struct server *s)
+{
+        send_status(s, "");
 }
 
 void notify_ready(struct server *s)

@@ -26,6 +26,7 @@ void notify_reloading(struct server *s);
 /* Mark the status line changed; sent at once on an accepting/rejecting
  * switch, else at most once a second. */
 void notify_status(struct server *s);
+void notify_status_now(struct server *s);
 void notify_status_text(struct server *s, char *buf, size_t size);
 /* accepting, rejecting or draining. */
 const char *server_state_word(struct server *s);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "log.h"
@@ -589,6 +590,32 @@ static void do_pause(struct server *s, struct req *r, struct request *rq, bool p
         store_push(s->store, op);
 }
 
+/* Replacing the daemon is an operator's act: root only. The answer
+ * comes at once; the connection then closes with every other one when
+ * the jobs are handed over (the client asks the new process how it
+ * went: stats "reexecs", "adopted", "reexec_failed"). */
+static void do_reexec(struct server *s, struct req *r)
+{
+        int e;
+
+        if (r->conn->uid != 0) {
+                ops_answer(r, proto_err(RINGQ_ERR_FORBIDDEN, NULL, "only root may re-execute ringqd"));
+                return;
+        }
+        e = reexec_begin(s, "asked by a client");
+        if (e == -ESHUTDOWN)
+                ops_answer(r, proto_err(RINGQ_ERR_SHUTTING_DOWN, NULL, "ringqd is shutting down"));
+        else if (e < 0 && e != -EALREADY)
+                ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "cannot re-execute: %s", strerror(-e)));
+        else {
+                json_t *o = proto_ok();
+                json_object_set_new(o, "running", json_integer(s->busy_slots));
+                json_object_set_new(o, "reexecs", json_integer((json_int_t)s->rx.count));
+                json_object_set_new(o, "already", json_boolean(e == -EALREADY));
+                ops_answer(r, o);
+        }
+}
+
 static json_t *latency_json(const struct latency *l)
 {
         struct latency_summary ls;
@@ -638,6 +665,8 @@ static json_t *stats_reply(struct server *s)
         json_object_set_new(o, "db_bytes", json_integer(si.db_bytes));
         json_object_set_new(o, "wal_bytes", json_integer(si.wal_bytes));
         json_object_set_new(o, "version", json_string(RINGQ_VERSION));
+        json_object_set_new(o, "pid", json_integer(getpid()));
+        json_object_set_new(o, "reexecs", json_integer((json_int_t)s->rx.count));
         return o;
 }
 
@@ -681,6 +710,9 @@ static void execute(struct server *s, struct req *r, struct request *rq)
                 break;
         case RINGQ_OP_QUEUES:
                 ops_answer(r, queues_reply(s));
+                break;
+        case RINGQ_OP_REEXEC:
+                do_reexec(s, r);
                 break;
         default:
                 ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "unhandled op"));

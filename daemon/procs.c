@@ -2,6 +2,7 @@
  * /proc/<pid>/task/<tid>/children, which lists each thread's children. */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,9 +35,38 @@ int procs_read_stat(pid_t pid, struct pstat *ret)
         buf[n] = '\0';
         /* comm may hold spaces and parentheses: parse after the last ')'. */
         p = strrchr(buf, ')');
-        if (!p || sscanf(p + 1, " %c %d %d %d", &ret->state, &ret->ppid, &ret->pgrp, &ret->sid) != 4)
+        if (!p || sscanf(p + 1, " %c %d %d %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %" SCNu64,
+                         &ret->state, &ret->ppid, &ret->pgrp, &ret->sid, &ret->starttime) != 5)
                 return -EIO;
         return 0;
+}
+
+int procs_job_id(pid_t pid, int64_t *ret_id)
+{
+        static const char key[] = "RINGQ_JOB_ID=";
+        char path[64], buf[65536];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n < 0)
+                return -EIO;
+        buf[n] = '\0';
+        for (char *e = buf; e < buf + n; e += strlen(e) + 1)
+                if (strncmp(e, key, sizeof(key) - 1) == 0) {
+                        char *end;
+                        long long v = strtoll(e + sizeof(key) - 1, &end, 10);
+                        if (*end)
+                                return -EINVAL;
+                        *ret_id = v;
+                        return 0;
+                }
+        return -ENOENT;
 }
 
 static bool alive(pid_t pid)

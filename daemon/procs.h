@@ -17,14 +17,20 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct pstat {
         char state;              /* R, S, D, Z... */
         pid_t ppid, pgrp, sid;
+        uint64_t starttime;      /* clock ticks after boot: with the pid, one process for good */
 };
 /* What /proc/<pid>/stat says of a process: 0, or -errno. */
 int procs_read_stat(pid_t pid, struct pstat *ret);
+/* The RINGQ_JOB_ID in the environment pid started with: 0 and *ret_id,
+ * -ENOENT if it has none (it may have exec'd with a clean one), or
+ * another -errno if it cannot be read. */
+int procs_job_id(pid_t pid, int64_t *ret_id);
 
 /* Make ringqd a child subreaper. */
 int procs_subreaper_init(void);

@@ -77,6 +77,7 @@ static const char *const op_fields[_RINGQ_OP_MAX][16] = {
         [RINGQ_OP_PAUSE] = { "queue", NULL },
         [RINGQ_OP_RESUME] = { "queue", NULL },
         [RINGQ_OP_QUEUES] = { NULL },
+        [RINGQ_OP_REEXEC] = { NULL },
 };
 
 static int check_fields(json_t *root, enum ringq_op op, struct proto_error *err)
@@ -289,7 +290,7 @@ int proto_parse(const char *line, size_t len, struct request *req, struct proto_
         if (req->op < 0)
                 return bad(err, RINGQ_ERR_BAD_REQUEST, "op",
                            "unknown op; expected ping, submit, status, list, cancel, retry, wait, stats, output, "
-                           "pause, resume or queues");
+                           "pause, resume, queues or reexec");
         r = check_fields(req->root, req->op, err);
         if (r < 0)
                 return r;
@@ -428,6 +429,7 @@ json_t *proto_job(const struct job_rec *j, const char *output_dir)
         json_object_set_new(o, "finished_at", opt_int(j->finished_at));
         json_object_set_new(o, "attempts", json_integer(j->attempts));
         json_object_set_new(o, "max_attempts", json_integer(j->max_attempts));
+        json_object_set_new(o, "interruptions", json_integer(j->interruptions));
         json_object_set_new(o, "timeout_ms", opt_int(j->timeout_ms));
         json_object_set_new(o, "backoff_ms", json_integer(j->backoff_ms));
         json_object_set_new(o, "exit_code", opt_int(j->exit_code));

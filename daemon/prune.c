@@ -15,7 +15,7 @@ static void prune_send(struct server *s)
 {
         struct store_op *op;
 
-        if (s->prune.inflight || s->draining)
+        if (s->prune.inflight || s->draining || s->rx.phase != RX_NONE)
                 return;
         op = calloc(1, sizeof(*op));
         if (!op)

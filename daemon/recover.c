@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,27 +36,9 @@
 /* Does the process's environment hold RINGQ_JOB_ID=<id>? */
 static bool has_job_env(pid_t pid, int64_t id)
 {
-        char path[64], want[48], buf[65536];
-        size_t wl;
-        ssize_t n;
-        int fd;
+        int64_t v;
 
-        snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-        wl = (size_t)snprintf(want, sizeof(want), "RINGQ_JOB_ID=%" PRId64, id) + 1; /* with its NUL */
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        n = read(fd, buf, sizeof(buf));
-        close(fd);
-        for (ssize_t i = 0; n > 0 && i + (ssize_t)wl <= n;) {
-                if (memcmp(buf + i, want, wl) == 0 && (i == 0 || buf[i - 1] == '\0'))
-                        return true;
-                char *z = memchr(buf + i, '\0', (size_t)(n - i));
-                if (!z)
-                        break;
-                i = z - buf + 1;
-        }
-        return false;
+        return procs_job_id(pid, &v) == 0 && v == id;
 }
 
 static int sweep(pid_t pgid, int64_t id, bool first)
@@ -110,14 +93,18 @@ int recover_kill_job(pid_t pgid, int64_t id, int timeout_ms)
         return total;
 }
 
-int recover_interrupted(struct store *st)
+int recover_interrupted(struct store *st, const int64_t *spare, size_t nspare)
 {
         struct interrupted *v = NULL;
         int64_t *run_at = NULL, now = now_wall_ms();
-        size_t n = 0, requeued = 0;
+        size_t n = 0, requeued = 0, refunded = 0, kept = 0;
         int r, killed = 0;
 
         r = store_list_running(st, &v, &n);
+        for (size_t i = 0; r == 0 && i < n; i++)
+                if (!id_in(spare, nspare, v[i].id))
+                        v[kept++] = v[i];
+        n = kept;
         if (r < 0 || n == 0)
                 goto out;
         run_at = calloc(n, sizeof(*run_at));
@@ -128,12 +115,18 @@ int recover_interrupted(struct store *st)
         for (size_t i = 0; i < n; i++) {
                 killed += recover_kill_job((pid_t)v[i].pid, v[i].id, 2000);
                 run_at[i] = now;
-                requeued += v[i].attempts < v[i].max_attempts;
         }
         r = store_mark_interrupted(st, v, n, run_at, now);
-        if (r == 0)
-                log_notice("recovered %zu interrupted job(s): %zu requeued, %zu failed; %d leftover process(es) killed",
-                           n, requeued, n - requeued, killed);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < n; i++) {
+                requeued += v[i].again;
+                refunded += v[i].refunded;
+        }
+        log_notice("recovered %zu interrupted job(s): %zu requeued (%zu without spending an attempt), %zu failed; "
+                   "%d leftover process(es) killed",
+                   n, requeued, refunded, n - requeued, killed);
+        r = (int)MIN(n, (size_t)INT_MAX);
 out:
         free(v);
         free(run_at);

@@ -88,14 +88,14 @@ static void forget_unknown_output(struct server *s)
  * configured), else ringqd adopts what jobs leave behind as their
  * subreaper. Before recovery: an earlier run's job cgroups are emptied
  * first. */
-static int setup_job_ownership(struct server *s, char **ret_err)
+static int setup_job_ownership(struct server *s, const int64_t *spare, size_t nspare, char **ret_err)
 {
         int r = cgroup_open(&s->cg, s->cfg.cgroup, ret_err);
 
         if (r < 0)
                 return r;
         if (cgroup_enabled(&s->cg)) {
-                r = cgroup_sweep(&s->cg, 2000);
+                r = cgroup_sweep(&s->cg, 2000, spare, nspare);
                 if (r > 0)
                         log_notice("killed %d process(es) an earlier ringqd left in %s", r, s->cg.path);
                 log_info("jobs run in cgroups under %s", s->cg.path);
@@ -110,6 +110,8 @@ static int setup_job_ownership(struct server *s, char **ret_err)
 
 int server_open(struct server *s, char **ret_err)
 {
+        _cleanup_free_ int64_t *spare = NULL;
+        size_t nspare = 0;
         int64_t finished = 0;
         int r;
 
@@ -121,15 +123,25 @@ int server_open(struct server *s, char **ret_err)
         r = store_open(s->db_path, &s->cfg, &s->store, ret_err);
         if (r < 0)
                 return r;
-        r = setup_job_ownership(s, ret_err);
+        /* Jobs a re-exec handed over alive are spared by everything that
+         * cleans up after a crash, once each is proven the process it
+         * claims to be. */
+        if (s->handoff) {
+                r = workers_verify_handoff(s, s->handoff, &spare, &nspare);
+                if (r < 0)
+                        return set_error(ret_err, r, "re-exec hand-off: %s", strerror(-r));
+                s->rx.count = (uint64_t)json_integer_value(json_object_get(s->handoff, "reexecs"));
+        }
+        r = setup_job_ownership(s, spare, nspare, ret_err);
         if (r < 0)
                 return r;
         if (store_schema_from(s->store) == 1)
                 take_back_output(s);
         forget_unknown_output(s);
-        r = recover_interrupted(s->store);
+        r = recover_interrupted(s->store, spare, nspare);
         if (r < 0)
                 return set_error(ret_err, r, "%s: recovering interrupted jobs: %s", s->db_path, strerror(-r));
+        s->stats.c[C_INTERRUPTED] += (uint64_t)r;
         r = dispatch_init(s);
         if (r < 0)
                 return set_error(ret_err, r, "dispatch index: %s", strerror(-r));
@@ -158,16 +170,26 @@ int server_open(struct server *s, char **ret_err)
         r = loop_init(s);
         if (r < 0)
                 return set_error(ret_err, r, "io_uring setup: %s", strerror(-r));
+        if (s->handoff) {
+                r = workers_adopt(s, s->handoff);
+                if (r < 0)
+                        return set_error(ret_err, r, "adopting running jobs: %s", strerror(-r));
+        }
         r = store_start(s->store, s->store_efd, s->output_dirfd);
         if (r < 0)
                 return set_error(ret_err, r, "store thread: %s", strerror(-r));
         prune_init(s, finished);
         dispatch_update_accepting(s);
+        /* Last: what the handed-over clients asked is served at once. */
+        if (s->handoff)
+                (void)conns_adopt(s, s->handoff);
         return 0;
 }
 
 void server_done(struct server *s)
 {
+        json_decref(s->handoff);
+        s->handoff = NULL;
         if (s->conns) {
                 conn_close_all(s);
                 s->reap_conns = true;

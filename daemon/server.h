@@ -19,6 +19,7 @@
 #include "notify.h"
 #include "ops.h"
 #include "prune.h"
+#include "reexec.h"
 #include "stats.h"
 #include "store.h"
 #include "timers.h"
@@ -78,6 +79,12 @@ struct server {
 
         /* Lifecycle. */
         bool draining, stop;
+        struct reexec rx;
+        /* The hand-off of the ringqd this process replaced (reexec.h),
+         * until server_open has adopted its jobs; NULL on a plain start. */
+        json_t *handoff;
+        /* The signalfd read is on the ring (loop.c). */
+        bool sig_reading;
         struct timer shutdown_timer;
         /* SIGHUP: set by main (the config and flags live there). */
         void (*on_reload)(struct server *s);

@@ -25,6 +25,7 @@ const char *const counter_names[_C_MAX] = {
         [C_TIMED_OUT] = "timed_out",
         [C_CANCELED] = "canceled",
         [C_RETRIED] = "retried",
+        [C_INTERRUPTED] = "interrupted",
         [C_REJECTED_USER] = "rejected_user",
         [C_CLIENTS_REFUSED] = "clients_refused",
         [C_CLIENTS_REFUSED_USER] = "clients_refused_user",
@@ -41,6 +42,8 @@ const char *const counter_names[_C_MAX] = {
         [C_KILLED] = "killed",
         [C_ORPHANS_KILLED] = "orphans_killed",
         [C_PRUNED] = "pruned",
+        [C_ADOPTED] = "adopted",
+        [C_REEXEC_FAILED] = "reexec_failed",
 };
 
 void latency_add(struct latency *l, int64_t us)

@@ -33,6 +33,7 @@ enum counter {
         C_TIMED_OUT,
         C_CANCELED,
         C_RETRIED,
+        C_INTERRUPTED,          /* runs cut short by a stop, or found cut short by a crash at start */
         C_REJECTED_USER,        /* max_queued_per_user */
         /* One counter per bound, so each limit shows when it is hit. */
         C_CLIENTS_REFUSED,      /* max_clients */
@@ -50,6 +51,8 @@ enum counter {
         C_KILLED,               /* process groups that needed SIGKILL */
         C_ORPHANS_KILLED,       /* processes an ended job left behind */
         C_PRUNED,               /* finished jobs removed */
+        C_ADOPTED,              /* running jobs taken over from the process a re-exec replaced */
+        C_REEXEC_FAILED,        /* re-execs given up (did not settle, or the exec failed) */
         _C_MAX,
 };
 

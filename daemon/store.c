@@ -78,7 +78,13 @@ static const char *const migrations[] = {
         " PRIMARY KEY (job_id, after_id)) WITHOUT ROWID;"
         "CREATE INDEX job_deps_after ON job_deps(after_id);"
         "PRAGMA user_version = 3;",
+        /* 4: interruptions counts a job's runs cut short by ringqd
+         * stopping or crashing, which give their attempt back up to
+         * max_interruptions. A job of an older version starts at 0. */
+        ("ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;"
+         "PRAGMA user_version = 4;"),
 };
+_Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION - 1, "a step in migrations[] for each version after 1");
 
 int sqlite_errno(int rc)
 {
@@ -240,6 +246,8 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
         s->durability = cfg->durability;
         s->busy_timeout_ms = cfg->busy_timeout_ms;
         s->max_batch = (unsigned)cfg->max_batch;
+        /* Recovery happens once, at open: the bound as ringqd starts. */
+        s->max_interruptions = cfg->max_interruptions;
         s->efd = -1;
         s->wal_fd = -1;
         s->output_dirfd = -1;
@@ -324,7 +332,7 @@ int store_list_running(struct store *s, struct interrupted **ret, size_t *ret_n)
         int rc;
 
         rc = sqlite3_prepare_v2(s->db,
-                                "SELECT id, coalesce(pid, 0), attempts, max_attempts, backoff_ms"
+                                "SELECT id, coalesce(pid, 0), attempts, max_attempts, backoff_ms, interruptions"
                                 " FROM jobs WHERE state = 'running' ORDER BY id",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
@@ -340,6 +348,7 @@ int store_list_running(struct store *s, struct interrupted **ret, size_t *ret_n)
                         .attempts = sqlite3_column_int(st, 2),
                         .max_attempts = sqlite3_column_int(st, 3),
                         .backoff_ms = sqlite3_column_int64(st, 4),
+                        .interruptions = sqlite3_column_int(st, 5),
                 };
         }
         sqlite3_finalize(st);
@@ -352,8 +361,24 @@ int store_list_running(struct store *s, struct interrupted **ret, size_t *ret_n)
         return 0;
 }
 
-int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t n,
-                           const int64_t *run_at, int64_t now_ms)
+void job_interruption(int attempts, int max_attempts, int interruptions, uint64_t max_interruptions,
+                      struct interruption *ret)
+{
+        int n = interruptions + 1;
+
+        *ret = (struct interruption){ .refunded = max_interruptions > 0 && (uint64_t)n <= max_interruptions };
+        ret->again = ret->refunded || attempts < max_attempts;
+        if (ret->refunded)
+                snprintf(ret->reason, sizeof(ret->reason), "interrupted (%d of %llu)", n,
+                         (unsigned long long)max_interruptions);
+        else if (max_interruptions > 0)
+                snprintf(ret->reason, sizeof(ret->reason), "interrupted (%d, over max_interruptions %llu)", n,
+                         (unsigned long long)max_interruptions);
+        else
+                snprintf(ret->reason, sizeof(ret->reason), "interrupted");
+}
+
+int store_mark_interrupted(struct store *s, struct interrupted *v, size_t n, const int64_t *run_at, int64_t now_ms)
 {
         sqlite3_stmt *st = NULL;
         int rc;
@@ -365,21 +390,27 @@ int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t 
                 return sqlite_errno(rc) ?: -EIO;
         rc = sqlite3_prepare_v2(s->db,
                                 "UPDATE jobs SET state = ?2, run_at = coalesce(?3, run_at),"
-                                " finished_at = ?4, reason = 'interrupted', pid = NULL,"
-                                " exit_code = NULL, signal = NULL, queued_seq = queued_seq + (?2 = 'queued')"
+                                " finished_at = ?4, reason = ?5, pid = NULL,"
+                                " exit_code = NULL, signal = NULL, queued_seq = queued_seq + (?2 = 'queued'),"
+                                " interruptions = interruptions + 1, attempts = attempts - ?6"
                                 " WHERE id = ?1 AND state = 'running'",
                                 -1, &st, NULL);
         for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
-                bool again = v[i].attempts < v[i].max_attempts;
+                struct interruption how;
+                job_interruption(v[i].attempts, v[i].max_attempts, v[i].interruptions, s->max_interruptions, &how);
+                v[i].again = how.again;
+                v[i].refunded = how.refunded;
                 sqlite3_bind_int64(st, 1, v[i].id);
-                sqlite3_bind_text(st, 2, again ? "queued" : "failed", -1, SQLITE_STATIC);
-                if (again) {
+                sqlite3_bind_text(st, 2, how.again ? "queued" : "failed", -1, SQLITE_STATIC);
+                if (how.again) {
                         sqlite3_bind_int64(st, 3, run_at[i]);
                         sqlite3_bind_null(st, 4);
                 } else {
                         sqlite3_bind_null(st, 3);
                         sqlite3_bind_int64(st, 4, now_ms);
                 }
+                sqlite3_bind_text(st, 5, how.reason, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int(st, 6, how.refunded);
                 rc = sqlite3_step(st);
                 rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
                 sqlite3_reset(st);

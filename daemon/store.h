@@ -17,10 +17,12 @@
  *      per (owner_uid, queue, idem_key).
  *   3: jobs.queued_seq; tables queues (name, paused, changed_at) and
  *      job_deps (job_id, after_id).
+ *   4: jobs.interruptions.
  * To change the schema: bump STORE_SCHEMA_VERSION, append a step to
  * migrations[] in store.c (a new database is version 1 taken through
  * every step), keep every column users query, and test opening a
- * database of the old version (tests/integration/test_users.py).
+ * database of the old version (tests/integration/test_users.py from 1,
+ * test_interruptions.py from 3).
  */
 #pragma once
 
@@ -30,7 +32,7 @@
 #include "config.h"
 #include "job.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 struct sqlite3;
@@ -43,17 +45,30 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
 /* The schema version the database had when it was opened (0: new). */
 int store_schema_from(struct store *s);
 
+/* What an interruption (ringqd stopped or crashed while the job ran)
+ * does to a job: within max_interruptions the attempt is given back and
+ * the job runs again; past it the attempt counts, as a failure's does.
+ * attempts counts the interrupted one; interruptions are those before. */
+struct interruption {
+        bool again;             /* queued to run again; else failed */
+        bool refunded;          /* its attempt given back */
+        char reason[96];        /* "interrupted (2 of 3)" */
+};
+void job_interruption(int attempts, int max_attempts, int interruptions, uint64_t max_interruptions,
+                      struct interruption *ret);
+
 /* Jobs left running by an earlier ringqd, before the thread starts. */
 struct interrupted {
         int64_t id, pid;
-        int attempts, max_attempts;
+        int attempts, max_attempts, interruptions;
         int64_t backoff_ms;
+        bool again, refunded;   /* out: what store_mark_interrupted did */
 };
 int store_list_running(struct store *s, struct interrupted **ret, size_t *ret_n);
-/* Record an interrupted job: requeued at run_at if it has attempts left,
- * else failed. One transaction for all. */
-int store_mark_interrupted(struct store *s, const struct interrupted *v, size_t n,
-                           const int64_t *run_at, int64_t now_ms);
+/* Record interrupted jobs as job_interruption says, with the
+ * max_interruptions of the config the store was opened with: requeued
+ * at run_at, or failed. One transaction for all. */
+int store_mark_interrupted(struct store *s, struct interrupted *v, size_t n, const int64_t *run_at, int64_t now_ms);
 /* Call fn for every queued job (the dispatch index rebuild). */
 struct queued_job {
         int64_t id, owner_uid, run_at, queued_seq;
@@ -72,6 +87,11 @@ int store_load_queues(struct store *s, int (*fn)(void *ud, const char *name, boo
 /* Start the store thread; it writes to efd after each batch. Pruned
  * jobs' output files are removed from output_dirfd (kept open). */
 int store_start(struct store *s, int efd, int output_dirfd);
+/* Re-exec (reexec.h): end the store thread once it is idle, keeping the
+ * connection; start it again if the exec failed. */
+bool store_running(struct store *s);
+void store_pause(struct store *s);
+int store_resume(struct store *s);
 /* The highest job id ever given (AUTOINCREMENT's sequence): ids above it
  * are given next. */
 int store_last_id(struct store *s, int64_t *ret);

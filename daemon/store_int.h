@@ -10,7 +10,7 @@
         "id, queue, state, priority, argv, env, cwd, owner_uid, owner_gid, " \
         "idem_key, submitted_at, run_at, started_at, finished_at, attempts, " \
         "max_attempts, timeout_ms, backoff_ms, exit_code, signal, reason, pid, " \
-        "owner_groups, umask, cpu_ms, max_rss_kb, queued_seq"
+        "owner_groups, umask, cpu_ms, max_rss_kb, queued_seq, interruptions"
 
 /* Fill *j from a row selected with JOB_COLUMNS. Returns 0 or -ENOMEM. */
 int job_rec_from_row(sqlite3_stmt *st, struct job_rec *j);
@@ -30,6 +30,7 @@ struct store {
         int schema_from;                      /* user_version found at open */
         int64_t busy_timeout_ms;
         unsigned max_batch;
+        uint64_t max_interruptions;           /* config at open, for recovery */
 
         pthread_t thread;
         bool started;

@@ -89,6 +89,7 @@ int job_rec_from_row(sqlite3_stmt *st, struct job_rec *j)
                 .cpu_ms = col_opt(st, 24),
                 .max_rss_kb = col_opt(st, 25),
                 .queued_seq = sqlite3_column_int64(st, 26),
+                .interruptions = sqlite3_column_int(st, 27),
         };
         if (oom) {
                 job_rec_done(j);

@@ -39,9 +39,12 @@ static const struct {
           " finished_at = NULL, reason = NULL, exit_code = NULL, signal = NULL, cpu_ms = NULL, max_rss_kb = NULL"
           " WHERE id = ?1 AND state = 'queued' AND queued_seq = ?4" },
         { offsetof(struct store, st_finish),
+          /* ?10: an interruption, counted; ?11: its attempt given back
+           * (attempts were counted at the start). */
           "UPDATE jobs SET state = ?2, exit_code = ?3, signal = ?4, reason = ?5,"
           " finished_at = ?6, run_at = coalesce(?7, run_at), pid = NULL, cpu_ms = ?8, max_rss_kb = ?9,"
-          " queued_seq = queued_seq + (?2 = 'queued')"
+          " queued_seq = queued_seq + (?2 = 'queued'), interruptions = interruptions + ?10,"
+          " attempts = attempts - ?11"
           " WHERE id = ?1 AND state = 'running'" },
         { offsetof(struct store, st_get_owner),
           "SELECT owner_uid, state, priority FROM jobs WHERE id = ?1" },
@@ -307,6 +310,8 @@ static int op_finish(struct store *s, struct store_op *op)
         bind_opt(st, 7, op->finish.run_at);
         bind_opt(st, 8, op->finish.cpu_ms);
         bind_opt(st, 9, op->finish.max_rss_kb);
+        sqlite3_bind_int(st, 10, op->finish.interrupted);
+        sqlite3_bind_int(st, 11, op->finish.interrupted && op->finish.refunded);
         r = step_done(st);
         if (r < 0)
                 return r;
@@ -780,4 +785,34 @@ unsigned store_inflight(struct store *s)
         n = s->inflight;
         pthread_mutex_unlock(&s->lock);
         return n + s->out_n;
+}
+
+bool store_running(struct store *s)
+{
+        return s->started;
+}
+
+/* A re-exec (reexec.h): the thread finishes what it holds and ends;
+ * the connection stays open (the exec closes it, or the thread comes
+ * back on it if the exec fails). */
+void store_pause(struct store *s)
+{
+        if (!s->started)
+                return;
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->thread, NULL);
+        s->started = false;
+        s->stop = false;
+}
+
+int store_resume(struct store *s)
+{
+        int r = -pthread_create(&s->thread, NULL, store_thread_main, s);
+
+        if (r == 0)
+                s->started = true;
+        return r;
 }

@@ -104,3 +104,12 @@ int mkdir_p(const char *path, mode_t mode);
 /* Grow *array (of *cap elements of size sz) to hold at least need.
  * Returns 0 or -ENOMEM; the array is unchanged on failure. */
 int grow_array(void **array, size_t *cap, size_t need, size_t sz);
+
+/* Is id among the n ids of v? (Short lists: the jobs a re-exec spares.) */
+static inline bool id_in(const int64_t *v, size_t n, int64_t id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (v[i] == id)
+                        return true;
+        return false;
+}

@@ -37,13 +37,38 @@ static void cg_check(struct slot *sl);
 
 int (*workers_exec_hook)(struct slot *sl, const struct job_rec *j);
 
+static int slots_init(struct server *s, unsigned from);
+
 int workers_init(struct server *s)
 {
         s->nslots = (unsigned)s->cfg.workers;
         s->slots = calloc(s->nslots, sizeof(*s->slots));
         if (!s->slots)
                 return -ENOMEM;
-        for (unsigned i = 0; i < s->nslots; i++) {
+        return slots_init(s, 0);
+}
+
+/* Before anything points into the table (a timer, a store op): the
+ * jobs a re-exec hands over may be more than `workers`. */
+int workers_grow(struct server *s, unsigned n)
+{
+        struct slot *v;
+        unsigned old = s->nslots;
+
+        if (n <= old)
+                return 0;
+        v = realloc(s->slots, n * sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        memset(v + old, 0, (n - old) * sizeof(*v));
+        s->slots = v;
+        s->nslots = n;
+        return slots_init(s, old);
+}
+
+static int slots_init(struct server *s, unsigned from)
+{
+        for (unsigned i = from; i < s->nslots; i++) {
                 struct slot *sl = &s->slots[i];
                 sl->srv = s;
                 sl->idx = i;
@@ -119,6 +144,7 @@ static void slot_reset(struct slot *sl)
         sl->exit_code = -1;
         sl->signal = sl->spawn_errno = 0;
         sl->ring_ops = 0;
+        sl->pidfd_armed = sl->exec_armed = false;
         sl->t_pick = sl->t_released = sl->t_exec = sl->t_exit = sl->turnover_from = 0;
 }
 
@@ -140,17 +166,28 @@ void workers_done(struct server *s)
 
 bool workers_free(struct server *s)
 {
-        return s->busy_slots < s->nslots;
+        return s->busy_slots < MIN(s->nslots, (unsigned)s->cfg.workers);
 }
 
 /* ---- ring ops on a slot ---- */
 
+/* While a re-exec parks the slots (reexec.h), nothing new is read:
+ * what the jobs write waits in their pipes for the next process. */
+static bool parked(struct slot *sl)
+{
+        return sl->srv->rx.phase == RX_PARK;
+}
+
 static void arm_pidfd(struct slot *sl)
 {
-        struct io_uring_sqe *sqe = get_sqe(sl->srv);
+        struct io_uring_sqe *sqe;
 
+        if (parked(sl) || sl->pidfd_armed)
+                return;
+        sqe = get_sqe(sl->srv);
         io_uring_prep_poll_add(sqe, sl->pidfd, POLLIN);
         io_uring_sqe_set_data64(sqe, ud_pack(UD_PIDFD, sl->idx, sl->gen));
+        sl->pidfd_armed = true;
         sl->ring_ops++;
 }
 
@@ -159,7 +196,7 @@ static void arm_read(struct slot *sl, int k)
         struct stream *st = &sl->st[k];
         struct io_uring_sqe *sqe;
 
-        if (st->eof || st->reading || st->writing || st->opening || st->pipe_r < 0)
+        if (st->eof || st->reading || st->writing || st->opening || st->pipe_r < 0 || parked(sl))
                 return;
         sqe = get_sqe(sl->srv);
         io_uring_prep_read(sqe, st->pipe_r, st->buf, PIPE_BUF_SIZE, (uint64_t)-1);
@@ -199,10 +236,14 @@ static void arm_open(struct slot *sl, int k)
 
 static void arm_exec(struct slot *sl)
 {
-        struct io_uring_sqe *sqe = get_sqe(sl->srv);
+        struct io_uring_sqe *sqe;
 
+        if (parked(sl) || sl->exec_armed || sl->err_r < 0)
+                return;
+        sqe = get_sqe(sl->srv);
         io_uring_prep_poll_add(sqe, sl->err_r, POLLIN);
         io_uring_sqe_set_data64(sqe, ud_pack(UD_EXEC, sl->idx, sl->gen));
+        sl->exec_armed = true;
         sl->ring_ops++;
 }
 
@@ -595,6 +636,10 @@ void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe)
         if (!sl)
                 return;
         sl->ring_ops--;
+        sl->pidfd_armed = false;
+        /* Parked: the next process reaps it, with its real status. */
+        if (parked(sl))
+                return;
         if (!slot_try_reap(sl))
                 arm_pidfd(sl); /* woken before the exit was complete */
 }
@@ -707,6 +752,9 @@ void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe)
         st = &sl->st[k];
         sl->ring_ops--;
         st->reading = false;
+        /* Taken off the ring for a re-exec: not an end of the stream. */
+        if (cqe->res == -ECANCELED && parked(sl))
+                return;
         if (cqe->res == -EINTR || cqe->res == -EAGAIN) {
                 arm_read(sl, k);
                 return;
@@ -780,6 +828,9 @@ void worker_on_exec(struct server *s, struct io_uring_cqe *cqe)
         if (!sl)
                 return;
         sl->ring_ops--;
+        sl->exec_armed = false;
+        if (cqe->res == -ECANCELED)
+                return; /* parked for a re-exec; the next process asks again */
         sl->t_exec = now_mono_us();
         latency_add(&s->stats.path[P_EXEC], sl->t_exec - sl->t_released);
         if (sl->turnover_from)
@@ -843,6 +894,8 @@ static void maybe_finish(struct slot *sl)
         struct server *s = sl->srv;
         struct store_op *op;
         int attempt = sl->attempts_before + 1;
+        struct interruption how;
+        bool interrupted = false, refund = false;
         char reason[128];
         int state;
 
@@ -868,8 +921,23 @@ static void maybe_finish(struct slot *sl)
                 snprintf(reason, sizeof(reason), "spawn: %s", strerror(sl->spawn_errno));
                 sl->exit_code = -1;
         } else if (sl->end == END_INTERRUPTED) {
+                /* ringqd's doing, not the job's: within max_interruptions
+                 * the attempt is given back. The count so far is the
+                 * row's as committed; nothing but this run changes it. */
+                struct job_rec j;
+                int e = reader_get_row(s->reader, sl->job_id, &j);
                 state = RINGQ_STATE_FAILED;
-                snprintf(reason, sizeof(reason), "interrupted");
+                interrupted = true;
+                if (e == 0) {
+                        job_interruption(attempt, sl->max_attempts, j.interruptions, s->cfg.max_interruptions, &how);
+                        job_rec_done(&j);
+                } else {
+                        log_warning_errno(e, "job %" PRId64 ": cannot read how often it was interrupted; "
+                                          "this interruption spends its attempt", sl->job_id);
+                        job_interruption(attempt, sl->max_attempts, 0, 0, &how);
+                }
+                refund = how.refunded;
+                snprintf(reason, sizeof(reason), "%s", how.reason);
         } else if (sl->end == END_TIMEOUT) {
                 state = RINGQ_STATE_FAILED;
                 snprintf(reason, sizeof(reason), "timeout");
@@ -882,8 +950,9 @@ static void maybe_finish(struct slot *sl)
         }
         /* Canceled after its process exited: the retry this attempt would
          * get is what the cancel stops, so the job ends canceled. */
-        if (sl->no_retry && state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
+        if (sl->no_retry && state == RINGQ_STATE_FAILED && (attempt < sl->max_attempts || refund)) {
                 state = RINGQ_STATE_CANCELED;
+                refund = false;
                 snprintf(reason, sizeof(reason), "canceled");
         }
         /* Output truncation is part of why the record looks as it does. */
@@ -917,7 +986,17 @@ static void maybe_finish(struct slot *sl)
         op->finish.run_us = sl->released ? now_mono_us() - sl->started_mono_us : -1;
         op->finish.cpu_ms = sl->released ? sl->cpu_ms : -1;
         op->finish.max_rss_kb = sl->released ? sl->max_rss_kb : -1;
-        if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
+        op->finish.interrupted = interrupted;
+        op->finish.refunded = refund;
+        if (interrupted)
+                s->stats.c[C_INTERRUPTED]++;
+        if (refund) {
+                /* The same attempt again, as soon as a slot is free: it
+                 * did not fail, so no backoff. */
+                op->finish.state = RINGQ_STATE_QUEUED;
+                op->finish.run_at = op->finish.finished_at;
+                op->finish.finished_at = -1;
+        } else if (state == RINGQ_STATE_FAILED && attempt < sl->max_attempts) {
                 op->finish.state = RINGQ_STATE_QUEUED;
                 op->finish.run_at = op->finish.finished_at + backoff_ms(sl, attempt);
                 op->finish.finished_at = -1;
@@ -934,8 +1013,9 @@ static void maybe_finish(struct slot *sl)
                            : state == RINGQ_STATE_SUCCEEDED || state == RINGQ_STATE_CANCELED ? LOG_INFO
                                                                                              : LOG_NOTICE;
                 char qa[256], qq[160], qr[160];
-                const char *st = op->finish.state == RINGQ_STATE_QUEUED ? "retry scheduled"
-                                                                        : ringq_state_names[op->finish.state];
+                const char *st = refund                                  ? "requeued with its attempt given back"
+                                 : op->finish.state == RINGQ_STATE_QUEUED ? "retry scheduled"
+                                                                          : ringq_state_names[op->finish.state];
                 log_job_attempt(prio,
                                 &(struct log_job){ sl->job_id, sl->owner_uid, sl->queue,
                                                    ringq_state_names[op->finish.state], reason },
@@ -1046,4 +1126,78 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                 waiters_job_final(s, op->id, op->row);
         }
         notify_status(s);
+}
+
+/* ---- re-exec (reexec.h) ---- */
+
+/* No start or end half done: every busy slot runs a released job whose
+ * start is committed, so the database says "running" with its pid, and
+ * what the slot holds is all the next process needs. */
+bool workers_settled(struct server *s)
+{
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                if (sl->state == SLOT_FREE)
+                        continue;
+                if (sl->start_pending || sl->start_failed || !sl->released || sl->state == SLOT_STARTING ||
+                    sl->state == SLOT_REAPED)
+                        return false;
+        }
+        return true;
+}
+
+static void cancel_op(struct server *s, uint64_t ud)
+{
+        struct io_uring_sqe *sqe = get_sqe(s);
+
+        io_uring_prep_cancel64(sqe, ud, 0);
+        io_uring_sqe_set_data64(sqe, ud_pack(UD_IGNORE, 0, 0));
+}
+
+void workers_park(struct server *s)
+{
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                if (sl->state == SLOT_FREE)
+                        continue;
+                if (sl->pidfd_armed)
+                        cancel_op(s, ud_pack(UD_PIDFD, sl->idx, sl->gen));
+                if (sl->exec_armed)
+                        cancel_op(s, ud_pack(UD_EXEC, sl->idx, sl->gen));
+                for (unsigned k = 0; k < 2; k++)
+                        if (sl->st[k].reading)
+                                cancel_op(s, ud_pack(UD_PIPE_READ, sl->idx * 2 + k, sl->gen));
+        }
+}
+
+bool workers_parked(struct server *s)
+{
+        for (unsigned i = 0; i < s->nslots; i++)
+                if (s->slots[i].state != SLOT_FREE && s->slots[i].ring_ops)
+                        return false;
+        return true;
+}
+
+/* Put a busy slot's watches on the ring: after a failed re-exec, or for
+ * a job the new process adopted. Each is armed at most once. */
+void worker_rearm(struct slot *sl)
+{
+        if (sl->pidfd >= 0)
+                arm_pidfd(sl);
+        if (sl->released && !sl->t_exec)
+                arm_exec(sl);
+        for (int k = 0; k < 2; k++) {
+                struct stream *st = &sl->st[k];
+                if (st->woff < st->wlen && st->file_fd >= 0 && !st->writing)
+                        arm_write(sl, k);
+                else
+                        arm_read(sl, k);
+        }
+}
+
+void workers_unpark(struct server *s)
+{
+        for (unsigned i = 0; i < s->nslots; i++)
+                if (s->slots[i].state != SLOT_FREE)
+                        worker_rearm(&s->slots[i]);
 }

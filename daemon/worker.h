@@ -12,6 +12,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,6 +38,7 @@ struct stream {
 };
 
 int workers_init(struct server *s);
+int workers_grow(struct server *s, unsigned n);
 void workers_done(struct server *s);
 /* Is a slot free? */
 bool workers_free(struct server *s);
@@ -62,6 +64,26 @@ void worker_on_store_done(struct server *s, struct store_op *op);
  * -EPERM if uid may not. */
 int workers_cancel(struct server *s, int64_t id, uid_t uid);
 void workers_stop_all(struct server *s, bool hard);
+
+/* Re-exec (reexec.h). settled: no start or end is half done. park: take
+ * every job's pipe reads and pidfd and exec polls off the ring; parked:
+ * none is left on it. handoff: describe each busy slot into slots (a
+ * JSON array) and keep its descriptors open across exec; undo: close
+ * them at exec again (the exec failed). rearm/unpark: the watches back
+ * on the ring. */
+bool workers_settled(struct server *s);
+void workers_park(struct server *s);
+bool workers_parked(struct server *s);
+void workers_unpark(struct server *s);
+int workers_handoff(struct server *s, json_t *slots);
+void workers_handoff_undo(struct server *s);
+struct slot;
+void worker_rearm(struct slot *sl);
+/* The new process: which of the hand-off's jobs are really the
+ * processes it names (ids into *ret_ids, to spare from recovery), then,
+ * once the ring is up, take them into slots. */
+int workers_verify_handoff(struct server *s, json_t *handoff, int64_t **ret_ids, size_t *ret_n);
+int workers_adopt(struct server *s, json_t *handoff);
 
 enum slot_state {
         SLOT_FREE,       /* nothing runs */
@@ -92,6 +114,7 @@ struct slot {
 
         pid_t pid;
         int pidfd, barrier_w, err_r;
+        bool pidfd_armed, exec_armed; /* their polls are on the ring */
         bool start_pending, start_failed, released;
         bool no_retry;           /* canceled after its process exited: no retry */
         /* Its cgroup (cgroup.h): the end waits until the last process in

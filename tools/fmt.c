@@ -428,7 +428,7 @@ static char *num_or_dash(char *buf, size_t n, const json_t *v)
         return buf;
 }
 
-#define KEY_W 14 /* longest label ("last attempt:") plus a space */
+#define KEY_W 15 /* longest label ("interruptions:") plus a space */
 
 static void kv(FILE *f, const char *key, const char *val)
 {
@@ -512,6 +512,7 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
                 "submitted_at", "run_at", "started_at", "finished_at", "exit_code",
                 "signal", "stdout_path", "stderr_path", "cpu_ms", "max_rss_kb", "umask",
                 "after", "waiting_for", "backoff_ms", "key", "pid", "default_timeout_ms",
+                "interruptions",
         };
         char a[FMT_BUF], b[FMT_BUF], line[2 * FMT_BUF + 8];
         const json_t *started = json_object_get(job, "started_at");
@@ -550,6 +551,11 @@ int fmt_job(FILE *f, const json_t *job, int64_t now_ms)
                  num_or_dash(a, sizeof(a), json_object_get(job, "attempts")),
                  num_or_dash(b, sizeof(b), json_object_get(job, "max_attempts")));
         kv(f, "attempts", line);
+        /* Runs cut short by ringqd stopping or crashing; most jobs have
+         * none, and then the line is left out. */
+        v = json_object_get(job, "interruptions");
+        if (json_is_integer(v) && json_integer_value(v) > 0)
+                kv(f, "interruptions", num_or_dash(a, sizeof(a), v));
         v = json_object_get(job, "timeout_ms");
         if (json_is_integer(v)) {
                 kv(f, "timeout", fmt_duration(a, sizeof(a), json_integer_value(v)));
@@ -721,13 +727,13 @@ int fmt_queues(FILE *f, const json_t *reply)
 
 static const char *const counter_order[] = {
         "accepted", "rejected_full", "rejected_other", "started", "succeeded",
-        "failed", "timed_out", "canceled", "retried",
+        "failed", "timed_out", "canceled", "retried", "interrupted", "adopted", "reexec_failed",
 };
 #define N_COUNTERS (sizeof(counter_order) / sizeof(counter_order[0]))
 
 static const char *const top_known[] = {
         "ok", "queued", "running", "workers", "high_water", "low_water", "accepting",
-        "connections", "uptime_ms", "counters", "latency_ms", "tag", "state",
+        "connections", "uptime_ms", "counters", "latency_ms", "tag", "state", "pid", "reexecs",
 };
 
 static bool in_list(const char *const *list, size_t n, const char *s)
@@ -840,6 +846,12 @@ int fmt_stats(FILE *f, const json_t *st)
         stat_line(f, "connections", num_or_dash(a, sizeof(a), json_object_get(st, "connections")));
         v = json_object_get(st, "uptime_ms");
         stat_line(f, "uptime", json_is_integer(v) ? fmt_duration(a, sizeof(a), json_integer_value(v)) : "-");
+        /* The uptime and counters are this process image's; the pid and
+         * reexecs outlive a re-exec (an older ringqd has neither). */
+        if (json_object_get(st, "pid"))
+                stat_line(f, "pid", num_or_dash(a, sizeof(a), json_object_get(st, "pid")));
+        if (json_object_get(st, "reexecs"))
+                stat_line(f, "reexecs", num_or_dash(a, sizeof(a), json_object_get(st, "reexecs")));
         json_object_foreach((json_t *)st, key, v)
                 if (json_is_number(v) && !in_list(top_known, sizeof(top_known) / sizeof(top_known[0]), key))
                         stat_line(f, key, num_or_dash(a, sizeof(a), v));

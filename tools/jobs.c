@@ -18,20 +18,24 @@ static int64_t arg_timeout_ms = -1; /* wait --timeout */
 struct idop {
         const char *op;
         const int64_t *ids;
-        size_t n, sent, done;
-        int64_t timeout_ms; /* wait only; -1 for none */
-        int code;           /* of the first id that failed */
+        size_t n, sent, done; /* replies come in order: ids[done..sent) are unanswered */
+        int64_t deadline_ms;  /* wait --timeout, as client_now_ms(); -1 for none */
+        int code;             /* of the first id that failed */
 };
 
 static int idop_next(void *ud, json_t **ret_req, int *ret_wait_ms)
 {
         struct idop *o = ud;
+        int64_t left;
         json_t *req;
 
         if (o->sent == o->n)
                 return CLIENT_NEXT_DONE;
         req = json_pack("{s:s,s:I}", "op", o->op, "id", (json_int_t)o->ids[o->sent++]);
-        if (req && o->timeout_ms >= 0 && set_new(req, "timeout_ms", json_integer(o->timeout_ms)) < 0) {
+        /* A wait asked again on a new connection gets what is left of
+         * the time, not all of it once more. */
+        left = o->deadline_ms - client_now_ms();
+        if (req && o->deadline_ms >= 0 && set_new(req, "timeout_ms", json_integer(left > 0 ? left : 0)) < 0) {
                 json_decref(req);
                 req = NULL;
         }
@@ -65,17 +69,33 @@ static int idop_reply(void *ud, json_t *reply)
         return 0;
 }
 
+/* Waits lost with their connection are sent again; the ids answered
+ * already are not. */
+static void idop_rewind(void *ud)
+{
+        struct idop *o = ud;
+
+        o->sent = o->done;
+}
+
 static int run_idop(const char *op, const int64_t *ids, size_t n, int64_t timeout_ms)
 {
         static const client_pipe_ops ops = { idop_next, idop_reply };
         _cleanup_client_ client *c = NULL;
-        struct idop o = { .op = op, .ids = ids, .n = n, .timeout_ms = timeout_ms };
+        struct idop o = { .op = op, .ids = ids, .n = n, .deadline_ms = -1 };
         int r;
 
+        if (timeout_ms >= 0)
+                o.deadline_ms = client_now_ms() + timeout_ms;
         r = open_client(&c);
         if (r)
                 return r;
-        r = client_pipeline(c, CLIENT_WINDOW_MAX, &ops, &o);
+        /* cancel and retry are not sent twice: a lost reply may have been
+         * a change made. */
+        if (strcmp(op, "wait") == 0)
+                r = pipeline_relinking(&c, &ops, &o, idop_rewind, o.deadline_ms > 0 ? o.deadline_ms : 0);
+        else
+                r = client_pipeline(c, CLIENT_WINDOW_MAX, &ops, &o);
         if (r < 0)
                 return conn_error(client_path(c), r);
         return o.code;

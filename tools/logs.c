@@ -52,25 +52,47 @@ static int follow_copy(struct follow *f)
         }
 }
 
-/* Follow the file until the wait request sent on c is answered: 0, the
- * exit code of an error reply, or a negative errno. Polled, not watched:
- * only the descriptor grants reading, and inotify wants the path. */
-static int follow(client *c, struct follow *f)
+static int ask_wait(client *c, int64_t id)
 {
+        _cleanup_json_ json_t *req = json_pack("{s:s,s:I}", "op", "wait", "id", (json_int_t)id);
+
+        return req ? client_queue(c, req) : -ENOMEM;
+}
+
+/* Follow the file until job id ends: 0, the exit code of an error reply,
+ * or a negative errno. Polled, not watched: only the descriptor grants
+ * reading, and inotify wants the path. A connection that ends under the
+ * wait is replaced and the wait asked again; the descriptor is the
+ * file's, and goes on from where it was. */
+static int follow(client **c, struct follow *f, int64_t id)
+{
+        struct relink rl = {};
+        int r;
+
+        r = ask_wait(*c, id);
+        if (r < 0)
+                return r;
         for (;;) {
-                struct pollfd p = { .fd = client_fd(c), .events = POLLIN };
+                struct pollfd p = { .fd = client_fd(*c), .events = POLLIN };
                 json_t *reply = NULL;
-                int r;
 
                 r = follow_copy(f);
                 if (r < 0)
                         return r;
                 /* The reply may sit in the client's buffer already, where
                  * poll() would not see it: ask the client first. */
-                r = client_recv(c, 0, &reply);
+                r = client_recv(*c, 0, &reply);
                 if (r == -ETIMEDOUT) {
                         if (poll(&p, 1, FOLLOW_POLL_MS) < 0 && errno != EINTR)
                                 return -errno;
+                        continue;
+                }
+                if (conn_lost(r)) {
+                        r = relink(c, &rl);
+                        if (r == 0)
+                                r = ask_wait(*c, id);
+                        if (r < 0)
+                                return r;
                         continue;
                 }
                 if (r < 0)
@@ -103,6 +125,7 @@ int verb_logs(const struct verb *v, int argc, char **argv)
         };
         _cleanup_client_ client *cl = NULL;
         _cleanup_free_ int64_t *ids = NULL;
+        _cleanup_json_ json_t *req = NULL;
         struct follow f = { .fd = -1 };
         json_t *reply = NULL;
         const char *stream, *path;
@@ -128,11 +151,20 @@ int verb_logs(const struct verb *v, int argc, char **argv)
         if (r)
                 return r;
         stream = arg_stderr ? "stderr" : "stdout";
+        req = json_pack("{s:s,s:I,s:s}", "op", "output", "id", (json_int_t)ids[0], "stream", stream);
+        if (!req)
+                return conn_error("ringq", -ENOMEM);
         for (;;) {
-                r = call(cl, json_pack("{s:s,s:I,s:s}", "op", "output", "id", (json_int_t)ids[0], "stream", stream),
-                         &reply);
-                if (r)
+                /* A read, sent again if the connection ends, as with -f
+                 * the wait is. */
+                r = call_relinking(&cl, req, &reply);
+                if (r < 0)
+                        return conn_error(client_path(cl), r);
+                if (!client_reply_ok(reply)) {
+                        r = reply_error(reply, NULL);
+                        json_decref(reply);
                         return r;
+                }
                 if (json_is_true(json_object_get(reply, "fd"))) {
                         f.fd = client_take_fd(cl);
                         if (f.fd < 0) {
@@ -161,17 +193,10 @@ int verb_logs(const struct verb *v, int argc, char **argv)
         }
         if (!arg_follow || job_final(reply))
                 r = follow_copy(&f);
-        else {
-                _cleanup_json_ json_t *req = json_pack("{s:s,s:I}", "op", "wait", "id", (json_int_t)ids[0]);
-
-                r = req ? client_queue(cl, req) : -ENOMEM;
-                if (r == 0)
-                        r = client_flush(cl, -1);
-                if (r == 0)
-                        r = follow(cl, &f);
-        }
+        else
+                r = follow(&cl, &f, ids[0]);
         close(f.fd);
-        if (r == -ECONNRESET || r == -EPIPE || r == -EBADMSG || r == -EMSGSIZE || r == -ENOMEM)
+        if (r == -ECONNRESET || r == -EPIPE || r == -EBADMSG || r == -EMSGSIZE || r == -ENOMEM || r == -E_GONE)
                 r = conn_error(client_path(cl), r);
         else if (r < 0) {
                 /* Name the file as ringqd does, though only the descriptor

@@ -62,7 +62,7 @@ _ringq()
         local cur prev words cword split
         _init_completion -s || return
 
-        local verbs="submit status list cancel retry wait logs stats top queues pause resume ping help"
+        local verbs="submit status list cancel retry wait logs stats top queues pause resume ping admin help"
         local common="-s --socket --json -h --help"
         local states="queued running succeeded failed canceled"
         local ringq_self=${words[0]} ringq_sock=() verb= npos=0 cmd_at=0 batch= endopts=
@@ -185,6 +185,7 @@ _ringq()
         cancel | wait) _ringq_reply_ids running queued ;;
         retry) _ringq_reply_ids failed canceled ;;
         pause | resume) ((npos == 0)) && COMPREPLY=($(compgen -W "$(_ringq_queues)" -- "$cur")) ;;
+        admin) ((npos == 0)) && COMPREPLY=($(compgen -W "reexec" -- "$cur")) ;;
         help) ((npos == 0)) && COMPREPLY=($(compgen -W "$verbs" -- "$cur")) ;;
         esac
 }

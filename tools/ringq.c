@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -46,6 +47,8 @@ int conn_error(const char *path, int r)
         switch (r) {
         case -E_REPORTED:
                 return RINGQ_EXIT_SOFTWARE;
+        case -E_GONE:
+                return RINGQ_EXIT_UNREACHABLE;
         case -ECONNRESET:
         case -EPIPE:
                 fprintf(stderr, "ringq: %s: connection closed by ringqd\n", path);
@@ -167,6 +170,122 @@ int wait_result(const json_t *reply, const char *prefix)
                 fprintf(stderr, "ringq: job %" PRId64 " %s\n",
                         (int64_t)json_integer_value(json_object_get(job, "id")), state);
         return code;
+}
+
+/* ---- waits that outlive their connection ---- */
+
+/* How long a lost ringqd may take to answer again. A re-exec keeps its
+ * socket bound (new connections wait in the backlog), so the connect
+ * works at once; after a crash systemd starts ringqd again within
+ * RestartSec (1 s) and recovery takes a moment more, and meanwhile the
+ * path refuses or is briefly absent. Past this it is not coming back
+ * soon, and the user is better told. */
+#define RELINK_MS 30000
+/* Between connects that fail, and before reconnecting to a socket that
+ * just hung up on a fresh connection: not a busy loop against a ringqd
+ * that is still going away. */
+#define RELINK_PAUSE_MS 100
+/* A new connection lost sooner than this, with no reply, was never
+ * served (a dead ringqd's socket the kernel is still closing; a ringqd
+ * dying again at start); one that lived longer was, and its loss starts
+ * a new absence with all the time allowed. */
+#define RELINK_SETTLE_MS 1000
+
+bool conn_lost(int r)
+{
+        return r == -ECONNRESET || r == -EPIPE;
+}
+
+static void pause_ms(int ms)
+{
+        (void)nanosleep(&(struct timespec){ ms / 1000, (long)(ms % 1000) * 1000000 }, NULL);
+}
+
+int relink(client **c, struct relink *rl)
+{
+        const char *path = client_path(*c);
+        int64_t now = client_now_ms();
+        int r;
+
+        if (rl->lost_ms == 0 || now - rl->linked_ms >= RELINK_SETTLE_MS)
+                rl->lost_ms = now;
+        else
+                pause_ms(RELINK_PAUSE_MS);
+        for (;;) {
+                client *n;
+
+                r = client_connect(path, &n);
+                if (r == 0) {
+                        client_free(*c);
+                        *c = n;
+                        rl->linked_ms = client_now_ms();
+                        return 0;
+                }
+                if (r == -ENOMEM)
+                        return r;
+                now = client_now_ms();
+                if (rl->give_up_ms > 0 && now >= rl->give_up_ms) {
+                        fprintf(stderr, "ringq: %s: connection closed by ringqd, and nothing answered there again "
+                                        "before the timeout: %s\n", path, strerror(-r));
+                        return -E_GONE;
+                }
+                if (now - rl->lost_ms >= RELINK_MS) {
+                        fprintf(stderr, "ringq: %s: connection closed by ringqd, and nothing answered there again "
+                                        "within %d s: %s\n", path, RELINK_MS / 1000, strerror(-r));
+                        return -E_GONE;
+                }
+                pause_ms(RELINK_PAUSE_MS);
+        }
+}
+
+int call_relinking(client **c, const json_t *req, json_t **ret_reply)
+{
+        struct relink rl = {};
+        int r;
+
+        while (conn_lost(r = client_call(*c, req, ret_reply)))
+                if ((r = relink(c, &rl)) < 0)
+                        return r;
+        return r;
+}
+
+/* What pipeline_relinking() runs: the caller's pipeline, with each reply
+ * noted for relink(). */
+struct relink_pipe {
+        const client_pipe_ops *ops;
+        void *userdata;
+        struct relink rl;
+};
+
+static int relink_next(void *ud, json_t **ret_req, int *ret_wait_ms)
+{
+        struct relink_pipe *p = ud;
+
+        return p->ops->next(p->userdata, ret_req, ret_wait_ms);
+}
+
+static int relink_pipe_reply(void *ud, json_t *reply)
+{
+        struct relink_pipe *p = ud;
+
+        relink_reply(&p->rl);
+        return p->ops->reply(p->userdata, reply);
+}
+
+int pipeline_relinking(client **c, const client_pipe_ops *ops, void *userdata, void (*rewind)(void *userdata),
+                       int64_t give_up_ms)
+{
+        static const client_pipe_ops wrap = { relink_next, relink_pipe_reply };
+        struct relink_pipe p = { .ops = ops, .userdata = userdata, .rl.give_up_ms = give_up_ms };
+        int r;
+
+        while (conn_lost(r = client_pipeline(*c, CLIENT_WINDOW_MAX, &wrap, &p))) {
+                r = relink(c, &p.rl);
+                if (r < 0)
+                        return r;
+                rewind(userdata);
+        }
+        return r;
 }
 
 /* ---- small helpers ---- */
@@ -326,6 +445,9 @@ static const struct verb verbs[] = {
         { "resume", verb_queues, "[OPTIONS] [QUEUE]",
           "Start jobs from QUEUE, or from every queue, again; show the queues (root only)", "" },
         { "ping", verb_ping, "[OPTIONS]", "Check that ringqd answers; print its version and the round trip", "" },
+        { "admin", verb_admin, "[OPTIONS] reexec",
+          "Operate ringqd itself, root only: reexec runs ringqd's binary again in place, its jobs running on",
+          "" },
         { "help", verb_help_cmd, "[VERB]", "Show help for ringq or a verb", "" },
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))

@@ -208,6 +208,7 @@ complete -c ringq -n __ringq_needs_verb -a queues -d 'Show the queues'
 complete -c ringq -n __ringq_needs_verb -a pause -d 'Start no more jobs from a queue, or from any'
 complete -c ringq -n __ringq_needs_verb -a resume -d 'Start jobs from a queue, or from every queue, again'
 complete -c ringq -n __ringq_needs_verb -a ping -d 'Check that ringqd answers'
+complete -c ringq -n __ringq_needs_verb -a admin -d 'Operate ringqd itself (root only)'
 complete -c ringq -n __ringq_needs_verb -a help -d 'Show help for ringq or a verb'
 
 # Before the verb and in every verb but help.
@@ -253,4 +254,5 @@ complete -c ringq -n '__ringq_verb_is stats' -l prometheus -d 'Prometheus text e
 complete -c ringq -n '__ringq_verb_is top' -l interval $dur 'Refresh period, 100ms to 30s'
 complete -c ringq -n '__ringq_verb_is top' -s n -l iterations -x -d 'Stop after N refreshes'
 complete -c ringq -n '__ringq_first_arg pause resume' -a '(__ringq_queues)'
-complete -c ringq -n '__ringq_first_arg help' -a 'submit status list cancel retry wait logs stats top queues pause resume ping help'
+complete -c ringq -n '__ringq_first_arg admin' -a reexec -d "Run ringqd's binary again in place, its jobs running on"
+complete -c ringq -n '__ringq_first_arg help' -a 'submit status list cancel retry wait logs stats top queues pause resume ping admin help'

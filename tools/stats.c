@@ -1,5 +1,5 @@
-/* ringq stats (human or Prometheus text), ping, and the queue verbs:
- * queues, pause and resume. */
+/* ringq stats (human or Prometheus text), ping, the queue verbs (queues,
+ * pause and resume) and admin. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -143,7 +143,11 @@ static const struct prom_gauge {
           "Client connections ringqd serves before refusing more (max_clients; root has a reserve above it).", false },
         { "db_bytes", "ringq_db_bytes", "Size of the queue database file in bytes.", false },
         { "wal_bytes", "ringq_wal_bytes", "Size of the queue database's write-ahead log in bytes.", false },
-        { "uptime_ms", "ringq_uptime_seconds", "Seconds since ringqd started.", true },
+        { "uptime_ms", "ringq_uptime_seconds", "Seconds since ringqd started, or last re-executed.", true },
+        { "pid", "ringq_pid", "Process id of ringqd: a re-exec keeps it, a restart changes it.", false },
+        { "reexecs", "ringq_reexecs",
+          "Re-execs in place this ringqd process (its pid) has been through; unlike the counters, which "
+          "start again from 0 with each, a re-exec does not reset it.", false },
 };
 
 /* Counters, by what they count; a label tells the entries of one
@@ -168,7 +172,16 @@ static const struct prom_counter {
         { "timed_out", "ringq_jobs_timed_out_total", NULL, NULL,
           "Job attempts stopped at their timeout, retried or not." },
         { "retried", "ringq_jobs_retried_total", NULL, NULL,
-          "Jobs queued again: failed attempts with attempts left, and retry requests." },
+          "Jobs queued again: failed attempts with attempts left, attempts cut short by a stop of ringqd, "
+          "and retry requests." },
+        { "interrupted", "ringq_jobs_interrupted_total", NULL, NULL,
+          "Job runs cut short by ringqd: stopped past shutdown_grace, or found running at start after a "
+          "crash." },
+        { "adopted", "ringq_jobs_adopted_total", NULL, NULL,
+          "Running jobs this ringqd took over, alive, from the process it replaced at its last re-exec." },
+        { "reexec_failed", "ringq_reexec_failures_total", NULL, NULL,
+          "Re-execs given up (running starts and ends did not settle in time, or the exec failed); "
+          "ringqd went on as before." },
         { "killed", "ringq_jobs_killed_total", NULL, NULL,
           "Jobs sent SIGKILL after they outlived kill_grace past SIGTERM." },
         { "orphans_killed", "ringq_orphan_processes_killed_total", NULL, NULL,
@@ -500,4 +513,209 @@ int verb_queues(const struct verb *v, int argc, char **argv)
         if (r || arg_json)
                 return r;
         return fmt_queues(stdout, reply) < 0 ? RINGQ_EXIT_SOFTWARE : 0;
+}
+
+/* ---- admin: ringqd itself ----
+ *
+ * reexec asks ringqd to re-execute in place and reports how that went,
+ * which only the process after it can say: ringqd answers the request at
+ * once, then settles, closes or hands over every connection and execs.
+ * So stats is read before, and then asked on fresh connections until
+ * reexecs has grown (done: the new process answers), reexec_failed has
+ * (given up: the old one goes on), or another process answers. */
+
+/* How long the outcome may take: ringqd gives up settling after 15 s,
+ * then a new process opens the database and recovers before it answers.
+ * Past a minute something else is wrong, and the journal says what. */
+#define REEXEC_WAIT_MS 60000
+/* Each stats attempt. A connection made while ringqd settles waits in
+ * the listening socket's backlog until a process takes it, normally the
+ * new one; the bound lets an attempt that nothing will answer (ringqd
+ * crashed) be given up and made again rather than waited on forever. */
+#define REEXEC_ASK_MS 2000
+#define REEXEC_POLL_MS 100
+
+enum rx_outcome { RX_PENDING, RX_DONE, RX_GIVEN_UP, RX_AFRESH, RX_REPLACED, RX_TIMEOUT };
+
+static const char *const rx_outcome_names[] = {
+        [RX_PENDING] = "pending",     [RX_DONE] = "reexecuted", [RX_GIVEN_UP] = "given_up",
+        [RX_AFRESH] = "started_afresh", [RX_REPLACED] = "replaced", [RX_TIMEOUT] = "timeout",
+};
+
+/* What a stats reply says about the re-exec. */
+struct rx_seen {
+        int64_t pid, reexecs, failed, uptime_ms;
+};
+
+static struct rx_seen rx_read(const json_t *st)
+{
+        return (struct rx_seen){
+                .pid = json_integer_value(json_object_get(st, "pid")),
+                .reexecs = json_integer_value(json_object_get(st, "reexecs")),
+                .failed = json_integer_value(json_object_get(json_object_get(st, "counters"), "reexec_failed")),
+                .uptime_ms = json_integer_value(json_object_get(st, "uptime_ms")),
+        };
+}
+
+/* Counters and uptime start again with each process image; reexecs and
+ * the pid outlive a re-exec. */
+static enum rx_outcome rx_judge(const struct rx_seen *before, int64_t base_reexecs, const struct rx_seen *now)
+{
+        if (now->pid != before->pid)
+                return RX_REPLACED;
+        if (now->reexecs > base_reexecs)
+                return RX_DONE;
+        if (now->uptime_ms < before->uptime_ms)
+                return RX_AFRESH; /* exec'd, but the hand-off was not taken */
+        if (now->failed > before->failed)
+                return RX_GIVEN_UP;
+        return RX_PENDING;
+}
+
+/* stats on a connection of its own, within REEXEC_ASK_MS. */
+static int rx_ask(const char *path, json_t **ret)
+{
+        _cleanup_client_ client *c = NULL;
+        _cleanup_json_ json_t *req = json_pack("{s:s}", "op", "stats");
+        int r;
+
+        if (!req)
+                return -ENOMEM;
+        r = client_connect(path, &c);
+        if (r == 0)
+                r = client_queue(c, req);
+        if (r == 0)
+                r = client_recv(c, REEXEC_ASK_MS, ret);
+        return r;
+}
+
+static int rx_report(enum rx_outcome o, const json_t *before, const json_t *last)
+{
+        const json_t *counters = json_object_get(last, "counters");
+        const char *v0 = json_string_value(json_object_get(before, "version"));
+        const char *v1 = json_string_value(json_object_get(last, "version"));
+        int64_t pid = json_integer_value(json_object_get(last, "pid"));
+        char version[128] = "";
+
+        if (arg_json) {
+                _cleanup_json_ json_t *out = json_pack(
+                        "{s:b,s:s,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "ok", o == RX_DONE, "outcome", rx_outcome_names[o],
+                        "pid", json_object_get(last, "pid"), "version", json_object_get(last, "version"), "reexecs",
+                        json_object_get(last, "reexecs"), "adopted", json_object_get(counters, "adopted"),
+                        "reexec_failed", json_object_get(counters, "reexec_failed"), "running",
+                        json_object_get(last, "running"));
+
+                if (!out)
+                        return conn_error("ringq", -ENOMEM);
+                emit_json(out);
+        }
+        switch (o) {
+        case RX_DONE:
+                if (v0 && v1 && strcmp(v0, v1) != 0)
+                        snprintf(version, sizeof(version), ", version %s -> %s", v0, v1);
+                if (!arg_json)
+                        printf("ringqd re-executed (pid %" PRId64 "%s): %" PRId64 " running job(s) adopted\n", pid,
+                               version, (int64_t)json_integer_value(json_object_get(counters, "adopted")));
+                return 0;
+        case RX_GIVEN_UP:
+                fprintf(stderr, "ringq: ringqd gave the re-exec up and goes on as before (pid %" PRId64
+                                "); its journal says why\n", pid);
+                return 1;
+        case RX_AFRESH:
+                fprintf(stderr, "ringq: ringqd re-executed (pid %" PRId64 ") but did not take the hand-off: it "
+                                "started as after a crash, its running jobs interrupted and queued again; its "
+                                "journal says why\n", pid);
+                return 1;
+        case RX_REPLACED:
+                fprintf(stderr, "ringq: another ringqd (pid %" PRId64 ", was %" PRId64 ") answers: the one asked "
+                                "stopped or crashed instead of re-executing; its journal says why\n", pid,
+                        (int64_t)json_integer_value(json_object_get(before, "pid")));
+                return 1;
+        default:
+                fprintf(stderr, "ringq: ringqd (pid %" PRId64 ") has neither re-executed nor given up within %d s; "
+                                "its journal says why\n", pid, REEXEC_WAIT_MS / 1000);
+                return RINGQ_EXIT_WAIT_TIMEOUT;
+        }
+}
+
+static int admin_reexec(void)
+{
+        const char *path = ringq_client_socket(arg_socket);
+        _cleanup_client_ client *c = NULL;
+        _cleanup_json_ json_t *before = NULL, *reply = NULL, *req = NULL, *last = NULL;
+        enum rx_outcome o = RX_PENDING;
+        struct rx_seen seen0;
+        int64_t base, deadline;
+        int r;
+
+        r = open_client(&c);
+        if (r)
+                return r;
+        req = json_pack("{s:s}", "op", "stats");
+        r = req ? client_call(c, req, &before) : -ENOMEM;
+        if (r < 0)
+                return conn_error(path, r);
+        if (!client_reply_ok(before))
+                return reply_error(before, NULL);
+        json_decref(req);
+        req = json_pack("{s:s}", "op", "reexec");
+        r = req ? client_call(c, req, &reply) : -ENOMEM;
+        if (r < 0)
+                return conn_error(path, r);
+        if (!client_reply_ok(reply))
+                return reply_error(reply, NULL);
+        /* Counted from what the process had when it took the request: a
+         * re-exec already under way (already) is the one reported. */
+        seen0 = rx_read(before);
+        base = json_is_integer(json_object_get(reply, "reexecs"))
+                       ? json_integer_value(json_object_get(reply, "reexecs")) : seen0.reexecs;
+        c = client_free(c);
+
+        last = json_incref(before);
+        deadline = client_now_ms() + REEXEC_WAIT_MS;
+        while (o == RX_PENDING) {
+                json_t *st = NULL;
+                struct rx_seen now;
+
+                if (client_now_ms() >= deadline) {
+                        o = RX_TIMEOUT;
+                        break;
+                }
+                (void)nanosleep(&(struct timespec){ 0, REEXEC_POLL_MS * 1000000L }, NULL);
+                r = rx_ask(path, &st);
+                if (r == -ENOMEM)
+                        return conn_error(path, r);
+                /* Refused, absent, hung up or slow: ringqd is between
+                 * processes, or restarting; ask again. */
+                if (r < 0)
+                        continue;
+                if (!client_reply_ok(st)) {
+                        json_decref(st);
+                        continue;
+                }
+                now = rx_read(st);
+                json_decref(last);
+                last = st;
+                o = rx_judge(&seen0, base, &now);
+        }
+        return rx_report(o, before, last);
+}
+
+int verb_admin(const struct verb *v, int argc, char **argv)
+{
+        static const struct option opts[] = { COMMON_LONG, {} };
+        const char *cmd;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, ":" COMMON_SHORT, opts, NULL)) != -1)
+                if ((r = common_opt(v, c, argv)) >= 0)
+                        return r;
+        if (optind >= argc)
+                return usage_error(v, "admin needs a command: reexec");
+        cmd = argv[optind++];
+        if (optind < argc)
+                return usage_error(v, "unexpected argument '%s'", argv[optind]);
+        if (strcmp(cmd, "reexec") == 0)
+                return admin_reexec();
+        return usage_error(v, "unknown admin command '%s' (reexec)", cmd);
 }

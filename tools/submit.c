@@ -314,7 +314,7 @@ static int submit_one(const json_t *base, int argc, char **argv)
         fflush(stdout);
         json_decref(req);
         req = json_pack("{s:s,s:I}", "op", "wait", "id", (json_int_t)id);
-        r = req ? client_call(c, req, &reply) : -ENOMEM;
+        r = req ? call_relinking(&c, req, &reply) : -ENOMEM;
         if (r < 0)
                 return conn_error(client_path(c), r);
         r = wait_result(reply, NULL);
@@ -551,6 +551,15 @@ static int batch_wait_next(void *ud, json_t **ret_req, int *ret_wait_ms)
         return *ret_req ? CLIENT_NEXT_REQ : -ENOMEM;
 }
 
+/* Waits lost with their connection are sent again from the first one
+ * not answered. */
+static void batch_wait_rewind(void *ud)
+{
+        struct batch *b = ud;
+
+        b->waits_sent = b->waits_done;
+}
+
 static int batch_wait_reply(void *ud, json_t *reply)
 {
         struct batch *b = ud;
@@ -588,7 +597,7 @@ static int submit_batch(const json_t *base)
         r = client_pipeline(c, CLIENT_WINDOW_MAX, &submit_ops, b);
         if (r == 0 && arg_wait) {
                 fflush(stdout);
-                r = client_pipeline(c, CLIENT_WINDOW_MAX, &wait_ops, b);
+                r = pipeline_relinking(&c, &wait_ops, b, batch_wait_rewind, 0);
         }
         if (r == -EIO)
                 fprintf(stderr, "ringq: reading %s: %s\n", arg_batch, strerror(EIO));

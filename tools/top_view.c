@@ -77,7 +77,8 @@ static const char *state_sgr(const char *state)
                 return "\033[1;30;42m";
         if (strcmp(state, "rejecting") == 0)
                 return "\033[1;37;41m";
-        if (strcmp(state, "draining") == 0)
+        /* Both pass: ringqd stops or becomes a new process. */
+        if (strcmp(state, "draining") == 0 || strcmp(state, "reexecuting") == 0)
                 return "\033[1;30;43m";
         return "\033[1;7m";
 }

@@ -44,6 +44,7 @@ enum ringq_op {
         RINGQ_OP_PAUSE,
         RINGQ_OP_RESUME,
         RINGQ_OP_QUEUES,
+        RINGQ_OP_REEXEC,
         _RINGQ_OP_MAX,
         _RINGQ_OP_INVALID = -EINVAL,
 };
@@ -55,6 +56,7 @@ static const char *const ringq_op_names[_RINGQ_OP_MAX] = {
         [RINGQ_OP_WAIT] = "wait",     [RINGQ_OP_STATS] = "stats",
         [RINGQ_OP_OUTPUT] = "output", [RINGQ_OP_PAUSE] = "pause",
         [RINGQ_OP_RESUME] = "resume", [RINGQ_OP_QUEUES] = "queues",
+        [RINGQ_OP_REEXEC] = "reexec",
 };
 
 enum ringq_err {

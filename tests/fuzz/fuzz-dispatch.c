@@ -1633,6 +1633,14 @@ static void check_reply(struct checker *ck, unsigned i, json_t *reply)
                 EXPECT(ok);
                 check_queues(i, a, reply);
                 break;
+        case RINGQ_OP_REEXEC:
+                /* Root only; in process here there is no binary to run
+                 * again (main() never saved one), so it is refused and
+                 * nothing stops: the rest of the input is served as
+                 * before (tests/integration/test_reexec.py re-execs). */
+                EXPECT(!ok && is_err(reply, uid == 0 ? "internal" : "forbidden"));
+                EXPECT(srv->rx.phase == RX_NONE);
+                break;
         default:
                 EXPECT(!"an op the parser does not know");
         }

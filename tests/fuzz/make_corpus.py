@@ -32,6 +32,7 @@ ops = {
  "pause": '{"op":"pause","queue":"q1"}',
  "resume": '{"op":"resume"}',
  "queues": '{"op":"queues"}',
+ "reexec": '{"op":"reexec"}',
 }
 errors = [
     b'{"op": "ping"',
@@ -323,6 +324,13 @@ put("dispatch", "ryw-cancel-then-read",
     '{"op":"list","state":"canceled"}\n{"op":"list","state":"queued"}\n'
     '{"op":"retry","id":1}\n{"op":"status","id":1}\n{"op":"list","queue":"q","limit":1}\n'
     '{"op":"cancel","id":1}\n{"op":"retry","id":1}\n{"op":"cancel","id":1}\n{"op":"wait","id":1}\n')
+# A re-exec asked for in process (the harness's ringqd has no binary to
+# run again): refused, and the jobs around it run as ever.
+put("dispatch", "reexec-refused",
+    '{"op":"submit","argv":["sleep","0.02"],"tag":1}\n{"op":"reexec","tag":2}\n'
+    '{"op":"submit","argv":["true"],"tag":3}\n{"op":"wait","id":1,"tag":4}\n{"op":"wait","id":2,"tag":5}\n'
+    '@@\n'
+    '{"op":"reexec","tag":6}\n{"op":"submit","argv":["true"],"tag":7}\n{"op":"wait","id":3,"tag":8}\n')
 put("dispatch", "ryw-submit-then-list",
     '{"op":"submit","argv":["true"]}\n{"op":"list"}\n'
     '{"op":"submit","argv":["true"],"queue":"q"}\n{"op":"submit","argv":["true"],"queue":"q","key":"k"}\n'

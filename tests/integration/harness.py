@@ -144,8 +144,10 @@ class Daemon:
     # --- lifecycle ---
     def command(self):
         cmd = [w.replace("{root}", self.root) for w in WRAPPER] + [RINGQD, "--state-dir", self.state,
-                                                                     "--socket", self.sock,
-                         "--workers", str(self.workers)]
+                                                                     "--socket", self.sock]
+        # workers=None: the config file says (a test that changes it).
+        if self.workers is not None:
+            cmd += ["--workers", str(self.workers)]
         # Always an explicit config file, so a system one never leaks in.
         path = os.path.join(self.root, "ringqd.conf")
         with open(path, "w") as f:

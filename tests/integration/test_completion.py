@@ -329,6 +329,7 @@ class Completion(DaemonTest):
             with self.subTest(shell=shell):
                 self.assertEqual(sorted(self.complete(shell, "ringq ").matches), sorted(verbs))
                 self.assertEqual(sorted(self.complete(shell, "ringq s").matches), ["stats", "status", "submit"])
+                self.assertEqual(self.complete(shell, "ringq ad").matches, ["admin"])
                 self.assertEqual(sorted(self.complete(shell, "ringq help ").matches), sorted(verbs))
                 # The options before the verb.
                 self.assertEqual(set(self.complete(shell, "ringq -").matches), help_options())
@@ -366,6 +367,16 @@ class Completion(DaemonTest):
                 r = self.complete(shell, "ringq submit --after %d," % self.done_ok)
                 self.assertEqual(sorted(r.matches),
                                  sorted("%d,%d" % (self.done_ok, i) for i in self.all_ids if i != self.done_ok))
+
+    def test_admin_commands(self):
+        for shell in SHELLS:
+            with self.subTest(shell=shell):
+                self.assertEqual(self.complete(shell, "ringq admin ").matches, ["reexec"])
+                self.assertEqual(self.complete(shell, "ringq admin re").matches, ["reexec"])
+                self.assertEqual(self.complete(shell, "ringq --json admin ").matches, ["reexec"])
+                # One command (zsh offers the options then).
+                r = self.complete(shell, "ringq admin reexec ")
+                self.assertEqual([m for m in r.matches if not m.startswith("-")], [])
 
     def test_socket_from_command_line(self):
         nowhere = os.path.join(self.d.root, "nowhere.sock")

@@ -59,10 +59,10 @@ class BadDatabase(unittest.TestCase):
         d = self.daemon()
         self.real_db(d, jobs=1)
         c = sqlite3.connect(os.path.join(d.state, "queue.db"))
-        c.execute("PRAGMA user_version = 4")
+        c.execute("PRAGMA user_version = 5")
         c.commit()
         c.close()
-        self.refused(d, "schema version 4 is newer than this ringqd understands (3); refusing to touch it")
+        self.refused(d, "schema version 5 is newer than this ringqd understands (4); refusing to touch it")
 
     def test_foreign_database(self):
         d = self.daemon()

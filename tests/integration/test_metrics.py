@@ -134,6 +134,13 @@ class Metrics(DaemonTest):
         self.assertEqual(self.value("ringq_queue_workers", queue="slow"), 1)
         self.assertEqual(self.value("ringq_queue_high_water", queue="slow"), 50)
         self.assertEqual(self.value("ringq_build_info", version=st["version"]), 1)
+        # What a re-exec keeps and what it counts (test_reexec_cli.py
+        # checks them after one).
+        self.assertEqual(self.value("ringq_pid"), self.d.pid())
+        self.assertEqual(self.value("ringq_reexecs"), 0)
+        self.assertEqual(types["ringq_jobs_adopted_total"], "counter")
+        self.assertEqual(self.value("ringq_jobs_adopted_total"), 0)
+        self.assertEqual(self.value("ringq_reexec_failures_total"), 0)
 
     def test_count_and_sum_outlive_the_window(self):
         # Each committed submit is a commit-latency sample: 1100 of them

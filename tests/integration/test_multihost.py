@@ -406,7 +406,7 @@ class Backup(unittest.TestCase):
 
         c = sqlite3.connect(self.backup)
         self.assertEqual(c.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
-        self.assertEqual(c.execute("PRAGMA user_version").fetchone()[0], 3)
+        self.assertEqual(c.execute("PRAGMA user_version").fetchone()[0], 4)
         # Still incremental, so pruning keeps giving pages back.
         self.assertEqual(c.execute("PRAGMA auto_vacuum").fetchone()[0], 2)
         saved = dict(c.execute("SELECT id, state FROM jobs"))
@@ -430,18 +430,19 @@ class Backup(unittest.TestCase):
         self.d.start()
         jobs = self.jobs_by_cli()
         self.assertEqual(set(jobs), set(saved))
-        # Running at the backup: recovered as interrupted, the one with
-        # attempts left queued again (and started at once).
-        self.assertEqual((jobs[once]["state"], jobs[once]["reason"]), ("failed", "interrupted"))
-        self.assertIn(jobs[again]["state"], ("queued", "running"))
-        self.assertEqual(self.d.wait_state(again, "running")["attempts"], 2)
+        # Running at the backup: recovered as interrupted, queued again
+        # with their attempt given back (and started at once).
+        for jid in (once, again):
+            self.assertIn(jobs[jid]["state"], ("queued", "running"))
+            job = self.d.wait_state(jid, "running")
+            self.assertEqual((job["attempts"], job["interruptions"]), (1, 1))
         # The next id is the one after the backup's last, and shows no
         # output of the job that had it before the restore (a job that
         # runs clears its files; this one has not run).
         jid = int(self.run_ok("submit", "--delay", "1h", "--", "true").stdout)
         self.assertEqual(jid, seq + 1)
         self.assertEqual(self.run_ok("logs", str(jid)).stdout, "")
-        self.run_ok("cancel", str(again))
+        self.run_ok("cancel", str(once), str(again))
 
     def stop_cleanly(self):
         self.assertEqual(self.d.stop(), 0)

@@ -86,7 +86,7 @@ class Reload(DaemonTest):
         wait_for(lambda: n.statuses()[-1].startswith("accepting; queued 0/7;"), what="new high water in STATUS")
         s = self.d.stats()
         self.assertEqual((s["high_water"], s["low_water"], s["max_clients"]), (7, 3, 1024))
-        self.assertIn("max_clients changed; it takes effect after a restart", self.d.logtext())
+        self.assertIn("max_clients changed; it takes effect after `ringq admin reexec`", self.d.logtext())
 
     def test_bad_config_on_reload_keeps_the_old(self):
         with open(os.path.join(self.d.root, "ringqd.conf"), "w") as f:

@@ -3,9 +3,10 @@ no systemd running), socket activation through the unit, the STATUS
 line, a member of group ringq submitting, the jobs' sandbox against what
 a login of the same user may do, an OOM kill, a reload and a start with
 a bad configuration, the watchdog restarting a stalled loop with queued
-jobs intact, a draining stop, removal and purge, the debug symbols, and
-an upgrade from the previous packaged version with jobs queued. Needs
-root; builds a cached bookworm rootfs once."""
+jobs intact, a draining stop, removal and purge, the debug symbols, an
+upgrade from the previous packaged version with jobs queued, and an
+upgrade that re-executes ringqd under a running job. Needs root; builds
+a cached bookworm rootfs once."""
 import glob
 import json
 import os
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -21,6 +23,7 @@ import box
 BUILD = os.environ.get("RINGQ_BUILD_DIR", "")
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 PKG = None  # the directory with this tree's .deb and .ddeb, bound at /pkg
+NEXT = None  # NextBuild: this tree's .deb as the next version
 
 
 def wait_for(pred, timeout, what):
@@ -34,7 +37,7 @@ def wait_for(pred, timeout, what):
 
 
 def setUpModule():
-    global PKG
+    global PKG, NEXT
     if os.geteuid() != 0:
         raise unittest.SkipTest("needs root")
     if not BUILD:
@@ -46,11 +49,17 @@ def setUpModule():
     PKG = tempfile.mkdtemp(prefix="ringq-pkg-")
     r = box.run(["cpack", "-G", "DEB", "-B", PKG], cwd=BUILD)
     assert r.returncode == 0, r.stdout + r.stderr
+    if shutil.which("git"):
+        NEXT = NextBuild()
+        NEXT.start()
 
 
 def tearDownModule():
     if PKG:
         shutil.rmtree(PKG, ignore_errors=True)
+    if NEXT:
+        NEXT.join()
+        shutil.rmtree(NEXT.work, ignore_errors=True)
 
 
 def deb():
@@ -73,6 +82,12 @@ class BoxTest(unittest.TestCase):
 
     def socket(self, *props):
         return self.b.show("ringqd.socket", *props)
+
+    def assertCgroupGone(self, jid):
+        """The job's cgroup is gone, in either layout: unified, or the
+        unified hierarchy of a hybrid one."""
+        self.sh("test ! -e /sys/fs/cgroup/unified/system.slice/ringqd.service/job-%s && "
+                "test ! -e /sys/fs/cgroup/system.slice/ringqd.service/job-%s" % (jid, jid))
 
     def alice(self, args, ok=True):
         """`ringq ARGS` as alice, in her home."""
@@ -157,8 +172,7 @@ class Container(BoxTest):
         # The daemon that left the session ended with the job's cgroup,
         # which is gone too.
         wait_for(lambda: self.sh("pgrep -u alice -x sleep", ok=False).returncode == 1, 10, "no sleep of alice")
-        self.sh("! ls -d /sys/fs/cgroup/unified/system.slice/ringqd.service/job-%s "
-                "/sys/fs/cgroup/system.slice/ringqd.service/job-%s 2>/dev/null" % (jid, jid))
+        self.assertCgroupGone(jid)
         job = self.sh("ringq status --json %s" % jid).stdout
         self.assertRegex(job, r'"cpu_ms":\s*\d+')
 
@@ -381,6 +395,21 @@ def previous_release():
     return None, "no commit of HEAD's history has a version below " + current
 
 
+def build_deb(src, work):
+    """The .deb of the tree in src, built in work; its path. Only the three
+    programs: cpack's install step builds nothing else (tests and tools of
+    that tree are not needed)."""
+    build = os.path.join(work, "build")
+    for cmd in (["cmake", "-S", src, "-B", build, "-DCMAKE_INSTALL_PREFIX=/usr",
+                 "-DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON"],
+                ["cmake", "--build", build, "-j2", "--target", "ringqd", "ringq", "ringq-bench"],
+                ["cpack", "-G", "DEB", "-B", os.path.join(work, "pkg")]):
+        r = box.run(cmd, cwd=build if cmd[0] == "cpack" else None, timeout=1200)
+        if r.returncode != 0:
+            raise AssertionError("%s failed:\n%s%s" % (" ".join(cmd), r.stdout[-3000:], r.stderr[-3000:]))
+    return glob.glob(os.path.join(work, "pkg", "ringq_*.deb"))[0]
+
+
 def build_release(commit):
     """The .deb of that commit, built from `git archive` once and kept in
     the box's cache directory (a commit's tree never changes)."""
@@ -390,21 +419,12 @@ def build_release(commit):
         return debs[0]
     work = tempfile.mkdtemp(prefix="ringq-release-")
     try:
-        src, build = os.path.join(work, "src"), os.path.join(work, "build")
+        src = os.path.join(work, "src")
         os.makedirs(src)
         archive = subprocess.run(["git", "-C", SRC, "archive", commit], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", src], input=archive.stdout, check=True)
-        # Only the three programs: cpack's install step builds nothing
-        # else (tests and tools of that tree are not needed).
-        for cmd in (["cmake", "-S", src, "-B", build, "-DCMAKE_INSTALL_PREFIX=/usr",
-                     "-DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON"],
-                    ["cmake", "--build", build, "-j2", "--target", "ringqd", "ringq", "ringq-bench"],
-                    ["cpack", "-G", "DEB", "-B", os.path.join(work, "pkg")]):
-            r = box.run(cmd, cwd=build if cmd[0] == "cpack" else None, timeout=1200)
-            if r.returncode != 0:
-                raise AssertionError("%s failed:\n%s%s" % (" ".join(cmd), r.stdout[-3000:], r.stderr[-3000:]))
+        found = build_deb(src, work)
         os.makedirs(out, exist_ok=True)
-        found = glob.glob(os.path.join(work, "pkg", "ringq_*.deb"))[0]
         shutil.copy(found, out)
         # Older entries were for an older HEAD: keep only this one.
         for old in glob.glob(os.path.join(box.BOX_DIR, "release", "*")):
@@ -415,6 +435,201 @@ def build_release(commit):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def build_next(work):
+    """This tree as its next patch version, what an upgrade to the next
+    release installs: the tree's files (those git tracks and the new ones
+    it does not ignore) copied to work, the project's version raised by
+    one patch and a changelog entry added for it, then packaged. Returns
+    (the .deb's path, its version)."""
+    files = git("ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if files.returncode != 0:
+        raise AssertionError("git ls-files: " + files.stderr)
+    src = os.path.join(work, "src")
+    for name in filter(None, files.stdout.split("\0")):
+        path = os.path.join(SRC, name)
+        if os.path.isfile(path):  # a tracked file may have been removed
+            os.makedirs(os.path.dirname(os.path.join(src, name)), exist_ok=True)
+            shutil.copy2(path, os.path.join(src, name))
+    lists = os.path.join(src, "CMakeLists.txt")
+    with open(lists) as f:
+        text = f.read()
+    m = re.search(r"project\(ringq VERSION (\d+)\.(\d+)\.(\d+)", text)
+    if not m:
+        raise AssertionError("no 'project(ringq VERSION X.Y.Z' in CMakeLists.txt")
+    upstream = "%s.%s.%d" % (m.group(1), m.group(2), int(m.group(3)) + 1)
+    with open(lists, "w") as f:
+        f.write(text[:m.start()] + "project(ringq VERSION " + upstream + text[m.end():])
+    changelog = os.path.join(src, "systemd/debian/changelog")
+    with open(changelog) as f:
+        text = f.read()
+    trailer = re.search(r"(?m)^ -- .*$", text).group(0)
+    with open(changelog, "w") as f:
+        f.write("ringq (%s-1) bookworm; urgency=medium\n\n  * The next version, for the upgrade test.\n\n%s\n\n%s"
+                % (upstream, trailer, text))
+    return build_deb(src, work), upstream + "-1"
+
+
+class NextBuild(threading.Thread):
+    """build_next in the background, started with the module: the build
+    (half a minute) runs while the boxes of the other tests boot and
+    wait."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.work = tempfile.mkdtemp(prefix="ringq-next-")
+        self.value = self.error = None
+
+    def run(self):
+        try:
+            self.value = build_next(self.work)
+        except Exception as e:  # handed to the test that needs it
+            self.error = e
+
+    def result(self):
+        self.join()
+        if self.error:
+            raise self.error
+        return self.value
+
+
+def proc_start(b, pid):
+    """A process's start time (clock ticks since boot), which tells it
+    from a later one given the same pid."""
+    r = b.sh("cat /proc/%s/stat" % pid)
+    return r.returncode == 0 and r.stdout.rsplit(")", 1)[1].split()[19]
+
+
+class Reexec(BoxTest):
+    """An upgrade re-executes a running ringqd into the new binary: the
+    same pid and unit (no restart), its running job adopted and its
+    output whole, a client waiting on it served to the end; and a
+    `systemctl restart` still drains, the interrupted job queued again
+    without spending its attempt. Both packages are this tree's, the
+    second as the next version (build_next)."""
+    JOB = "sh -c 'i=1; while [ $i -le 60 ]; do echo $i; i=$((i+1)); sleep 1; done'"
+
+    @classmethod
+    def setUpClass(cls):
+        if not NEXT:
+            raise unittest.SkipTest("git is not installed")
+        cls.next_deb, cls.next_version = NEXT.result()
+        cls.b = box.Box("ringqreexec%d" % os.getpid(),
+                        binds=[(PKG, "/pkg", True), (os.path.dirname(cls.next_deb), "/next", True)]).boot()
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "b", None):
+            cls.b.stop()
+
+    def job(self, jid):
+        return json.loads(self.sh("ringq status --json %s" % jid).stdout)["job"]
+
+    def stats(self):
+        return json.loads(self.sh("ringq stats --json").stdout)
+
+    def test_1_an_upgrade_reexecutes_and_the_running_job_goes_on(self):
+        self.sh("dpkg -i /pkg/%s && useradd -m -G ringq alice" % deb())
+        old_version = self.sh("dpkg-query -W -f='${Version}' ringq").stdout
+        # For test_2's drain; a reload only reads the configuration again.
+        self.sh("echo 'shutdown_grace = 1s' >> /etc/ringq/ringqd.conf && systemctl reload ringqd")
+        unit = self.service("MainPID", "NRestarts")
+        self.assertEqual(self.stats()["reexecs"], 0)
+        # The job's submitter waits for it, across both re-execs.
+        self.sh("systemd-run -q --unit ringq-waiter -p User=alice -p WorkingDirectory=/home/alice "
+                "-p RemainAfterExit=yes -p StandardOutput=file:/run/waiter.out -- ringq submit --wait -- " + self.JOB)
+        jid = wait_for(lambda: self.sh("cat /run/waiter.out 2>/dev/null", ok=False).stdout.strip(), 10,
+                       "the job's id")
+        wait_for(lambda: self.job(jid)["state"] == "running", 10, "the job to run")
+        pid = self.job(jid)["pid"]
+        start = proc_start(self.b, pid)
+        wait_for(lambda: len(self.sh("ringq logs %s" % jid).stdout.split()) >= 2, 10, "the job's first lines")
+
+        # By hand, as ringqd(8) says: SIGUSR2 to the main process alone
+        # (a plain `systemctl kill` would signal every job too).
+        self.sh("systemctl kill --kill-whom=main -s USR2 ringqd.service")
+        wait_for(lambda: self.stats()["reexecs"] == 1, 30, "the re-exec by SIGUSR2")
+
+        t0 = time.monotonic()
+        r = self.sh("dpkg -i /next/%s" % os.path.basename(self.next_deb), timeout=180)
+        print("\nupgrade %s -> %s: %.1fs" % (old_version, self.next_version, time.monotonic() - t0))
+        self.assertIn("ringqd re-executed (pid %s, version %s -> %s): 1 running job(s) adopted"
+                      % (unit["MainPID"], old_version.rsplit("-", 1)[0], self.next_version.rsplit("-", 1)[0]),
+                      r.stdout)
+        self.assertNotIn("restarting", r.stderr)
+        self.assertEqual(self.sh("dpkg-query -W -f='${Version}' ringq").stdout, self.next_version)
+        # The same process, now the new binary: no restart, a new version.
+        p = self.service("ActiveState", "SubState", "MainPID", "NRestarts")
+        self.assertEqual((p["ActiveState"], p["SubState"], p["MainPID"], p["NRestarts"]),
+                         ("active", "running", unit["MainPID"], "0"))
+        self.assertEqual(self.sh("readlink /proc/%s/exe" % p["MainPID"]).stdout.strip(), "/usr/bin/ringqd")
+        self.assertIn("ringqd %s protocol" % self.next_version.rsplit("-", 1)[0], self.sh("ringq ping").stdout)
+        self.assertEqual(self.stats()["reexecs"], 2)
+        # The job is the same process, adopted twice.
+        self.assertEqual((self.job(jid)["state"], self.job(jid)["pid"]), ("running", pid))
+        self.assertEqual(proc_start(self.b, pid), start)
+        log = self.sh("journalctl -u ringqd.service --no-pager -o cat").stdout
+        self.assertEqual(log.count("job %s adopted across a re-exec" % jid), 2, log[-3000:])
+
+        # It ends well, its output whole: a line a second, none lost
+        # while ringqd was between processes.
+        end = wait_for(lambda: (lambda j: j["state"] != "running" and j)(self.job(jid)), 75, "the job's end")
+        self.assertEqual((end["state"], end["reason"], end["attempts"]), ("succeeded", "exit 0", 1))
+        self.assertEqual(self.sh("ringq logs %s" % jid).stdout, "".join("%d\n" % i for i in range(1, 61)))
+        # Its submitter got it: exit 0 after its waits on each process.
+        w = wait_for(lambda: (lambda p: p["SubState"] == "exited" and p)(
+            self.b.show("ringq-waiter.service", "SubState", "ExecMainStatus")), 10, "the waiting client")
+        self.assertEqual(w["ExecMainStatus"], "0")
+        # A minute on, past WatchdogSec: the new process pings systemd.
+        p = self.service("MainPID", "NRestarts")
+        self.assertEqual((p["MainPID"], p["NRestarts"]), (unit["MainPID"], "0"))
+        # The adopted job's cgroup went with it; a job the new process
+        # starts gets its own, as before.
+        self.assertCgroupGone(jid)
+        r = self.alice("submit --wait -- grep ^0:: /proc/self/cgroup")
+        out = self.sh("ringq logs %s" % r.stdout.strip()).stdout
+        self.assertEqual(out, "0::/system.slice/ringqd.service/job-%s\n" % r.stdout.strip())
+
+    def test_2_a_restart_drains_and_requeues_without_spending_an_attempt(self):
+        jid = self.alice("submit -- sleep 600").stdout.strip()
+        wait_for(lambda: self.job(jid)["state"] == "running", 10, "the job to run")
+        before, pid = self.service("MainPID")["MainPID"], self.job(jid)["pid"]
+        t0 = time.monotonic()
+        self.sh("systemctl restart ringqd.service")
+        # A stop is a stop: the job had shutdown_grace (1 s), then
+        # SIGTERM, and a new process took over.
+        self.assertGreater(time.monotonic() - t0, 1.0)
+        self.assertNotEqual(self.service("MainPID")["MainPID"], before)
+        ends = [json.loads(l) for l in self.sh("journalctl -u ringqd.service -o json --no-pager RINGQ_JOB_ID=%s"
+                                                % jid).stdout.splitlines()]
+        self.assertEqual([(e["RINGQ_STATE"], e["RINGQ_REASON"].split()[0]) for e in ends if "RINGQ_REASON" in e],
+                         [("queued", "interrupted")])
+        # Queued again and started again by the new process, with its one
+        # attempt given back: still the first.
+        j = wait_for(lambda: (lambda j: j["state"] == "running" and j["pid"] != pid and j)(self.job(jid)), 20,
+                     "the job to run again")
+        self.assertEqual((j["attempts"], j["max_attempts"], j["interruptions"]), (1, 1, 1))
+        self.sh("ringq cancel %s" % jid)
+
+    def test_3_an_upgrade_obeys_policy_rc_d_and_starts_a_stopped_ringqd(self):
+        deb_ = "/next/" + os.path.basename(self.next_deb)
+        # A policy that forbids restarts forbids the re-exec too.
+        self.sh("printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d")
+        self.addCleanup(self.sh, "rm -f /usr/sbin/policy-rc.d")
+        before, reexecs = self.service("MainPID")["MainPID"], self.stats()["reexecs"]
+        r = self.sh("dpkg -i %s" % deb_)
+        self.assertIn("policy-rc.d returned 101", r.stderr)
+        self.assertNotIn("re-executed", r.stdout)
+        self.assertEqual((self.service("MainPID")["MainPID"], self.stats()["reexecs"]), (before, reexecs))
+        self.sh("rm /usr/sbin/policy-rc.d")
+        # Not running: started, as at any upgrade before re-exec.
+        self.sh("systemctl stop ringqd.service")
+        r = self.sh("dpkg -i %s" % deb_)
+        self.assertNotIn("re-executed", r.stdout)
+        p = self.service("ActiveState", "MainPID")
+        self.assertEqual(p["ActiveState"], "active")
+        self.assertNotEqual(p["MainPID"], before)
+
+
 class Upgrade(BoxTest):
     @classmethod
     def setUpClass(cls):
@@ -422,6 +637,9 @@ class Upgrade(BoxTest):
         if not commit:
             raise unittest.SkipTest("no previous version to upgrade from: " + cls.old_version)
         cls.old = build_release(commit)
+        # Whether the old ringqd knows the reexec op decides what the
+        # upgrade does to it.
+        cls.old_reexecs = '"reexec"' in git("show", "%s:include/ringq/protocol.h" % commit).stdout
         cls.b = box.Box("ringqupgrade%d" % os.getpid(),
                         binds=[(PKG, "/pkg", True), (os.path.dirname(cls.old), "/old", True)]).boot()
 
@@ -437,16 +655,27 @@ class Upgrade(BoxTest):
         running = self.alice("submit -- sleep 3").stdout.strip()
         wait_for(lambda: "running" in self.sh("ringq status %s" % running).stdout, 10, "the job to run")
         old_pid = self.service("MainPID")["MainPID"]
-        self.sh("dpkg -i /pkg/%s" % deb(), timeout=180)
+        r = self.sh("dpkg -i /pkg/%s" % deb(), timeout=180)
 
-        p = self.service("ActiveState", "SubState", "MainPID")
-        self.assertEqual((p["ActiveState"], p["SubState"]), ("active", "running"))
-        self.assertNotEqual(p["MainPID"], old_pid)
+        p = self.service("ActiveState", "SubState", "MainPID", "NRestarts")
+        self.assertEqual((p["ActiveState"], p["SubState"], p["NRestarts"]), ("active", "running", "0"))
+        if self.old_reexecs:
+            # Re-executed in place: the same process, its job adopted.
+            self.assertEqual(p["MainPID"], old_pid)
+            self.assertIn("1 running job(s) adopted", r.stdout)
+        else:
+            # The old ringqd answers the reexec op with bad_request (and
+            # would die of SIGUSR2): the postinst restarts it instead.
+            self.assertNotEqual(p["MainPID"], old_pid)
+            self.assertIn("ringq: the running ringqd predates re-exec", r.stderr)
+            self.assertIn("ringq: restarting ringqd.service", r.stderr)
         # The new binary runs: its file is the installed one, not the
         # deleted old one.
         self.assertEqual(self.sh("readlink /proc/%s/exe" % p["MainPID"]).stdout.strip(), "/usr/bin/ringqd")
         self.sh("cmp /proc/%s/exe /usr/bin/ringqd" % p["MainPID"])
-        # The running job drained before the restart; the queued ones wait.
+        # The running job ended well (drained before a restart, or run on
+        # by the new process); the queued ones wait.
+        wait_for(lambda: "running" not in self.sh("ringq status %s" % running).stdout, 10, "the job's end")
         st = json.loads(self.sh("ringq status --json %s" % running).stdout)["job"]
         self.assertEqual((st["state"], st["reason"]), ("succeeded", "exit 0"))
         listed = self.sh("ringq list --state queued --json").stdout.replace(" ", "")

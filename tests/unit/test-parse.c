@@ -181,14 +181,14 @@ static void test_name_tables(void **state)
 {
         static const char *const ops[] = { "ping", "submit", "status", "list",
                                            "cancel", "retry", "wait", "stats", "output",
-                                           "pause", "resume", "queues" };
+                                           "pause", "resume", "queues", "reexec" };
         static const char *const errs[] = { "bad_request", "too_large", "queue_full", "busy",
                                             "not_found", "forbidden", "invalid_state", "timeout",
                                             "shutting_down", "storage_error", "internal" };
         static const char *const states[] = { "queued", "running", "succeeded", "failed",
                                               "canceled" };
 
-        assert_int_equal(_RINGQ_OP_MAX, 12);
+        assert_int_equal(_RINGQ_OP_MAX, 13);
         assert_int_equal(_RINGQ_ERR_MAX, 11);
         assert_int_equal(_RINGQ_STATE_MAX, 5);
         for (int i = 0; i < _RINGQ_OP_MAX; i++) {

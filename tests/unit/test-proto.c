@@ -204,7 +204,7 @@ static void test_tag_on_error(void **state)
         request_done(&req);
         assert_non_null(line);
         assert_string_equal(line, "{\"ok\":false,\"error\":\"bad_request\",\"message\":"
-                                  "\"unknown op; expected ping, submit, status, list, cancel, retry, wait, stats, output, pause, resume or queues\","
+                                  "\"unknown op; expected ping, submit, status, list, cancel, retry, wait, stats, output, pause, resume, queues or reexec\","
                                   "\"field\":\"op\",\"tag\":{\"a\":[1,{\"b\":null}]}}\n");
         assert_int_equal(len, strlen(line));
         free(line);

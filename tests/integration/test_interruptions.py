@@ -1,0 +1,246 @@
+"""An interrupted run is not the job's fault: a job cut short by a stop
+of ringqd (past shutdown_grace) or found running after a crash is queued
+again with its attempt given back, up to max_interruptions per job; past
+that an interruption spends an attempt as a failure does. The row counts
+interruptions (schema 4), the reason and `ringq status` show them, the
+run after one gets the same RINGQ_ATTEMPT and RINGQ_INTERRUPTIONS, and
+`ringq stats` counts them. A database of schema 3 is upgraded in place."""
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import tempfile
+import time
+import unittest
+
+from harness import SLOW, DaemonTest, Daemon, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Adds each run's attempt and interruptions to $1/runs (its own file: a
+# run's output replaces the run's before), then waits to be cut short,
+# unless $1/done exists: then it succeeds at once.
+RUN = 'echo "attempt=$RINGQ_ATTEMPT interruptions=${RINGQ_INTERRUPTIONS:-none}" >> "$1/runs"; ' \
+      'if [ -e "$1/done" ]; then exit 0; fi; exec sleep 300'
+
+
+class Runs:
+    """A directory for one job of RUN."""
+
+    def __init__(self, test):
+        self.dir = tempfile.mkdtemp(prefix="ringq-intr-")
+        test.addCleanup(shutil.rmtree, self.dir, True)
+
+    def argv(self):
+        return ["sh", "-c", RUN, "run", self.dir]
+
+    def finish(self):
+        with open(os.path.join(self.dir, "done"), "w"):
+            pass
+
+    def lines(self):
+        try:
+            with open(os.path.join(self.dir, "runs")) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def wait_runs(self, n):
+        """Until the n-th run has begun: "running" is committed before
+        the exec, and a kill before the line would lose it."""
+        wait_for(lambda: len(self.lines()) >= n, what="run %d of the job" % n)
+
+
+def rows(d, sql):
+    c = d.db()
+    try:
+        return c.execute(sql).fetchall()
+    finally:
+        c.close()
+
+
+def status_fields(text):
+    """`ringq status` as a dict of label -> value."""
+    out = {}
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        out[key] = val.strip()
+    return out
+
+
+class Crash(DaemonTest):
+    daemon_kwargs = {"workers": 1}
+
+    def test_a_crash_requeues_without_spending_an_attempt(self):
+        runs = Runs(self)
+        jid = self.d.submit(runs.argv(), max_attempts=1)
+        runs.wait_runs(1)
+        # Queued behind it, ahead of it once it is requeued: the one slot
+        # goes to this one at the restart, so the requeued row can be seen.
+        blocker = self.d.submit(["sleep", "300"], priority=10)
+        self.d.kill9()
+        runs.finish()
+
+        self.d.start()
+        self.assertIn("recovered 1 interrupted job(s): 1 requeued (1 without spending an attempt), 0 failed",
+                      self.d.logtext())
+        self.d.wait_state(blocker, "running")
+        job = self.d.job(jid)
+        self.assertEqual((job["state"], job["attempts"], job["max_attempts"], job["interruptions"], job["reason"]),
+                         ("queued", 0, 1, 1, "interrupted (1 of 3)"))
+        st = status_fields(self.run_ok("status", str(jid)).stdout)
+        self.assertEqual((st["state"], st["reason"], st["attempts"], st["interruptions"]),
+                         ("queued", "interrupted (1 of 3)", "0 of 1", "1"))
+        stats = self.d.stats()
+        self.assertEqual(stats["counters"]["interrupted"], 1)
+        prom = self.run_ok("stats", "--prometheus").stdout
+        self.assertIn("\nringq_jobs_interrupted_total 1\n", prom)
+
+        self.d.call({"op": "cancel", "id": blocker})
+        job = self.d.wait_job(jid)
+        self.assertEqual((job["state"], job["attempts"], job["interruptions"], job["reason"]),
+                         ("succeeded", 1, 1, "exit 0"))
+        # Both runs were attempt 1; the second knew of the interruption.
+        self.assertEqual(runs.lines(), ["attempt=1 interruptions=none", "attempt=1 interruptions=1"])
+        st = status_fields(self.run_ok("status", str(jid)).stdout)
+        self.assertEqual(st["interruptions"], "1")
+
+    def test_past_max_interruptions_an_interruption_spends_an_attempt(self):
+        self.d.stop()
+        self.d.workers = 2
+        self.d.config = "max_interruptions = 1\n"
+        self.d.start()
+        runs, other = Runs(self), Runs(self)
+        once = self.d.submit(other.argv(), max_attempts=1)
+        twice = self.d.submit(runs.argv(), max_attempts=2)
+        for r in (runs, other):
+            r.wait_runs(1)
+        # The first crash is within the bound: both run again, as the
+        # same attempt.
+        self.d.kill9()
+        self.d.start()
+        for jid in (once, twice):
+            job = self.d.wait_state(jid, "running")
+            self.assertEqual((job["attempts"], job["interruptions"]), (1, 1))
+        for r in (runs, other):
+            r.wait_runs(2)
+        # The second is past it: the attempt counts. The job of one
+        # attempt fails, saying so; the other runs its second attempt.
+        self.d.kill9()
+        self.d.start()
+        self.assertIn("recovered 2 interrupted job(s): 1 requeued (0 without spending an attempt), 1 failed",
+                      self.d.logtext())
+        job = self.d.job(once)
+        self.assertEqual((job["state"], job["attempts"], job["interruptions"], job["reason"]),
+                         ("failed", 1, 2, "interrupted (2, over max_interruptions 1)"))
+        job = self.d.wait_state(twice, "running")
+        self.assertEqual((job["attempts"], job["interruptions"]), (2, 2))
+        st = status_fields(self.run_ok("status", str(once)).stdout)
+        self.assertEqual((st["reason"], st["interruptions"]), ("interrupted (2, over max_interruptions 1)", "2"))
+        self.assertEqual(self.d.stats()["counters"]["interrupted"], 2)
+        wait_for(lambda: len(runs.lines()) == 3, what="the third run's line")
+        self.assertEqual(runs.lines(), ["attempt=1 interruptions=none", "attempt=1 interruptions=1",
+                                        "attempt=2 interruptions=2"])
+        self.d.call({"op": "cancel", "id": twice})
+
+    def test_max_interruptions_0_spends_an_attempt_as_before(self):
+        self.d.stop()
+        self.d.args += ["--max-interruptions", "0"]
+        self.d.start()
+        runs = Runs(self)
+        jid = self.d.submit(runs.argv(), max_attempts=1)
+        runs.wait_runs(1)
+        self.d.kill9()
+        self.d.start()
+        job = self.d.job(jid)
+        self.assertEqual((job["state"], job["attempts"], job["interruptions"], job["reason"]),
+                         ("failed", 1, 1, "interrupted"))
+
+
+class Stop(DaemonTest):
+    # kill_grace is the window for reading the counter while ringqd
+    # stops: as long as any other wait under a slow wrapper.
+    daemon_kwargs = {"workers": 2, "args": ["--shutdown-grace", "300ms", "--kill-grace", "%ds" % int(3 * SLOW)]}
+
+    def test_a_stop_requeues_without_spending_an_attempt(self):
+        runs = Runs(self)
+        jid = self.d.submit(runs.argv(), max_attempts=1)
+        # Ignores SIGTERM, so ringqd stays up for kill_grace after the
+        # other one's end is recorded: time to read the counter.
+        trapped = Runs(self)
+        stubborn = self.d.submit(["sh", "-c", "trap '' TERM; : > \"$1/trapped\"; exec sleep 300", "stubborn",
+                                  trapped.dir], max_attempts=1)
+        runs.wait_runs(1)
+        wait_for(lambda: os.path.exists(os.path.join(trapped.dir, "trapped")), what="SIGTERM ignored")
+        c = self.d.client()
+        self.addCleanup(c.close)
+        os.kill(self.d.pid(), signal.SIGTERM)
+        wait_for(lambda: c.call({"op": "stats"})["counters"]["interrupted"] == 1, timeout=2.5,
+                 what="the first interruption counted")
+        self.assertEqual(self.d.proc.wait(30 * SLOW), 0)
+        self.d.log.close()
+        self.d.notify.close()
+        got = dict((r[0], r[1:]) for r in rows(self.d, "select id, state, attempts, interruptions, reason,"
+                                                        " finished_at from jobs"))
+        self.assertEqual(got[jid], ("queued", 0, 1, "interrupted (1 of 3)", None))
+        self.assertEqual(got[stubborn], ("queued", 0, 1, "interrupted (1 of 3)", None))
+        self.assertIn("job %d ended: requeued with its attempt given back, reason=\"interrupted (1 of 3)\"" % jid,
+                      self.d.logtext())
+
+        self.d.start()
+        job = self.d.wait_state(jid, "running")
+        self.assertEqual((job["attempts"], job["interruptions"]), (1, 1))
+        wait_for(lambda: len(runs.lines()) == 2, what="the second run's line")
+        self.assertEqual(runs.lines(), ["attempt=1 interruptions=none", "attempt=1 interruptions=1"])
+        for j in (jid, stubborn):
+            self.d.call({"op": "cancel", "id": j})
+
+
+class SchemaUpgrade(unittest.TestCase):
+    """tests/integration/data/queue-v3.sql is `sqlite3 queue.db .dump` of a
+    database that ringqd made at schema 3, with a job it was running when
+    it was killed."""
+
+    def test_schema_3_database_is_upgraded_in_place(self):
+        d = Daemon()
+        self.addCleanup(d.cleanup)
+        os.makedirs(os.path.join(d.state, "output"))
+        db = os.path.join(d.state, "queue.db")
+        with open(os.path.join(HERE, "data", "queue-v3.sql")) as f:
+            dump = f.read()
+        c = sqlite3.connect(db)
+        c.executescript(dump)
+        c.execute("PRAGMA user_version = 3")
+        # Made by root: the jobs are this user's here.
+        c.execute("UPDATE jobs SET owner_uid = ?, owner_gid = ?, owner_groups = ?",
+                  (os.getuid(), os.getgid(), json.dumps([os.getgid()])))
+        c.execute("UPDATE jobs SET run_at = ? WHERE id = 3", (int(time.time() * 1000) + 86400000,))
+        # The recorded pid must name nothing alive of the job: none has
+        # RINGQ_JOB_ID=4, and the job's own process is long gone.
+        c.commit()
+        c.close()
+
+        d.start()
+        self.assertIn("schema upgraded from version 3 to 4", d.logtext())
+        ro = d.db()
+        self.assertEqual(ro.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(ro.execute("SELECT id, interruptions FROM jobs WHERE id != 4 ORDER BY id").fetchall(),
+                         [(1, 0), (2, 0), (3, 0)])
+        ro.close()
+        # Running at the crash under schema 3: recovered with its attempt
+        # given back, the first interruption it has.
+        self.assertIn("recovered 1 interrupted job(s): 1 requeued (1 without spending an attempt), 0 failed",
+                      d.logtext())
+        job = d.wait_state(4, "running")
+        self.assertEqual((job["attempts"], job["max_attempts"], job["interruptions"]), (1, 1, 1))
+        self.assertEqual([d.job(i)["state"] for i in (1, 2, 3)], ["succeeded", "failed", "queued"])
+        self.assertEqual(d.job(1)["interruptions"], 0)
+        r = d.call({"op": "submit", "argv": ["true"], "key": "v3-key"})
+        self.assertEqual((r["id"], r.get("duplicate")), (1, True))
+        d.call({"op": "cancel", "id": 4})
+        self.assertEqual(d.wait_job(4)["state"], "canceled")
+
+
+if __name__ == "__main__":
+    unittest.main()
