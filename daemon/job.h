@@ -94,7 +94,6 @@ struct store_op {
          * same transaction, so a reply never shows what a later op in the
          * same group commit did. Owned by the op; NULL if not read. */
         struct job_rec *row;
-        bool skip_row;          /* FINISH: nobody waits to be shown it */
         /* SUBMIT, RETRY: the jobs of after that have not ended yet, as
          * the op's transaction saw them (owned by the op). */
         int64_t *unmet;

@@ -522,9 +522,13 @@ static int run_op(struct store *s, struct store_op *op)
         default:
                 return -EINVAL;
         }
-        /* Without the copy the reply falls back to a read after the
-         * commit; not worth failing the op for. */
-        if (r == 0 && !op->skip_row)
+        /* Always, even when nobody waits yet: a wait that parks while
+         * this op is in flight is answered with this copy, and a read
+         * after the commit could already show what a later op of the
+         * same or a later group did (a retry: "queued"). Without the
+         * copy (out of memory) the reply falls back to that read; not
+         * worth failing the op for. */
+        if (r == 0)
                 (void)read_row(s, op);
         return r;
 }

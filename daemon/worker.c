@@ -1002,10 +1002,6 @@ static void maybe_finish(struct slot *sl)
                 op->finish.finished_at = -1;
         }
         op->enqueued_us = now_mono_us();
-        /* The row read back is for this job's waiters, and for a requeue
-         * dispatch; without either it is a read for nothing. One that
-         * parks meanwhile reads it itself. */
-        op->skip_row = op->finish.state != RINGQ_STATE_QUEUED && !idmap_get(&s->waiters, sl->job_id);
         {
                 /* A failure is news (notice), a timeout or an
                  * interruption more so (warning); a success is not. */

@@ -1340,7 +1340,11 @@ static void check_cancel(unsigned i, const struct asked *a, json_t *reply, struc
         EXPECT(!ok || job_is_in(job, m));
         if (!ok) {
                 EXPECT(is_err(reply, "invalid_state") && (p & (S_ | F_)));
-                set_base(m, p & (S_ | F_), m->ended_as);
+                /* A cancel that found the job running while its end was
+                 * on its way to the store asks again behind that end: the
+                 * writes behind it may have been done before, while the
+                 * job still ran (a retry then says "running"). */
+                set_base(m, (p & R_) ? p : p & (S_ | F_), m->ended_as);
                 return;
         }
         if (st == RINGQ_STATE_CANCELED)
