@@ -152,9 +152,13 @@ class Reexec(DaemonTest):
     def test_many_reexecs(self):
         d = self.d
         fds = lambda: sorted(os.listdir("/proc/%d/fd" % d.pid()))
+        # The idle count after a first re-exec: under valgrind the first
+        # process is valgrind's, with descriptors of its own, and what it
+        # execs runs natively.
+        reexec(d, 1)
         idle_fds = fds()
         ids = []
-        for n in range(1, LOOPS + 1):
+        for n in range(2, LOOPS + 2):
             for _ in range(6):
                 ids.append(d.submit(["sh", "-c", 'echo "$RINGQ_JOB_ID $RINGQ_ATTEMPT"; sleep 0.%d' %
                                      random.randint(0, 3)]))
@@ -167,8 +171,10 @@ class Reexec(DaemonTest):
             self.assertEqual(ended_lines(d, j), 1)
         st = d.stats()
         self.assertEqual(st["counters"]["reexec_failed"], 0)
-        # Nothing handed over stays open once its job is done.
-        wait_for(lambda: len(fds()) == len(idle_fds), what="the fd count back to %d: %s" % (len(idle_fds), fds()))
+        # Nothing handed over stays open once its job is done (at most
+        # the idle count: a client's connection may still have been
+        # closing when that was taken).
+        wait_for(lambda: len(fds()) <= len(idle_fds), what="the fd count back to %d: %s" % (len(idle_fds), fds()))
         for j in ids:
             self.assertEqual(procs_in_session(d.job(j)["pid"]), [], "job %d left nothing" % j)
 
