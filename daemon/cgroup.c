@@ -18,18 +18,9 @@
 /* Read a small control file below dirfd into buf (NUL-terminated). */
 static int read_at(int dirfd, const char *name, char *buf, size_t size)
 {
-        ssize_t n;
-        int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+        ssize_t n = read_small_at(dirfd, name, buf, size);
 
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, size - 1);
-        n = n < 0 ? -errno : n;
-        close(fd);
-        if (n < 0)
-                return (int)n;
-        buf[n] = '\0';
-        return 0;
+        return n < 0 ? (int)n : 0;
 }
 
 static int write_at(int dirfd, const char *name, const char *text)

@@ -39,7 +39,7 @@ struct queue_cfg {
 };
 
 /* Keys of the table (config_key_at); config.c checks the count. */
-#define CONFIG_NKEYS 28
+#define CONFIG_NKEYS 29
 
 /* Queue names: [A-Za-z0-9_.-]{1,64}. */
 #define QUEUE_NAME_MAX 64
@@ -60,6 +60,7 @@ struct config {
         uint64_t max_finished;
         int durability;
         int64_t shutdown_grace_ms;
+        int64_t reexec_timeout_ms;      /* the settle step of a re-exec (reexec.h) */
         /* A job's runs cut short by ringqd stopping or crashing that give
          * the attempt back; past it an interruption spends one. 0: every
          * interruption spends its attempt. */

@@ -686,6 +686,11 @@ void conns_park(struct server *s)
                 if (!c || c->closing)
                         continue;
                 if (!conn_settled(c)) {
+                        /* Its replies were not read in time (or it had a
+                         * request under way): closed, as a slow reader
+                         * is; the client reconnects and asks again. */
+                        if (unsent(c))
+                                s->stats.c[C_SLOW_READERS_CLOSED]++;
                         conn_close(c);
                         continue;
                 }

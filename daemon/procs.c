@@ -22,17 +22,11 @@ int procs_read_stat(pid_t pid, struct pstat *ret)
 {
         char path[64], buf[1024], *p;
         ssize_t n;
-        int fd;
 
         snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
+        n = read_small_at(AT_FDCWD, path, buf, sizeof(buf));
         if (n <= 0)
-                return -EIO;
-        buf[n] = '\0';
+                return n < 0 ? (int)n : -EIO;
         /* comm may hold spaces and parentheses: parse after the last ')'. */
         p = strrchr(buf, ')');
         if (!p || sscanf(p + 1, " %c %d %d %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %" SCNu64,
@@ -46,17 +40,11 @@ int procs_job_id(pid_t pid, int64_t *ret_id)
         static const char key[] = "RINGQ_JOB_ID=";
         char path[64], buf[65536];
         ssize_t n;
-        int fd;
 
         snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
+        n = read_small_at(AT_FDCWD, path, buf, sizeof(buf));
         if (n < 0)
-                return -EIO;
-        buf[n] = '\0';
+                return (int)n;
         for (char *e = buf; e < buf + n; e += strlen(e) + 1)
                 if (strncmp(e, key, sizeof(key) - 1) == 0) {
                         char *end;

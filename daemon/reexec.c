@@ -18,11 +18,6 @@
 /* The hand-off's format. A new binary that does not know it starts as
  * after a crash: nothing is lost, running jobs are requeued. */
 #define HANDOFF_VERSION 1
-/* How long running starts, ends and commits may take to settle before
- * the re-exec is given up (and ringqd goes on as it was). Every step it
- * waits for is itself bounded: a commit by busy_timeout, an end's drain
- * by 2 s. */
-#define QUIESCE_MS 15000
 
 extern char **environ;
 
@@ -55,7 +50,15 @@ int reexec_begin(struct server *s, const char *why)
                 return -ENOEXEC;
         log_notice("re-executing %s (%s): %u running job(s) go on", self_exe, why, s->busy_slots);
         s->rx.phase = RX_QUIESCE;
-        s->rx.deadline_ms = now_mono_ms() + QUIESCE_MS;
+        /* reexec_timeout: how long starts, ends and commits may take to
+         * settle before the re-exec is given up (reexec_failed) and ringqd
+         * goes on as it was. Each step it waits for is bounded too: a
+         * commit by busy_timeout, an end's drain by 2 s. */
+        s->rx.deadline_ms = now_mono_ms() + s->cfg.reexec_timeout_ms;
+        /* Clients get half of it to read their replies: one that does not
+         * read is not let hold the re-exec (and so an upgrade) back; it
+         * is closed at the park like a slow reader. */
+        s->rx.clients_ms = now_mono_ms() + s->cfg.reexec_timeout_ms / 2;
         listener_pause(s);
         notify_status_now(s);
         return 0;
@@ -197,11 +200,12 @@ void reexec_poll(struct server *s)
                 return;
         }
         if (s->rx.phase == RX_QUIESCE) {
-                if (store_inflight(s->store) || !walsync_idle(s) || !workers_settled(s) || !conns_settled(s) ||
+                if (store_inflight(s->store) || !walsync_idle(s) || !workers_settled(s) ||
+                    (!conns_settled(s) && now_mono_ms() < s->rx.clients_ms) ||
                     s->prune.inflight) {
                         if (now_mono_ms() >= s->rx.deadline_ms) {
-                                log_error("re-exec given up: running starts and ends did not settle within %dms",
-                                          QUIESCE_MS);
+                                log_error("re-exec given up: running starts and ends did not settle within "
+                                          "reexec_timeout (%lldms)", (long long)s->cfg.reexec_timeout_ms);
                                 s->stats.c[C_REEXEC_FAILED]++;
                                 resume(s);
                         }

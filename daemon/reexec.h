@@ -36,6 +36,7 @@ enum reexec_phase {
 struct reexec {
         enum reexec_phase phase;
         int64_t deadline_ms;     /* CLOCK_MONOTONIC: give up the quiesce */
+        int64_t clients_ms;      /* stop waiting for clients to read their replies */
         uint64_t count;          /* re-execs this ringqd's pid has been through */
 };
 

@@ -1,5 +1,7 @@
 /* Definitions behind util.h. */
 #include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -62,4 +64,19 @@ int mkdir_p(const char *path, mode_t mode)
                 if (!c)
                         return 0;
         }
+}
+
+ssize_t read_small_at(int dirfd, const char *name, char *buf, size_t size)
+{
+        int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, size - 1);
+        n = n < 0 ? -errno : n;
+        close(fd);
+        if (n >= 0)
+                buf[n] = '\0';
+        return n;
 }

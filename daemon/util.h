@@ -100,6 +100,10 @@ int set_error(char **ret_err, int r, const char *fmt, ...) _printf_(3, 4);
 /* mkdir -p, with `mode` for the directories it creates, whatever the
  * umask (which is set for files, not for these). 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
+/* Read a small file (a /proc or cgroup control file) into buf, NUL-
+ * terminated, in one read: its length, or -errno. name is relative to
+ * dirfd, or absolute with AT_FDCWD. */
+ssize_t read_small_at(int dirfd, const char *name, char *buf, size_t size);
 
 /* Grow *array (of *cap elements of size sz) to hold at least need.
  * Returns 0 or -ENOMEM; the array is unchanged on failure. */

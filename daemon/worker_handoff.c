@@ -16,18 +16,10 @@
 static pid_t pidfd_pid(int pidfd)
 {
         char path[64], buf[2048], *p;
-        ssize_t n;
-        int fd;
 
         snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (read_small_at(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
                 return -1;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return -1;
-        buf[n] = 0;
         p = strstr(buf, "\nPid:");
         return p ? (pid_t)strtol(p + 5, NULL, 10) : -1;
 }

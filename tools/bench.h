@@ -65,6 +65,11 @@ int proc_read(int pid, proc_sample *ret);
 json_t *proc_json(int pid, const proc_sample *a, const proc_sample *b);
 /* The pid at the other end of a connected Unix socket, or -errno. */
 int peer_pid(int fd);
+/* Connect to o->socket and sample the daemon's CPU there: *pid is o's
+ * --pid, else the peer's (0: unknown). 0, or -ECANCELED once the failure
+ * is printed. */
+struct bench_opts;
+int bench_connect_sampled(const struct bench_opts *o, client **ret_c, int *pid, proc_sample *ret);
 
 /* ---- options (bench.c) ---- */
 enum bench_mode { MODE_SUBMIT, MODE_E2E, MODE_OVERLOAD, MODE_ONE, _MODE_MAX };

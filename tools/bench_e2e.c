@@ -152,7 +152,7 @@ int bench_e2e(const bench_opts *o, json_t **ret)
         proc_sample pa = { 0 }, pb = { 0 };
         int64_t t0, t_submitted, t_end;
         json_t *res = NULL;
-        int pid = o->pid, r;
+        int pid, r;
 
         e.ids = calloc(o->count ? o->count : 1, sizeof(*e.ids));
         e.queue_wait = calloc(1, sizeof(hist));
@@ -164,15 +164,9 @@ int bench_e2e(const bench_opts *o, json_t **ret)
         r = bench_submit_request(o, 0, &e.req);
         if (r < 0)
                 goto out;
-        r = client_connect(o->socket, &c);
-        if (r < 0) {
-                fprintf(stderr, "ringq-bench: connect to %s: %s\n", o->socket, strerror(-r));
-                r = -ECANCELED;
+        r = bench_connect_sampled(o, &c, &pid, &pa);
+        if (r < 0)
                 goto out;
-        }
-        if (pid <= 0 && (pid = peer_pid(client_fd(c))) < 0)
-                pid = 0;
-        (void)proc_read(pid, &pa);
 
         t0 = now_ns();
         e.deadline_ms = client_now_ms() + o->duration_ms;

@@ -108,7 +108,7 @@ int bench_one(const bench_opts *o, json_t **ret)
         int64_t deadline = client_now_ms() + o->duration_ms;
         uint64_t done = 0;
         json_t *res = NULL;
-        int pid = o->pid, r;
+        int pid, r;
 
         posix_spawn_file_actions_init(&fa);
         if (!jobs || !spawns || !argv || !argv[0]) {
@@ -123,15 +123,9 @@ int bench_one(const bench_opts *o, json_t **ret)
         r = bench_submit_request(o, 0, &req);
         if (r < 0)
                 goto out;
-        r = client_connect(o->socket, &c);
-        if (r < 0) {
-                fprintf(stderr, "ringq-bench: connect to %s: %s\n", o->socket, strerror(-r));
-                r = -ECANCELED;
+        r = bench_connect_sampled(o, &c, &pid, &pa);
+        if (r < 0)
                 goto out;
-        }
-        if (pid <= 0 && (pid = peer_pid(client_fd(c))) < 0)
-                pid = 0;
-        (void)proc_read(pid, &pa);
         for (; done < o->count && client_now_ms() < deadline; done++) {
                 /* Alternate which goes first, so neither always runs on a
                  * cache the other warmed. */

@@ -162,3 +162,18 @@ int peer_pid(int fd)
                 return -errno;
         return cred.pid > 0 ? cred.pid : -ESRCH;
 }
+
+int bench_connect_sampled(const bench_opts *o, client **ret_c, int *pid, proc_sample *ret)
+{
+        int r = client_connect(o->socket, ret_c);
+
+        if (r < 0) {
+                fprintf(stderr, "ringq-bench: connect to %s: %s\n", o->socket, strerror(-r));
+                return -ECANCELED;
+        }
+        *pid = o->pid;
+        if (*pid <= 0 && (*pid = peer_pid(client_fd(*ret_c))) < 0)
+                *pid = 0;
+        (void)proc_read(*pid, ret);
+        return 0;
+}

@@ -1188,6 +1188,21 @@ static void fail_reply(unsigned i, const struct asked *a, json_t *reply, const c
                         fail_reply(i, a, reply, #cond); \
         } while (0)
 
+/* A job the model knows to be gone, or another user's: the reply must
+ * say so, and there is nothing more to check. */
+static bool reachable(unsigned i, const struct asked *a, json_t *reply, const struct mjob *m, int64_t uid)
+{
+        if (!m) {
+                EXPECT(is_err(reply, "not_found"));
+                return false;
+        }
+        if (!mine(m, uid)) {
+                EXPECT(is_err(reply, "forbidden"));
+                return false;
+        }
+        return true;
+}
+
 /* A write answered with an error that says nothing of what it did (the
  * database or memory failed): the model no longer knows that job. */
 static void model_unsure(int64_t id)
@@ -1329,14 +1344,8 @@ static void check_cancel(unsigned i, const struct asked *a, json_t *reply, struc
                         model_learn(job, ANY, st);
                 return;
         }
-        if (!m) {
-                EXPECT(is_err(reply, "not_found"));
+        if (!reachable(i, a, reply, m, uid))
                 return;
-        }
-        if (!mine(m, uid)) {
-                EXPECT(is_err(reply, "forbidden"));
-                return;
-        }
         EXPECT(!ok || job_is_in(job, m));
         if (!ok) {
                 EXPECT(is_err(reply, "invalid_state") && (p & (S_ | F_)));
@@ -1381,14 +1390,8 @@ static void check_retry(unsigned i, const struct asked *a, json_t *reply, struct
                         model_learn(job, 0, -1);
                 return;
         }
-        if (!m) {
-                EXPECT(is_err(reply, "not_found"));
+        if (!reachable(i, a, reply, m, uid))
                 return;
-        }
-        if (!mine(m, uid)) {
-                EXPECT(is_err(reply, "forbidden"));
-                return;
-        }
         if (ok) {
                 EXPECT(job_is_in(job, m) && (p & (F_ | C_)));
                 set_base(m, Q_, -1);
@@ -1416,14 +1419,8 @@ static void check_wait(unsigned i, const struct asked *a, json_t *reply, struct 
         EXPECT(!is_err(reply, "timeout") || a->timeout_ms >= 0);
         if (soft || !known)
                 return;
-        if (!m) {
-                EXPECT(is_err(reply, "not_found"));
+        if (!reachable(i, a, reply, m, uid))
                 return;
-        }
-        if (!mine(m, uid)) {
-                EXPECT(is_err(reply, "forbidden"));
-                return;
-        }
         p = poss_of(m);
         if (!(p & ~ENDED) || m->ended_as >= 0) {
                 /* Ended when asked (after a cancel's answer, as that

@@ -19,6 +19,7 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import time
 import unittest
 
@@ -210,6 +211,31 @@ class ReexecConfig(unittest.TestCase):
         r = d.wait_job(later)
         self.assertGreaterEqual(r["started_at"], ends, "a new job started while more than `workers` ran")
         self.assertEqual(r["state"], "succeeded")
+
+
+class ReexecTimeout(unittest.TestCase):
+    def test_unsettled_is_given_up(self):
+        """A submit held by a database lock keeps the store busy past
+        reexec_timeout: the re-exec is given up, counted, and the submit
+        is answered by the same process once the lock goes."""
+        d = Daemon(workers=2, config="reexec_timeout = 300ms\nbusy_timeout = 10s\n")
+        self.addCleanup(d.cleanup)
+        d.start()
+        lock = sqlite3.connect(os.path.join(d.state, "queue.db"), isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        c = d.client()
+        c.send({"op": "submit", "argv": ["true"], "tag": "held"})
+        time.sleep(0.1)
+        os.kill(d.pid(), signal.SIGUSR2)
+        wait_for(lambda: d.stats()["counters"]["reexec_failed"] == 1, timeout=10, what="the re-exec given up")
+        self.assertIn("did not settle within reexec_timeout (300ms)", d.logtext())
+        lock.execute("ROLLBACK")
+        lock.close()
+        r = c.recv()
+        c.close()
+        self.assertEqual((r["ok"], r["tag"]), (True, "held"), r)
+        self.assertEqual(d.wait_job(r["id"])["state"], "succeeded")
+        self.assertEqual(d.stats()["reexecs"], 0)
 
 
 class ReexecFails(unittest.TestCase):

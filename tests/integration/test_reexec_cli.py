@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import unittest
 
@@ -98,6 +99,21 @@ class CliAcross(DaemonTest):
     def job_ids(self):
         return sorted(j["id"] for j in self.d.call({"op": "list", "limit": 1000})["jobs"])
 
+    def assert_waits_answered(self, waiter, submitter, batch, quick, slow):
+        """wait QUICK SLOW, submit --wait and submit --batch --wait, each
+        answered once with its job's real end (exit 3, 5, 6)."""
+        rc, out, err = self.finish(waiter)
+        self.assertEqual(rc, 3, err)
+        # The answered wait is not asked again: one reply per id.
+        self.assertEqual([json.loads(l)["job"]["id"] for l in out.splitlines()], [quick, slow])
+        self.assertEqual(json.loads(out.splitlines()[1])["job"]["reason"], "exit 3")
+        self.assertEqual(err, "ringq: job %d failed: exit 3\n" % slow)
+        rc, out, err = self.finish(submitter)
+        self.assertEqual((rc, err), (5, "ringq: job %s failed: exit 5\n" % out.strip()))
+        rc, out, err = self.finish(batch)
+        self.assertEqual(rc, 6, err)
+        self.assertEqual(len(out.split()), 2)
+
 
 @unittest.skipUnless(IS_ROOT, "needs root for ringq admin and to make a user")
 class AdminReexec(CliAcross):
@@ -152,6 +168,40 @@ class AdminReexec(CliAcross):
         self.assertNotIn("re-executing", self.d.logtext())
         self.assertEqual(self.d.job(jid)["state"], "running")
 
+    def test_a_client_that_never_reads_cannot_hold_it(self):
+        """A hostile user keeps replies unread on its connection (a tiny
+        receive buffer, pipelined pings with long tags, no reads): the
+        re-exec does not wait on it past half of reexec_timeout, closes
+        it like a slow reader and goes through; root's jobs go on."""
+        os.chmod(self.d.root, 0o755)
+        os.chmod(self.d.sock, 0o666)
+        jid = self.d.submit(["sleep", "30"])
+        self.addCleanup(self.d.call, {"op": "cancel", "id": jid})
+        self.d.wait_state(jid, "running")
+        pw = pwd.getpwnam(USER)
+        hog = ("import json, socket, sys, time\n"
+               "s = socket.socket(socket.AF_UNIX)\n"
+               "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n"
+               "s.connect(sys.argv[1])\n"
+               "s.sendall(b''.join(json.dumps({'op': 'ping', 'tag': 'x' * 1000}).encode() + b'\\n'"
+               " for _ in range(600)))\n"
+               "print('sent', flush=True)\n"
+               "time.sleep(60)\n")
+        p = subprocess.Popen(["setpriv", "--reuid", str(pw.pw_uid), "--regid", str(pw.pw_gid), "--clear-groups",
+                              "--", sys.executable, "-c", hog, self.d.sock],
+                             stdout=subprocess.PIPE, text=True, cwd="/")
+        self.addCleanup(p.kill)
+        self.assertEqual(p.stdout.readline(), "sent\n")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        r = self.d.cli("admin", "reexec")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertLess(time.monotonic() - t0, 15, "the re-exec waited for the hostile client")
+        st = self.d.stats()
+        self.assertEqual((st["reexecs"], st["counters"]["reexec_failed"]), (1, 0))
+        self.assertEqual(self.d.job(jid)["state"], "running")
+        self.assertIn("re-exec: handing", self.d.logtext())
+
     def test_usage(self):
         self.assertEqual(self.d.cli("admin").returncode, 64)
         r = self.d.cli("admin", "reboot")
@@ -203,15 +253,7 @@ class WaitsAcrossReexec(CliAcross):
         self.settle(4)
         self.reexec()
 
-        rc, out, err = self.finish(waiter)
-        self.assertEqual(rc, 3, err)
-        self.assertEqual([json.loads(l)["job"]["id"] for l in out.splitlines()], [quick, slow])
-        self.assertEqual(err, "ringq: job %d failed: exit 3\n" % slow)
-        rc, out, err = self.finish(submitter)
-        self.assertEqual((rc, err), (5, "ringq: job %s failed: exit 5\n" % out.strip()))
-        rc, out, err = self.finish(batch)
-        self.assertEqual(rc, 6, err)
-        self.assertEqual(len(out.split()), 2)
+        self.assert_waits_answered(waiter, submitter, batch, quick, slow)
         self.assertEqual(self.finish(logs), (0, "before\nafter\n", ""))
         self.assertEqual(self.d.stats()["reexecs"], 1)
 
@@ -241,17 +283,7 @@ class WaitsAcrossCrash(CliAcross):
         self.crash_and_restart()
         restarted = time.monotonic() - t0
 
-        rc, out, err = self.finish(waiter)
-        self.assertEqual(rc, 3, err)
-        # The answered wait is not asked again: one reply per id.
-        self.assertEqual([json.loads(l)["job"]["id"] for l in out.splitlines()], [quick, slow])
-        self.assertEqual(json.loads(out.splitlines()[1])["job"]["reason"], "exit 3")
-        self.assertEqual(err, "ringq: job %d failed: exit 3\n" % slow)
-        rc, out, err = self.finish(submitter)
-        self.assertEqual((rc, err), (5, "ringq: job %s failed: exit 5\n" % out.strip()))
-        rc, out, err = self.finish(batch)
-        self.assertEqual(rc, 6, err)
-        self.assertEqual(len(out.split()), 2)
+        self.assert_waits_answered(waiter, submitter, batch, quick, slow)
 
         # --timeout counts from the start, not again from the reconnect:
         # it ends at `timeout`, not `timeout` after the restart.

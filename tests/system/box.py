@@ -207,3 +207,14 @@ class Box:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def wait_for(pred, timeout, what):
+    """pred() until it is true (its value), polled every 0.25 s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.25)
+    raise AssertionError("timed out waiting for " + what)

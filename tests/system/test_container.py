@@ -19,21 +19,12 @@ import time
 import unittest
 
 import box
+from box import wait_for
 
 BUILD = os.environ.get("RINGQ_BUILD_DIR", "")
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 PKG = None  # the directory with this tree's .deb and .ddeb, bound at /pkg
 NEXT = None  # NextBuild: this tree's .deb as the next version
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.25)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def setUpModule():

@@ -9,22 +9,12 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import unittest
 
 import box
+from box import wait_for
 
 BUILD = os.environ.get("RINGQ_BUILD_DIR", "")
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.25)
-    raise AssertionError("timed out waiting for " + what)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root")
