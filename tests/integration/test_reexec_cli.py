@@ -149,13 +149,19 @@ class AdminReexec(CliAcross):
         for jid in jobs:
             self.assertEqual(self.d.wait_job(jid)["state"], "succeeded")
 
-    def test_refused_to_others(self):
+    def open_to_others_with_a_job(self):
+        """The socket open to every user, one of root's jobs running: its
+        id and the throwaway user's passwd entry."""
         os.chmod(self.d.root, 0o755)
         os.chmod(self.d.sock, 0o666)
         jid = self.d.submit(["sleep", "30"])
         self.addCleanup(self.d.call, {"op": "cancel", "id": jid})
         self.d.wait_state(jid, "running")
         pw = pwd.getpwnam(USER)
+        return jid, pw
+
+    def test_refused_to_others(self):
+        jid, pw = self.open_to_others_with_a_job()
         r = subprocess.run(["setpriv", "--reuid", str(pw.pw_uid), "--regid", str(pw.pw_gid), "--clear-groups",
                             "--", RINGQ, "-s", self.d.sock, "admin", "reexec"],
                            capture_output=True, text=True, timeout=60 * SLOW, cwd="/")
@@ -173,12 +179,7 @@ class AdminReexec(CliAcross):
         receive buffer, pipelined pings with long tags, no reads): the
         re-exec does not wait on it past half of reexec_timeout, closes
         it like a slow reader and goes through; root's jobs go on."""
-        os.chmod(self.d.root, 0o755)
-        os.chmod(self.d.sock, 0o666)
-        jid = self.d.submit(["sleep", "30"])
-        self.addCleanup(self.d.call, {"op": "cancel", "id": jid})
-        self.d.wait_state(jid, "running")
-        pw = pwd.getpwnam(USER)
+        jid, pw = self.open_to_others_with_a_job()
         hog = ("import json, socket, sys, time\n"
                "s = socket.socket(socket.AF_UNIX)\n"
                "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n"

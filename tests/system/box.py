@@ -9,7 +9,9 @@ starts from the pristine rootfs (--volatile=overlay).
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+import unittest
 
 BOX_DIR = os.environ.get("RINGQ_BOX_DIR", "/var/tmp/ringq-box")
 ROOTFS = os.path.join(BOX_DIR, "rootfs")
@@ -218,3 +220,18 @@ def wait_for(pred, timeout, what):
             return v
         time.sleep(0.25)
     raise AssertionError("timed out waiting for " + what)
+
+
+def package(build):
+    """The .deb of the build dir (configured for /usr), made with cpack
+    into a new temporary directory, after the box is set up: that dir."""
+    if not build:
+        raise unittest.SkipTest("RINGQ_BUILD_DIR is not set")
+    with open(os.path.join(build, "CMakeCache.txt")) as f:
+        if "CMAKE_INSTALL_PREFIX:PATH=/usr\n" not in f.read():
+            raise AssertionError("configure the build with -DCMAKE_INSTALL_PREFIX=/usr to package it")
+    setup()
+    pkg = tempfile.mkdtemp(prefix="ringq-pkg-")
+    r = run(["cpack", "-G", "DEB", "-B", pkg], cwd=build)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return pkg

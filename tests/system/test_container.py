@@ -31,15 +31,7 @@ def setUpModule():
     global PKG, NEXT
     if os.geteuid() != 0:
         raise unittest.SkipTest("needs root")
-    if not BUILD:
-        raise unittest.SkipTest("RINGQ_BUILD_DIR is not set")
-    with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
-        if "CMAKE_INSTALL_PREFIX:PATH=/usr\n" not in f.read():
-            raise AssertionError("configure the build with -DCMAKE_INSTALL_PREFIX=/usr to package it")
-    box.setup()
-    PKG = tempfile.mkdtemp(prefix="ringq-pkg-")
-    r = box.run(["cpack", "-G", "DEB", "-B", PKG], cwd=BUILD)
-    assert r.returncode == 0, r.stdout + r.stderr
+    PKG = box.package(BUILD)
     if shutil.which("git"):
         NEXT = NextBuild()
         NEXT.start()

@@ -8,7 +8,6 @@ import glob
 import json
 import os
 import shutil
-import tempfile
 import unittest
 
 import box
@@ -21,15 +20,7 @@ BUILD = os.environ.get("RINGQ_BUILD_DIR", "")
 class Journal(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not BUILD:
-            raise unittest.SkipTest("RINGQ_BUILD_DIR is not set")
-        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
-            if "CMAKE_INSTALL_PREFIX:PATH=/usr\n" not in f.read():
-                raise AssertionError("configure the build with -DCMAKE_INSTALL_PREFIX=/usr to package it")
-        box.setup()
-        cls.pkg = tempfile.mkdtemp(prefix="ringq-pkg-")
-        r = box.run(["cpack", "-G", "DEB", "-B", cls.pkg], cwd=BUILD)
-        assert r.returncode == 0, r.stdout + r.stderr
+        cls.pkg = box.package(BUILD)
         deb = os.path.basename(glob.glob(os.path.join(cls.pkg, "*.deb"))[0])
         cls.b = box.Box("ringqjournal%d" % os.getpid(), binds=[(cls.pkg, "/pkg", True)]).boot()
         r = cls.b.sh("dpkg -i /pkg/%s && useradd -m -G ringq alice && id -u alice" % deb)
