@@ -34,6 +34,7 @@
 static void slot_timer(struct timer *t);
 static void maybe_finish(struct slot *sl);
 static void cg_check(struct slot *sl);
+static void note_exec(struct slot *sl, int64_t t);
 
 int (*workers_exec_hook)(struct slot *sl, const struct job_rec *j);
 
@@ -602,6 +603,13 @@ static bool slot_try_reap(struct slot *sl)
                 log_warning_errno(-errno, "job %" PRId64 ": waitid", sl->job_id);
         sl->state = SLOT_REAPED;
         sl->t_exit = now_mono_us();
+        if (read(sl->err_r, &e, sizeof(e)) == sizeof(e) && e > 0)
+                sl->spawn_errno = e;
+        /* The exit may be seen before the exec's own completion (both in
+         * one turn, or SIGCHLD first where there is no pidfd): a released
+         * job that did not fail to spawn exec'd no later than now. */
+        if (sl->released && !sl->spawn_errno && !sl->t_exec)
+                note_exec(sl, sl->t_exit);
         if (sl->t_exec)
                 latency_add(&s->stats.path[P_RUN], sl->t_exit - sl->t_exec);
         /* The main process's own use and that of every descendant it
@@ -617,8 +625,6 @@ static bool slot_try_reap(struct slot *sl)
                 sl->exit_code = si.si_status;
         else if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
                 sl->signal = si.si_status;
-        if (read(sl->err_r, &e, sizeof(e)) == sizeof(e) && e > 0)
-                sl->spawn_errno = e;
         sl->err_r = safe_close(sl->err_r);
         loop_arm_timer(sl->srv, &sl->timer, now_mono_ms() + DRAIN_MS);
         if (sl->in_cgroup) {
@@ -821,6 +827,18 @@ void worker_on_file_open(struct server *s, struct io_uring_cqe *cqe)
         maybe_finish(sl);
 }
 
+/* The job exec'd (its error pipe closed): the exec and slot-idle steps,
+ * once per job. */
+static void note_exec(struct slot *sl, int64_t t)
+{
+        struct server *s = sl->srv;
+
+        sl->t_exec = t;
+        latency_add(&s->stats.path[P_EXEC], sl->t_exec - sl->t_released);
+        if (sl->turnover_from)
+                latency_add(&s->stats.path[P_SLOT_IDLE], sl->t_exec - sl->turnover_from);
+}
+
 void worker_on_exec(struct server *s, struct io_uring_cqe *cqe)
 {
         struct slot *sl = slot_from(s, cqe->user_data, NULL);
@@ -831,10 +849,8 @@ void worker_on_exec(struct server *s, struct io_uring_cqe *cqe)
         sl->exec_armed = false;
         if (cqe->res == -ECANCELED)
                 return; /* parked for a re-exec; the next process asks again */
-        sl->t_exec = now_mono_us();
-        latency_add(&s->stats.path[P_EXEC], sl->t_exec - sl->t_released);
-        if (sl->turnover_from)
-                latency_add(&s->stats.path[P_SLOT_IDLE], sl->t_exec - sl->turnover_from);
+        if (!sl->t_exec)
+                note_exec(sl, now_mono_us());
         maybe_finish(sl);
 }
 
