@@ -22,7 +22,7 @@ void server_init(struct server *s)
 {
         *s = (struct server){
                 .lis = { .fd = -1 }, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1, .hup_fd = -1,
-                .state_dirfd = -1, .output_dirfd = -1, .cg = { .dirfd = -1 },
+                .state_dirfd = -1, .output_dirfd = -1, .launches = { .fd = -1 }, .cg = { .dirfd = -1 },
         };
 }
 
@@ -108,6 +108,28 @@ static int setup_job_ownership(struct server *s, const int64_t *spare, size_t ns
         return 0;
 }
 
+/* Jobs that may have run although their start never reached the
+ * database (launches.h): their starts are committed now, so that
+ * recovery finds them running like any other and kills what is left. */
+static int replay_launches(struct server *s, char **ret_err)
+{
+        _cleanup_free_ struct launch_rec *left = NULL;
+        size_t n = 0, done = 0;
+        int r;
+
+        r = launches_open(&s->launches, s->state_dirfd, &left, &n);
+        if (r < 0)
+                return set_error(ret_err, r, "%s/%s: %s", s->cfg.state_dir, LAUNCHES_FILE, strerror(-r));
+        r = store_replay_starts(s->store, left, n, &done);
+        if (r < 0)
+                return set_error(ret_err, r, "%s: recording the starts of %zu job(s) left by a crash: %s", s->db_path,
+                                 n, strerror(-r));
+        if (done > 0)
+                log_notice("%zu job(s) had started before a crash but their starts were not yet recorded; "
+                           "recovered as interrupted", done);
+        return 0;
+}
+
 int server_open(struct server *s, char **ret_err)
 {
         _cleanup_free_ int64_t *spare = NULL;
@@ -138,9 +160,15 @@ int server_open(struct server *s, char **ret_err)
         if (store_schema_from(s->store) == 1)
                 take_back_output(s);
         forget_unknown_output(s);
+        r = replay_launches(s, ret_err);
+        if (r < 0)
+                return r;
         r = recover_interrupted(s->store, spare, nspare);
         if (r < 0)
                 return set_error(ret_err, r, "%s: recovering interrupted jobs: %s", s->db_path, strerror(-r));
+        /* Only now: until the jobs it named are recorded as recovered, a
+         * crash must find the records again. */
+        launches_reset(&s->launches);
         s->stats.c[C_INTERRUPTED] += (uint64_t)r;
         r = dispatch_init(s);
         if (r < 0)
@@ -208,6 +236,7 @@ void server_done(struct server *s)
         reader_close(s->reader);
         s->reader = NULL;
         workers_done(s);
+        launches_close(&s->launches);
         loop_done(s);
         dispatch_done(s);
         idmap_done(&s->waiters);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "idmap.h"
+#include "launches.h"
 #include "listener.h"
 #include "loop.h"
 #include "notify.h"
@@ -38,6 +39,7 @@ struct server {
         struct reader *reader;
         char *db_path, *output_dir;
         int state_dirfd, output_dirfd, devnull_fd;
+        struct launches launches;     /* each slot's pid until its start is committed */
 
         struct dispatch dp;           /* the queued set (dispatch.h) */
         struct idmap waiters;         /* id -> struct req list (waiters.c) */
@@ -91,7 +93,7 @@ struct server {
 };
 
 /* server.c: set-up and tear-down shared by ringqd and the fuzz harness.
- * server_open needs cfg, db_path, output_dir and output_dirfd set; it
+ * server_open needs cfg, db_path, state_dirfd, output_dir and output_dirfd set; it
  * opens the store (recovering interrupted jobs), rebuilds the dispatch
  * index, and sets up workers, ring and store thread. On failure
  * *ret_err is one malloc'd line. server_done frees whatever is set. */

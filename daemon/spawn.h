@@ -3,11 +3,12 @@
  * The child is created with clone(CLONE_VM): it shares ringqd's memory
  * instead of copying its page tables (the cost of fork grows with the
  * daemon's address space, e.g. a million-job dispatch index), and unlike
- * vfork the loop is not suspended, because the child then waits at a
- * barrier until its pid is committed to the database. Only after that
- * commit does it exec; if ringqd dies before, the barrier pipe reads EOF
- * and the child exits without running anything. So a crash can never
- * leave a running job whose pid the database does not know.
+ * vfork the loop is not suspended: the child sets itself up and waits at
+ * a barrier until ringqd has written its pid into the slot's launch
+ * record (launches.h), where a crash of ringqd cannot lose it. Only then
+ * does it exec; if ringqd dies before, the barrier pipe reads EOF and the
+ * child exits without running anything. So a crash can never leave a
+ * running job that the next ringqd cannot find.
  *
  * Sharing memory means the child may touch nothing but its own stack and
  * the read-only struct spawn_args: it makes raw system calls only (no

@@ -59,12 +59,13 @@ enum counter {
 extern const char *const counter_names[_C_MAX];
 
 /* The steps of one job on its slot, each timed as it happens: what ringqd
- * adds to a job is launch + start_commit + exec beyond the spawn itself,
- * and what a slot stands idle between two jobs is slot_idle. */
+ * adds to a job is launch + exec beyond the spawn itself (the start's
+ * commit runs beside the job; only its end waits for it), and what a slot
+ * stands idle between two jobs is slot_idle. */
 enum path_step {
-        P_LAUNCH,       /* picked -> child cloned, waiting at its barrier */
+        P_LAUNCH,       /* picked -> child cloned, its launch record written */
         P_START_COMMIT, /* its start handed to the store -> committed */
-        P_EXEC,         /* barrier released -> exec'd (its error pipe closed) */
+        P_EXEC,         /* released -> exec'd (its error pipe closed) */
         P_RUN,          /* exec'd -> main process exited */
         P_DRAIN,        /* exited -> pipes drained, end handed to the store */
         P_END_COMMIT,   /* end handed to the store -> committed */

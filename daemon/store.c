@@ -378,6 +378,42 @@ void job_interruption(int attempts, int max_attempts, int interruptions, uint64_
                 snprintf(ret->reason, sizeof(ret->reason), "interrupted");
 }
 
+int store_replay_starts(struct store *s, const struct launch_rec *v, size_t n, size_t *ret_done)
+{
+        sqlite3_stmt *st = NULL;
+        size_t done = 0;
+        int rc;
+
+        *ret_done = 0;
+        if (n == 0)
+                return 0;
+        rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc) ?: -EIO;
+        rc = sqlite3_prepare_v2(s->db, STORE_SQL_START, -1, &st, NULL);
+        for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+                sqlite3_bind_int64(st, 1, v[i].job_id);
+                sqlite3_bind_int64(st, 2, v[i].pid);
+                sqlite3_bind_int64(st, 3, v[i].started_at);
+                sqlite3_bind_int64(st, 4, v[i].queued_seq);
+                rc = sqlite3_step(st);
+                rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+                /* No change: the start was committed after all (or the
+                 * job moved on); the database knows it already. */
+                done += rc == SQLITE_OK && sqlite3_changes(s->db) == 1;
+                sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                return sqlite_errno(rc) ?: -EIO;
+        }
+        *ret_done = done;
+        return 0;
+}
+
 int store_mark_interrupted(struct store *s, struct interrupted *v, size_t n, const int64_t *run_at, int64_t now_ms)
 {
         sqlite3_stmt *st = NULL;

@@ -26,6 +26,8 @@
  */
 #pragma once
 
+#include "launches.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -65,6 +67,11 @@ struct interrupted {
         bool again, refunded;   /* out: what store_mark_interrupted did */
 };
 int store_list_running(struct store *s, struct interrupted **ret, size_t *ret_n);
+/* Commit the starts that launch records (launches.h) kept and the
+ * database may not have: each job still queued with the record's
+ * queued_seq becomes running with the record's pid, as its START op
+ * would have made it. *ret_done: how many were not committed before. */
+int store_replay_starts(struct store *s, const struct launch_rec *v, size_t n, size_t *ret_done);
 /* Record interrupted jobs as job_interruption says, with the
  * max_interruptions of the config the store was opened with: requeued
  * at run_at, or failed. One transaction for all. */

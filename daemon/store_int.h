@@ -20,6 +20,13 @@ int job_rec_read_after(sqlite3_stmt *st, struct job_rec *j);
 /* The statement job_rec_read_after takes. */
 #define JOB_AFTER_SQL "SELECT after_id FROM job_deps WHERE job_id = ?1 ORDER BY after_id"
 
+/* A job's start: ?1 id, ?2 pid, ?3 started_at, ?4 the queued_seq it was
+ * picked with. */
+#define STORE_SQL_START                                                                                         \
+        "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, attempts = attempts + 1,"               \
+        " finished_at = NULL, reason = NULL, exit_code = NULL, signal = NULL, cpu_ms = NULL, max_rss_kb = NULL" \
+        " WHERE id = ?1 AND state = 'queued' AND queued_seq = ?4"
+
 /* SQLite result code to a negative errno the rest of the daemon speaks. */
 int sqlite_errno(int rc);
 

@@ -35,9 +35,7 @@ static const struct {
           /* What the failed attempt before left (a requeue keeps it
            * while the job waits) is not this attempt's: a running job
            * has no outcome yet. */
-          "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, attempts = attempts + 1,"
-          " finished_at = NULL, reason = NULL, exit_code = NULL, signal = NULL, cpu_ms = NULL, max_rss_kb = NULL"
-          " WHERE id = ?1 AND state = 'queued' AND queued_seq = ?4" },
+          STORE_SQL_START },
         { offsetof(struct store, st_finish),
           /* ?10: an interruption, counted; ?11: its attempt given back
            * (attempts were counted at the start). */

@@ -58,6 +58,8 @@ int workers_grow(struct server *s, unsigned n)
 
         if (n <= old)
                 return 0;
+        if (n > LAUNCHES_MAX)
+                return -E2BIG;
         v = realloc(s->slots, n * sizeof(*v));
         if (!v)
                 return -ENOMEM;
@@ -126,6 +128,9 @@ static void slot_reset(struct slot *sl)
                 st->file_failed = st->open_owed = false;
         }
         slot_release_spawn(sl);
+        /* Its processes are gone: nothing left for recovery to find. */
+        if (s->launches.rec)
+                launches_clear(&s->launches, sl->idx);
         sl->cg_events = safe_close(sl->cg_events);
         /* Normally removed once it emptied (cg_check); this is for a
          * start that failed or a process that would not die. */
@@ -276,6 +281,27 @@ static void release_spawnp(struct slot **sl)
                 slot_release_spawn(*sl);
 }
 
+/* Let the child exec, once its launch record holds its pid. */
+static void release(struct slot *sl)
+{
+        struct server *s = sl->srv;
+
+        if (write(sl->barrier_w, "g", 1) != 1) {
+                /* Closing the barrier ends the child unrun; its end is
+                 * recorded as an interruption. */
+                log_error_errno(-errno, "job %" PRId64 ": cannot release it", sl->job_id);
+                sl->end = END_INTERRUPTED;
+        }
+        sl->barrier_w = safe_close(sl->barrier_w);
+        sl->released = sl->end == END_NONE;
+        if (!sl->released)
+                return;
+        sl->state = SLOT_RUNNING;
+        sl->t_released = sl->started_mono_us = now_mono_us();
+        arm_exec(sl);
+        loop_arm_timer(s, &sl->timer, sl->started_mono_us / 1000 + sl->timeout_ms);
+}
+
 static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t queue, unsigned tag,
                        unsigned tag_mask)
 {
@@ -286,12 +312,16 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         _cleanup_pair_ int out[2] = { -1, -1 }, err[2] = { -1, -1 }, bar[2] = { -1, -1 }, ep[2] = { -1, -1 };
         _cleanup_close_ int cg_procs = -1;
         _cleanup_free_ char *path = NULL;
+        _cleanup_free_ struct store_op *op = NULL;
         const struct user_info *u;
         uid_t run_uid;
         gid_t run_gid;
         int r;
 
         sl->t_pick = now_mono_us();
+        op = calloc(1, sizeof(*op));
+        if (!op)
+                return -ENOMEM;
         r = reader_get_row(s->reader, id, &j);
         if (r == -ENOENT)
                 return -ESTALE;
@@ -411,27 +441,22 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         sl->submitted_at = j.submitted_at;
         sl->exit_code = -1;
 
-        {
-                struct store_op *op = calloc(1, sizeof(*op));
-                if (!op) {
-                        /* Without the commit the child must not run:
-                         * closing the barrier makes it exit. */
-                        sl->start_failed = true;
-                        sl->barrier_w = safe_close(sl->barrier_w);
-                } else {
-                        op->kind = SOP_START;
-                        op->id = id;
-                        op->owner = sl;
-                        op->owner_gen = sl->gen;
-                        op->start.pid = sl->pid;
-                        op->start.started_at = now_wall_ms();
-                        op->start.attempts_before = sl->attempts_before;
-                        op->start.queued_seq = sl->queued_seq;
-                        op->enqueued_us = now_mono_us();
-                        sl->start_pending = true;
-                        store_push(s->store, op);
-                }
-        }
+        op->kind = SOP_START;
+        op->id = id;
+        op->owner = sl;
+        op->owner_gen = sl->gen;
+        op->start.pid = sl->pid;
+        op->start.started_at = now_wall_ms();
+        op->start.attempts_before = sl->attempts_before;
+        op->start.queued_seq = sl->queued_seq;
+        op->enqueued_us = now_mono_us();
+        sl->start_pending = true;
+
+        /* Its pid where a crash of ringqd cannot lose it (launches.h),
+         * then it may exec: its start is committed behind it. */
+        launches_set(&s->launches, sl->idx, id, sl->queued_seq, op->start.started_at, sl->pid);
+        release(sl);
+        store_push(s->store, TAKE_PTR(op));
         /* Without a pidfd (see spawn_clone) SIGCHLD tells of the exit. */
         if (sl->pidfd >= 0)
                 arm_pidfd(sl);
@@ -488,9 +513,9 @@ static void begin_stop(struct slot *sl, enum end_reason why)
          * not tried again. */
         if (sl->end == END_NONE || why == END_CANCELED)
                 sl->end = why;
-        if (sl->start_pending)
-                return; /* decided when the START commit comes back */
-        if (sl->state == SLOT_STARTING || sl->state == SLOT_RUNNING) {
+        if (!sl->released)
+                return; /* at the barrier still: it ends there, unrun */
+        if (sl->state == SLOT_RUNNING) {
                 signal_job(sl, SIGTERM);
                 sl->state = SLOT_STOPPING;
                 loop_arm_timer(s, &sl->timer, now_mono_ms() + s->cfg.kill_grace_ms);
@@ -782,7 +807,8 @@ void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe)
                 st->truncated = true;
                 n = (size_t)room;
         }
-        if (n && !st->file_failed) {
+        /* A job whose start was refused keeps nothing. */
+        if (n && !st->file_failed && !sl->start_failed) {
                 st->kept += n;
                 st->woff = 0;
                 st->wlen = n;
@@ -919,7 +945,7 @@ static void maybe_finish(struct slot *sl)
                 return;
         /* An attempt that wrote nothing still replaces what an earlier
          * one left: its output is empty, not the last one's. */
-        for (int k = 0; k < 2 && sl->released; k++)
+        for (int k = 0; k < 2 && sl->released && !sl->start_failed; k++)
                 if (sl->st[k].open_owed && !sl->st[k].opening && !sl->st[k].file_failed && sl->st[k].file_fd < 0)
                         arm_open(sl, k);
         if (sl->ring_ops)
@@ -1056,39 +1082,31 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                         return;
                 sl->start_pending = false;
                 if (op->result < 0) {
-                        if (op->result != -ESTALE)
-                                log_error_errno(op->result, "job %" PRId64 ": cannot record its start", sl->job_id);
+                        /* Refused (the job changed between its pick and
+                         * its start: never with a cancel in flight, which
+                         * dispatch waits for) or ringqd is stopping with
+                         * the disk failing. It may not run unrecorded:
+                         * it is killed, and its launch record stays until
+                         * it is gone. */
+                        log_error_errno(op->result, "job %" PRId64 ": cannot record its start; stopping it",
+                                        sl->job_id);
                         sl->start_failed = true;
-                        sl->barrier_w = safe_close(sl->barrier_w);
+                        if (sl->released && sl->state != SLOT_REAPED) {
+                                signal_job(sl, SIGKILL);
+                                sl->state = SLOT_KILLED;
+                        }
                         maybe_finish(sl);
                         return;
                 }
+                /* The database holds the pid now. */
+                launches_clear(&s->launches, sl->idx);
                 latency_add(&s->stats.path[P_START_COMMIT], now_mono_us() - op->enqueued_us);
                 dispatch_start_committed(s, (uid_t)sl->owner_uid, sl->queue_no);
                 s->stats.c[C_STARTED]++;
                 sl->started_wall_ms = op->start.started_at;
-                sl->started_mono_us = now_mono_us();
                 latency_add(&s->stats.queue_wait,
                             (op->start.started_at - MAX(sl->run_at, sl->submitted_at)) * 1000);
                 dispatch_update_accepting(s);
-                if (sl->end != END_NONE || sl->state == SLOT_REAPED) {
-                        /* Canceled or stopped while its start was being
-                         * committed: it never runs, and is recorded so. */
-                        sl->barrier_w = safe_close(sl->barrier_w);
-                        maybe_finish(sl);
-                        return;
-                }
-                if (write(sl->barrier_w, "g", 1) != 1) {
-                        log_error_errno(-errno, "job %" PRId64 ": cannot release it", sl->job_id);
-                        sl->end = END_INTERRUPTED;
-                }
-                sl->barrier_w = safe_close(sl->barrier_w);
-                sl->released = sl->end == END_NONE;
-                if (sl->released) {
-                        sl->state = SLOT_RUNNING;
-                        sl->t_released = now_mono_us();
-                        arm_exec(sl);
-                }
                 {
                         char qa[256], qq[160];
                         log_job_attempt(LOG_INFO,
@@ -1098,7 +1116,8 @@ void worker_on_store_done(struct server *s, struct store_op *op)
                                         sl->job_id, (int)sl->pid, sl->owner_uid, log_quote(qq, sizeof(qq), sl->queue),
                                         log_quote(qa, sizeof(qa), sl->argv0), sl->attempts_before + 1);
                 }
-                loop_arm_timer(s, &sl->timer, sl->started_mono_us / 1000 + sl->timeout_ms);
+                /* Its end may have come while this commit was on its way. */
+                maybe_finish(sl);
                 return;
         }
 

@@ -5,9 +5,11 @@
  * slot is freed only when its child is reaped, both pipes are closed, its
  * cgroup is empty, no ring op references it and its START op is back from
  * the store. Besides its state a slot keeps three facts about its start:
- * start_pending (the START op is in the store), start_failed (it could not
- * be recorded: the job never runs) and released (the barrier let it exec:
- * it ran, which the end's record needs after the state has moved on).
+ * released (its launch record holds the pid and the barrier let it exec:
+ * it ran, which the end's record needs after the state has moved on),
+ * start_pending (the START op is in the store; the end waits for it) and
+ * start_failed (the store refused the start: the job is killed, and
+ * nothing of its run is recorded).
  */
 #pragma once
 
@@ -87,9 +89,10 @@ int workers_adopt(struct server *s, json_t *handoff);
 
 enum slot_state {
         SLOT_FREE,       /* nothing runs */
-        SLOT_STARTING,   /* the child exists but waits at the barrier until the
-                          * store has committed state=running with its pid */
-        SLOT_RUNNING,    /* barrier released: the job runs; its timeout is armed */
+        SLOT_STARTING,   /* the child exists, at the barrier: only while it is
+                          * launched, or if it could not be released */
+        SLOT_RUNNING,    /* barrier released: the job runs (its start may still
+                          * be on its way to the database); its timeout is armed */
         SLOT_STOPPING,   /* SIGTERM sent to every process of the job (timeout,
                           * cancel, shutdown); SIGKILL follows after kill_grace */
         SLOT_KILLED,     /* SIGKILL sent */

@@ -60,6 +60,15 @@ def rows(d, sql):
         c.close()
 
 
+def alive(pid):
+    """Neither gone nor a zombie (nothing here may reap it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def status_fields(text):
     """`ringq status` as a dict of label -> value."""
     out = {}
@@ -156,6 +165,49 @@ class Crash(DaemonTest):
         job = self.d.job(jid)
         self.assertEqual((job["state"], job["attempts"], job["interruptions"], job["reason"]),
                          ("failed", 1, 1, "interrupted"))
+
+
+class CrashBeforeTheStartIsCommitted(DaemonTest):
+    """A job execs as soon as its pid is in its slot's launch record, and
+    its start is committed behind it. A crash in between must still find
+    the job: its start is committed from the record at the next start,
+    what is left of it is killed, and it is recovered as interrupted."""
+    daemon_kwargs = {"workers": 1}
+
+    def test_a_job_whose_start_was_not_committed_is_recovered(self):
+        runs = Runs(self)
+        left = os.path.join(runs.dir, "left")
+        # A process of the job's own group that outlives its main one:
+        # only the recorded pid leads recovery to it.
+        argv = ["sh", "-c", 'sleep 300 & echo $! > "$2"; ' + RUN, "run", runs.dir, left]
+        jid = self.d.submit(argv, max_attempts=1, delay_ms=int(1500 * SLOW))
+        # Another writer holds the database: nothing ringqd commits from
+        # now on gets through, and the job comes due meanwhile.
+        lock = sqlite3.connect(os.path.join(self.d.state, "queue.db"), timeout=10)
+        lock.isolation_level = None
+        lock.execute("BEGIN IMMEDIATE")
+        self.addCleanup(lock.close)
+        runs.wait_runs(1)
+        wait_for(lambda: os.path.exists(left) and os.path.getsize(left) > 0, what="the job's second process")
+        with open(left) as f:
+            stray = int(f.read())
+        # It runs, and the database does not know it yet.
+        self.assertEqual(lock.execute("select state, attempts, pid from jobs where id = ?", (jid,)).fetchone(),
+                         ("queued", 0, None))
+        self.d.kill9()
+        lock.execute("ROLLBACK")
+        lock.close()
+        runs.finish()
+
+        self.d.start()
+        log = self.d.logtext()
+        self.assertIn("1 job(s) had started before a crash but their starts were not yet recorded", log)
+        self.assertIn("recovered 1 interrupted job(s): 1 requeued (1 without spending an attempt), 0 failed", log)
+        wait_for(lambda: not alive(stray), what="the job's second process killed")
+        job = self.d.wait_job(jid)
+        self.assertEqual((job["state"], job["attempts"], job["interruptions"], job["reason"]),
+                         ("succeeded", 1, 1, "exit 0"))
+        self.assertEqual(runs.lines(), ["attempt=1 interruptions=none", "attempt=1 interruptions=1"])
 
 
 class Stop(DaemonTest):
