@@ -546,7 +546,9 @@ static void count_commit(struct store *s)
  *  - A start (with its pid) must survive a crash of ringqd, which kills
  *    no process but ringqd's threads: a written WAL frame does. After a
  *    crash of the host the job's processes are gone too, and it is
- *    recovered from its last durable state, queued, to run again.
+ *    recovered from its last durable state, queued, to run again:
+ *    so a start asks for no fsync at all, and is made durable by
+ *    whichever comes next (its end's, a submit's).
  *  - An end is committed before it is reported, and durable one
  *    trailing fsync later (store_take_unsynced). A power cut in between
  *    takes the job back to queued or running, and it runs again: what
@@ -558,15 +560,21 @@ static bool relaxed_kind(enum store_op_kind k)
         return k == SOP_START || k == SOP_FINISH || k == SOP_DEP_CANCEL;
 }
 
-static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, bool *ret_relaxed)
+/* A relaxed batch asks for the trailing fsync unless it only started
+ * jobs. */
+static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, bool *ret_relaxed,
+                     bool *ret_wants_sync)
 {
         struct store_op *op;
-        bool relaxed = s->durability == DURABILITY_FULL && s->wal_fd >= 0;
+        bool relaxed = s->durability == DURABILITY_FULL && s->wal_fd >= 0, wants_sync = false;
         int r = 0;
 
-        for (op = batch; relaxed && op; op = op->next)
+        for (op = batch; relaxed && op; op = op->next) {
                 relaxed = relaxed_kind(op->kind);
+                wants_sync = wants_sync || op->kind != SOP_START;
+        }
         *ret_relaxed = relaxed;
+        *ret_wants_sync = relaxed && wants_sync;
         /* Switched only when the kind of batch changes: a stream of job
          * starts and ends parses no pragma. */
         if (relaxed != s->sync_relaxed &&
@@ -627,7 +635,7 @@ void *store_thread_main(void *arg)
                 struct store_op *ok = NULL, **ok_tail = &ok;
                 int64_t busy_ms;
                 unsigned n = 0;
-                bool relaxed;
+                bool relaxed, wants_sync;
                 int r;
 
                 while (!s->todo && !s->stop)
@@ -654,7 +662,7 @@ void *store_thread_main(void *arg)
                 busy_ms = s->busy_timeout_ms;
                 pthread_mutex_unlock(&s->lock);
 
-                r = run_batch(s, batch, busy_ms, &relaxed);
+                r = run_batch(s, batch, busy_ms, &relaxed, &wants_sync);
                 /* Split: finished ops go back to the loop; state-machine
                  * ops of a failed batch are tried again. */
                 while (batch) {
@@ -682,7 +690,7 @@ void *store_thread_main(void *arg)
                         failures_at_stop++;
                 /* An fsync'd commit makes every frame before it durable. */
                 if (r == 0 && s->durability == DURABILITY_FULL)
-                        s->unsynced = relaxed;
+                        s->unsynced = relaxed && (s->unsynced || wants_sync);
                 if (retry) {
                         *retry_tail = s->todo;
                         if (!s->todo)
