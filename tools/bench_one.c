@@ -5,7 +5,9 @@
  * /dev/null): the floor, taken in the same run and interleaved with the
  * jobs so both see the same machine. What ringq adds is the difference of
  * the medians; the daemon's own step timings (stats job_path_ms) say where
- * it goes.
+ * it goes. The submit's own answer (its fsync'd commit) is timed apart:
+ * what is added beyond it is what ringq adds to a job besides making it
+ * durable.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,7 +68,7 @@ static int spawn_once(char **argv, posix_spawn_file_actions_t *fa, hist *h)
         return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
 }
 
-static int job_once(client *c, const json_t *submit, hist *h, char *err, size_t errsize)
+static int job_once(client *c, const json_t *submit, hist *h, hist *hs, char *err, size_t errsize)
 {
         _cleanup_json_ json_t *reply = NULL, *wreply = NULL, *wait = NULL;
         int64_t t0 = now_ns();
@@ -80,6 +82,7 @@ static int job_once(client *c, const json_t *submit, hist *h, char *err, size_t 
                 snprintf(err, errsize, "submit: %s: %s", client_reply_error(reply), client_reply_message(reply));
                 return -EPROTO;
         }
+        hist_add(hs, (uint64_t)(now_ns() - t0));
         wait = json_pack("{s:s, s:I, s:i}", "op", "wait", "id", json_integer_value(json_object_get(reply, "id")),
                          "timeout_ms", 60000);
         if (!wait)
@@ -103,7 +106,7 @@ int bench_one(const bench_opts *o, json_t **ret)
         _cleanup_json_ json_t *req = NULL;
         posix_spawn_file_actions_t fa;
         proc_sample pa = { 0 }, pb = { 0 };
-        hist *jobs = calloc(1, sizeof(hist)), *spawns = calloc(1, sizeof(hist));
+        hist *jobs = calloc(1, sizeof(hist)), *spawns = calloc(1, sizeof(hist)), *submits = calloc(1, sizeof(hist));
         char **argv = split_cmd(o->cmd), err[200] = "";
         int64_t deadline = client_now_ms() + o->duration_ms;
         uint64_t done = 0;
@@ -111,7 +114,7 @@ int bench_one(const bench_opts *o, json_t **ret)
         int pid, r;
 
         posix_spawn_file_actions_init(&fa);
-        if (!jobs || !spawns || !argv || !argv[0]) {
+        if (!jobs || !spawns || !submits || !argv || !argv[0]) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -132,7 +135,7 @@ int bench_one(const bench_opts *o, json_t **ret)
                 bool spawn_first = done & 1;
                 if (spawn_first && (r = spawn_once(argv, &fa, spawns)) < 0)
                         break;
-                if ((r = job_once(c, req, jobs, err, sizeof(err))) < 0)
+                if ((r = job_once(c, req, jobs, submits, err, sizeof(err))) < 0)
                         break;
                 if (!spawn_first && (r = spawn_once(argv, &fa, spawns)) < 0)
                         break;
@@ -149,14 +152,18 @@ int bench_one(const bench_opts *o, json_t **ret)
                 goto out;
         }
         {
-                double job50 = (double)hist_quantile(jobs, 0.5) / 1e6, spawn50 = (double)hist_quantile(spawns, 0.5) / 1e6;
+                double job50 = (double)hist_quantile(jobs, 0.5) / 1e6, spawn50 = (double)hist_quantile(spawns, 0.5) / 1e6,
+                       submit50 = (double)hist_quantile(submits, 0.5) / 1e6;
 
                 json_object_set_new(res, "mode", json_string("one"));
                 json_object_set_new(res, "cmd", json_string(o->cmd));
                 json_object_set_new(res, "jobs", json_integer((json_int_t)done));
                 json_object_set_new(res, "job_ms", hist_json(jobs));
                 json_object_set_new(res, "spawn_ms", hist_json(spawns));
+                json_object_set_new(res, "submit_ms", hist_json(submits));
                 json_object_set_new(res, "added_ms_p50", json_real(round((job50 - spawn50) * 1000) / 1000));
+                json_object_set_new(res, "added_beyond_submit_ms_p50",
+                                    json_real(round((job50 - spawn50 - submit50) * 1000) / 1000));
                 json_object_set_new(res, "daemon", proc_json(pid, &pa, &pb));
                 bench_add_daemon_figures(c, res, &pa, &pb, done);
         }
@@ -170,5 +177,6 @@ out:
         free(argv);
         free(jobs);
         free(spawns);
+        free(submits);
         return r;
 }

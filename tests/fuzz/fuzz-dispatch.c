@@ -575,7 +575,8 @@ static void check_start(struct server *s, const struct job_rec *j)
                 job_rec_done(&d);
         }
         /* One run at a time: another slot that holds it means two,
-         * unless that one's start is refused (that child never runs), or
+         * unless that one's start is refused (that child is killed, and
+         * nothing of its run recorded), or
          * will be: its START names an earlier queued_seq (the job was
          * canceled and retried since it was picked). */
         for (unsigned k = 0; k < s->nslots; k++) {

@@ -382,7 +382,7 @@ PATH_STEPS="launch start_commit exec run drain end_commit slot_idle"
 for sys in ringq ringq-normal; do
         emit e2e "$sys" e2e daemon_cpu_us_per_job $(for st in $PATH_STEPS; do echo "job_path_ms_${st}_p50 job_path_ms_${st}_p99"; done)
 done
-emit one ringq one job_ms_p50 job_ms_p99 spawn_ms_p50 spawn_ms_p99 added_ms_p50 daemon_cpu_us_per_job \
+emit one ringq one job_ms_p50 job_ms_p99 spawn_ms_p50 spawn_ms_p99 submit_ms_p50 added_ms_p50 added_beyond_submit_ms_p50 daemon_cpu_us_per_job \
         $(for st in $PATH_STEPS; do echo "job_path_ms_${st}_p50"; done)
 emit overload ringq-ping 2x offered_per_s latency_ms_p50 latency_ms_p99
 emit overload ringq-hw 2x offered_per_s accepted_per_s rejected_per_s latency_ms_p99 reject_latency_ms_p50 \
@@ -443,9 +443,9 @@ g() { median "$@"; }
         echo
         echo "## One job on an idle ringqd, submit -> wait answer ($ONE_JOBS jobs, median of $RUNS; ringq-bench one)"
         echo
-        echo "| job p50 ms | job p99 ms | bare spawn p50 ms (floor) | spawn p99 ms | ringq adds (p50) ms | ringqd CPU per job us |"
-        echo "|---:|---:|---:|---:|---:|---:|"
-        echo "| $(g one ringq one job_ms_p50) | $(g one ringq one job_ms_p99) | $(g one ringq one spawn_ms_p50) | $(g one ringq one spawn_ms_p99) | $(g one ringq one added_ms_p50) | $(g one ringq one daemon_cpu_us_per_job) |"
+        echo "| job p50 ms | job p99 ms | bare spawn p50 ms (floor) | spawn p99 ms | submit answered (fsync'd commit) p50 ms | ringq adds (p50) ms | beyond the submit's commit ms | ringqd CPU per job us |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+        echo "| $(g one ringq one job_ms_p50) | $(g one ringq one job_ms_p99) | $(g one ringq one spawn_ms_p50) | $(g one ringq one spawn_ms_p99) | $(g one ringq one submit_ms_p50) | $(g one ringq one added_ms_p50) | $(g one ringq one added_beyond_submit_ms_p50) | $(g one ringq one daemon_cpu_us_per_job) |"
         echo
         echo -n "Its steps, p50 ms:"
         for st in $PATH_STEPS; do echo -n " $st $(g one ringq one job_path_ms_${st}_p50);"; done
