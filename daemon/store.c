@@ -378,29 +378,29 @@ void job_interruption(int attempts, int max_attempts, int interruptions, uint64_
                 snprintf(ret->reason, sizeof(ret->reason), "interrupted");
 }
 
-int store_replay_starts(struct store *s, const struct launch_rec *v, size_t n, size_t *ret_done)
+/* Run sql once per item, i = 0..n-1, in one IMMEDIATE transaction;
+ * bind(st, i, ud) binds item i. *ret_changed: how many runs changed a
+ * row. All or nothing. */
+static int each_in_transaction(struct store *s, const char *sql, size_t n,
+                               void (*bind)(sqlite3_stmt *st, size_t i, void *ud), void *ud, size_t *ret_changed)
 {
         sqlite3_stmt *st = NULL;
-        size_t done = 0;
+        size_t changed = 0;
         int rc;
 
-        *ret_done = 0;
+        if (ret_changed)
+                *ret_changed = 0;
         if (n == 0)
                 return 0;
         rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_errno(rc) ?: -EIO;
-        rc = sqlite3_prepare_v2(s->db, STORE_SQL_START, -1, &st, NULL);
+        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
         for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
-                sqlite3_bind_int64(st, 1, v[i].job_id);
-                sqlite3_bind_int64(st, 2, v[i].pid);
-                sqlite3_bind_int64(st, 3, v[i].started_at);
-                sqlite3_bind_int64(st, 4, v[i].queued_seq);
+                bind(st, i, ud);
                 rc = sqlite3_step(st);
                 rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-                /* No change: the start was committed after all (or the
-                 * job moved on); the database knows it already. */
-                done += rc == SQLITE_OK && sqlite3_changes(s->db) == 1;
+                changed += rc == SQLITE_OK && sqlite3_changes(s->db) == 1;
                 sqlite3_reset(st);
         }
         sqlite3_finalize(st);
@@ -410,55 +410,68 @@ int store_replay_starts(struct store *s, const struct launch_rec *v, size_t n, s
                 (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
                 return sqlite_errno(rc) ?: -EIO;
         }
-        *ret_done = done;
+        if (ret_changed)
+                *ret_changed = changed;
         return 0;
+}
+
+static void bind_start(sqlite3_stmt *st, size_t i, void *ud)
+{
+        const struct launch_rec *r = (const struct launch_rec *)ud + i;
+
+        sqlite3_bind_int64(st, 1, r->job_id);
+        sqlite3_bind_int64(st, 2, r->pid);
+        sqlite3_bind_int64(st, 3, r->started_at);
+        sqlite3_bind_int64(st, 4, r->queued_seq);
+}
+
+int store_replay_starts(struct store *s, const struct launch_rec *v, size_t n, size_t *ret_done)
+{
+        /* A row left unchanged had its start committed after all (or
+         * moved on since): the database knows it already. */
+        return each_in_transaction(s, STORE_SQL_START, n, bind_start, (void *)v, ret_done);
+}
+
+struct mark {
+        struct store *s;
+        struct interrupted *v;
+        const int64_t *run_at;
+        int64_t now_ms;
+};
+
+static void bind_interrupted(sqlite3_stmt *st, size_t i, void *ud)
+{
+        struct mark *m = ud;
+        struct interrupted *j = &m->v[i];
+        struct interruption how;
+
+        job_interruption(j->attempts, j->max_attempts, j->interruptions, m->s->max_interruptions, &how);
+        j->again = how.again;
+        j->refunded = how.refunded;
+        sqlite3_bind_int64(st, 1, j->id);
+        sqlite3_bind_text(st, 2, how.again ? "queued" : "failed", -1, SQLITE_STATIC);
+        if (how.again) {
+                sqlite3_bind_int64(st, 3, m->run_at[i]);
+                sqlite3_bind_null(st, 4);
+        } else {
+                sqlite3_bind_null(st, 3);
+                sqlite3_bind_int64(st, 4, m->now_ms);
+        }
+        sqlite3_bind_text(st, 5, how.reason, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 6, how.refunded);
 }
 
 int store_mark_interrupted(struct store *s, struct interrupted *v, size_t n, const int64_t *run_at, int64_t now_ms)
 {
-        sqlite3_stmt *st = NULL;
-        int rc;
+        struct mark m = { s, v, run_at, now_ms };
 
-        if (n == 0)
-                return 0;
-        rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc) ?: -EIO;
-        rc = sqlite3_prepare_v2(s->db,
-                                "UPDATE jobs SET state = ?2, run_at = coalesce(?3, run_at),"
-                                " finished_at = ?4, reason = ?5, pid = NULL,"
-                                " exit_code = NULL, signal = NULL, queued_seq = queued_seq + (?2 = 'queued'),"
-                                " interruptions = interruptions + 1, attempts = attempts - ?6"
-                                " WHERE id = ?1 AND state = 'running'",
-                                -1, &st, NULL);
-        for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
-                struct interruption how;
-                job_interruption(v[i].attempts, v[i].max_attempts, v[i].interruptions, s->max_interruptions, &how);
-                v[i].again = how.again;
-                v[i].refunded = how.refunded;
-                sqlite3_bind_int64(st, 1, v[i].id);
-                sqlite3_bind_text(st, 2, how.again ? "queued" : "failed", -1, SQLITE_STATIC);
-                if (how.again) {
-                        sqlite3_bind_int64(st, 3, run_at[i]);
-                        sqlite3_bind_null(st, 4);
-                } else {
-                        sqlite3_bind_null(st, 3);
-                        sqlite3_bind_int64(st, 4, now_ms);
-                }
-                sqlite3_bind_text(st, 5, how.reason, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_int(st, 6, how.refunded);
-                rc = sqlite3_step(st);
-                rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-                sqlite3_reset(st);
-        }
-        sqlite3_finalize(st);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-                (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-                return sqlite_errno(rc) ?: -EIO;
-        }
-        return 0;
+        return each_in_transaction(s,
+                                   "UPDATE jobs SET state = ?2, run_at = coalesce(?3, run_at),"
+                                   " finished_at = ?4, reason = ?5, pid = NULL,"
+                                   " exit_code = NULL, signal = NULL, queued_seq = queued_seq + (?2 = 'queued'),"
+                                   " interruptions = interruptions + 1, attempts = attempts - ?6"
+                                   " WHERE id = ?1 AND state = 'running'",
+                                   n, bind_interrupted, &m, NULL);
 }
 
 int store_load_queued(struct store *s, int (*fn)(void *ud, const struct queued_job *j), void *ud)
