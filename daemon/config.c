@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "launches.h"
 #include "log.h"
 #include "ringq/parse.h"
 
@@ -26,12 +27,12 @@ struct kdef {
 #define U64MAX UINT64_MAX
 
 static const struct kdef kdefs[] = {
-        { { "state_dir", "state-dir", "state directory (queue.db, output/)", "$STATE_DIRECTORY or /var/lib/ringq" },
+        { { "state_dir", "state-dir", "state directory (queue.db, output/, launches)", "$STATE_DIRECTORY or /var/lib/ringq" },
           K_PATH, OFF(state_dir), 0, 0, false },
         { { "socket", "socket", "listening socket path", "$RUNTIME_DIRECTORY/ringq.sock or /run/ringq/ringq.sock" },
           K_PATH, OFF(socket), 0, 0, false },
         { { "workers", "workers", "fixed number of worker slots", "number of CPUs" },
-          K_COUNT, OFF(workers), 1, 1024, false },
+          K_COUNT, OFF(workers), 1, LAUNCHES_MAX, false },
         { { "high_water", "high-water", "queued jobs at which submits are rejected", "10000" },
           K_COUNT, OFF(high_water), 1, 100000000, true },
         { { "low_water", "low-water", "queued jobs at which submits are accepted again", "90% of high_water" },

@@ -807,7 +807,7 @@ void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe)
                 st->truncated = true;
                 n = (size_t)room;
         }
-        /* A job whose start was refused keeps nothing. */
+        /* A job whose start was refused keeps no more output. */
         if (n && !st->file_failed && !sl->start_failed) {
                 st->kept += n;
                 st->woff = 0;

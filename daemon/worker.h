@@ -8,8 +8,8 @@
  * released (its launch record holds the pid and the barrier let it exec:
  * it ran, which the end's record needs after the state has moved on),
  * start_pending (the START op is in the store; the end waits for it) and
- * start_failed (the store refused the start: the job is killed, and
- * nothing of its run is recorded).
+ * start_failed (the store refused the start: the job is killed, and the
+ * database keeps nothing of its run).
  */
 #pragma once
 

@@ -209,6 +209,34 @@ class CrashBeforeTheStartIsCommitted(DaemonTest):
                          ("succeeded", 1, 1, "exit 0"))
         self.assertEqual(runs.lines(), ["attempt=1 interruptions=none", "attempt=1 interruptions=1"])
 
+    def test_a_start_the_store_refuses_stops_the_job(self):
+        # The row changes under the start that is on its way (here by
+        # another writer, which nothing supported does; inside ringqd,
+        # dispatch's cancel marks keep it from happening): the job, which
+        # runs already, is killed, and nothing of its run is recorded.
+        runs = Runs(self)
+        left = os.path.join(runs.dir, "left")
+        argv = ["sh", "-c", 'sleep 300 & echo $! > "$2"; ' + RUN, "run", runs.dir, left]
+        jid = self.d.submit(argv, max_attempts=1, delay_ms=int(1500 * SLOW))
+        lock = sqlite3.connect(os.path.join(self.d.state, "queue.db"), timeout=10)
+        lock.isolation_level = None
+        lock.execute("BEGIN IMMEDIATE")
+        self.addCleanup(lock.close)
+        runs.wait_runs(1)
+        wait_for(lambda: os.path.exists(left) and os.path.getsize(left) > 0, what="the job's second process")
+        with open(left) as f:
+            stray = int(f.read())
+        lock.execute("UPDATE jobs SET queued_seq = queued_seq + 1 WHERE id = ?", (jid,))
+        lock.execute("COMMIT")
+        wait_for(lambda: "job %d: cannot record its start; stopping it" % jid in self.d.logtext(),
+                 timeout=10 * SLOW, what="the refused start")
+        wait_for(lambda: not alive(stray), what="the job's processes killed")
+        wait_for(lambda: self.d.stats()["running"] == 0, what="the slot free again")
+        self.assertEqual(rows(self.d, "select state, attempts, queued_seq, pid, started_at, reason from jobs"
+                                      " where id = %d" % jid),
+                         [("queued", 0, 1, None, None, None)])
+        self.assertNotIn("job %d started" % jid, self.d.logtext())
+
 
 class Stop(DaemonTest):
     # kill_grace is the window for reading the counter while ringqd
