@@ -69,20 +69,6 @@ int procs_subreaper_init(void)
         return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
 }
 
-/* Append the pids listed in buf (blank-separated) to v[*n..max). */
-static void parse_pids(const char *buf, pid_t *v, size_t *n, size_t max)
-{
-        for (const char *p = buf; *n < max;) {
-                char *end;
-                long c = strtol(p, &end, 10);
-                if (end == p)
-                        break;
-                if (c > 1)
-                        v[(*n)++] = (pid_t)c;
-                p = end;
-        }
-}
-
 /* Append the children listed in /proc/<pid>/task/<tid>/children. */
 static void add_task_children(pid_t pid, const char *tid, pid_t *v, size_t *n, size_t max)
 {
@@ -99,7 +85,13 @@ static void add_task_children(pid_t pid, const char *tid, pid_t *v, size_t *n, s
         if (len <= 0)
                 return;
         buf[len] = '\0';
-        parse_pids(buf, v, n, max);
+        for (char *p = buf, *end; *n < max; p = end) {
+                long c = strtol(p, &end, 10);
+                if (end == p)
+                        break;
+                if (c > 1)
+                        v[(*n)++] = (pid_t)c;
+        }
 }
 
 /* Append the children of every thread of pid to v[*n..max). */
@@ -141,39 +133,18 @@ int procs_signal_tree(pid_t root, int sig)
         return hit;
 }
 
-/* The main thread's children list, read at every job's end: kept open
- * and read from offset 0, which makes the kernel list them anew. */
-static void add_own_children(pid_t *v, size_t *n, size_t max)
-{
-        static int fd = -1;
-        char buf[8192];
-        ssize_t len;
-
-        if (fd < 0) {
-                char path[64];
-                pid_t self = getpid();
-                snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)self, (int)self);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        return;
-        }
-        len = pread(fd, buf, sizeof(buf) - 1, 0);
-        if (len <= 0)
-                return;
-        buf[len] = '\0';
-        parse_pids(buf, v, n, max);
-}
-
 int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud)
 {
         pid_t kids[1024];
         size_t n = 0;
         int killed = 0;
+        char self[16];
 
         /* Orphans are handed to a live thread of the subreaper, which is
          * ringqd's main thread (it runs the loop), and the jobs are
          * cloned from it too; other threads never fork. */
-        add_own_children(kids, &n, ELEMENTSOF(kids));
+        snprintf(self, sizeof(self), "%d", (int)getpid());
+        add_task_children(getpid(), self, kids, &n, ELEMENTSOF(kids));
         for (size_t i = 0; i < n; i++) {
                 siginfo_t si = { 0 };
                 if (keep(ud, kids[i]))
