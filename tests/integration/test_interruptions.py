@@ -174,15 +174,16 @@ class CrashBeforeTheStartIsCommitted(DaemonTest):
     what is left of it is killed, and it is recovered as interrupted."""
     daemon_kwargs = {"workers": 1}
 
-    def test_a_job_whose_start_was_not_committed_is_recovered(self):
+    def run_while_locked(self):
+        """A job of RUN that comes due while another writer holds the
+        database, so that nothing ringqd commits gets through: returns
+        (runs, its id, the writer's connection in its transaction, the
+        pid of a process of the job's own group that outlives its main
+        one, which only the recorded pid leads recovery to)."""
         runs = Runs(self)
         left = os.path.join(runs.dir, "left")
-        # A process of the job's own group that outlives its main one:
-        # only the recorded pid leads recovery to it.
         argv = ["sh", "-c", 'sleep 300 & echo $! > "$2"; ' + RUN, "run", runs.dir, left]
         jid = self.d.submit(argv, max_attempts=1, delay_ms=int(1500 * SLOW))
-        # Another writer holds the database: nothing ringqd commits from
-        # now on gets through, and the job comes due meanwhile.
         lock = sqlite3.connect(os.path.join(self.d.state, "queue.db"), timeout=10)
         lock.isolation_level = None
         lock.execute("BEGIN IMMEDIATE")
@@ -190,7 +191,10 @@ class CrashBeforeTheStartIsCommitted(DaemonTest):
         runs.wait_runs(1)
         wait_for(lambda: os.path.exists(left) and os.path.getsize(left) > 0, what="the job's second process")
         with open(left) as f:
-            stray = int(f.read())
+            return runs, jid, lock, int(f.read())
+
+    def test_a_job_whose_start_was_not_committed_is_recovered(self):
+        runs, jid, lock, stray = self.run_while_locked()
         # It runs, and the database does not know it yet.
         self.assertEqual(lock.execute("select state, attempts, pid from jobs where id = ?", (jid,)).fetchone(),
                          ("queued", 0, None))
@@ -213,19 +217,8 @@ class CrashBeforeTheStartIsCommitted(DaemonTest):
         # The row changes under the start that is on its way (here by
         # another writer, which nothing supported does; inside ringqd,
         # dispatch's cancel marks keep it from happening): the job, which
-        # runs already, is killed, and nothing of its run is recorded.
-        runs = Runs(self)
-        left = os.path.join(runs.dir, "left")
-        argv = ["sh", "-c", 'sleep 300 & echo $! > "$2"; ' + RUN, "run", runs.dir, left]
-        jid = self.d.submit(argv, max_attempts=1, delay_ms=int(1500 * SLOW))
-        lock = sqlite3.connect(os.path.join(self.d.state, "queue.db"), timeout=10)
-        lock.isolation_level = None
-        lock.execute("BEGIN IMMEDIATE")
-        self.addCleanup(lock.close)
-        runs.wait_runs(1)
-        wait_for(lambda: os.path.exists(left) and os.path.getsize(left) > 0, what="the job's second process")
-        with open(left) as f:
-            stray = int(f.read())
+        # runs already, is killed, and the database keeps nothing of it.
+        _, jid, lock, stray = self.run_while_locked()
         lock.execute("UPDATE jobs SET queued_seq = queued_seq + 1 WHERE id = ?", (jid,))
         lock.execute("COMMIT")
         wait_for(lambda: "job %d: cannot record its start; stopping it" % jid in self.d.logtext(),
