@@ -33,6 +33,12 @@ static void boot_id(char out[48])
                 memcpy(out, buf, (size_t)MIN(n, 47));
 }
 
+/* A record of a job whose child existed: it may have exec'd. */
+static bool live(const struct launch_rec *r)
+{
+        return r->job_id > 0 && r->pid > 0;
+}
+
 int launches_open(struct launches *l, int dirfd, struct launch_rec **ret_left, size_t *ret_n)
 {
         struct header *h;
@@ -65,21 +71,19 @@ int launches_open(struct launches *l, int dirfd, struct launch_rec **ret_left, s
         boot_id(boot);
         ours = ours && memcmp(h->magic, MAGIC, sizeof(h->magic)) == 0 && h->max == LAUNCHES_MAX && boot[0] &&
                memcmp(h->boot_id, boot, sizeof(boot)) == 0;
-        for (unsigned i = 0; ours && i < LAUNCHES_MAX; i++) {
-                const struct launch_rec *r = &l->rec[i];
-                if (r->job_id <= 0 || r->pid <= 0)
-                        continue;
-                if (n % 16 == 0) {
-                        struct launch_rec *v = realloc(*ret_left, (n + 16) * sizeof(*v));
-                        if (!v) {
-                                free(*ret_left);
-                                *ret_left = NULL;
-                                launches_close(l);
-                                return -ENOMEM;
-                        }
-                        *ret_left = v;
+        for (unsigned i = 0; ours && i < LAUNCHES_MAX; i++)
+                n += live(&l->rec[i]);
+        if (n > 0) {
+                struct launch_rec *v = malloc(n * sizeof(*v));
+                if (!v) {
+                        launches_close(l);
+                        return -ENOMEM;
                 }
-                (*ret_left)[n++] = *r;
+                n = 0;
+                for (unsigned i = 0; i < LAUNCHES_MAX; i++)
+                        if (live(&l->rec[i]))
+                                v[n++] = l->rec[i];
+                *ret_left = v;
         }
         *ret_n = n;
         return 0;

@@ -73,18 +73,10 @@ int procs_subreaper_init(void)
 static void add_task_children(pid_t pid, const char *tid, pid_t *v, size_t *n, size_t max)
 {
         char path[64], buf[8192];
-        ssize_t len;
-        int fd;
 
         snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid, tid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (read_small_at(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
                 return;
-        len = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (len <= 0)
-                return;
-        buf[len] = '\0';
         for (char *p = buf, *end; *n < max; p = end) {
                 long c = strtol(p, &end, 10);
                 if (end == p)

@@ -129,8 +129,7 @@ static void slot_reset(struct slot *sl)
         }
         slot_release_spawn(sl);
         /* Its processes are gone: nothing left for recovery to find. */
-        if (s->launches.rec)
-                launches_clear(&s->launches, sl->idx);
+        launches_clear(&s->launches, sl->idx);
         sl->cg_events = safe_close(sl->cg_events);
         /* Normally removed once it emptied (cg_check); this is for a
          * start that failed or a process that would not die. */
