@@ -526,6 +526,23 @@ class Output(UsersTest):
         self.assertEqual(r.returncode, 77, r.stderr)
         self.assertNotIn("secret", r.stdout)
 
+    def test_launch_records_are_ringqds_own(self):
+        # They name every user's running jobs and pids, and what a crash
+        # leaves there is committed and killed at the next start: a user
+        # who could write them could have another's processes killed.
+        path = os.path.join(self.d.state, "launches")
+        jid = self.submit_as(A, "--", "sleep", "30")
+        self.d.wait_state(jid, "running")
+        st = os.stat(path)
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600))
+        for user, cmd in ((B, ["cat", path]), (A, ["cat", path]),
+                          (B, ["dd", "if=/dev/zero", "of=" + path, "bs=32", "count=1", "seek=2", "conv=notrunc"]),
+                          (A, ["sh", "-c", "echo x >> " + path])):
+            r = subprocess.run(setpriv(user) + cmd, capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0, "%s could run %s" % (user, cmd))
+        self.assertEqual(os.stat(path).st_size, st.st_size)
+        self.d.call({"op": "cancel", "id": jid})
+
 
 # Job lines go to the journal itself where one listens; here they are
 # read back from stderr.
