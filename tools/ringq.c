@@ -14,8 +14,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 #include "ringq/parse.h"
@@ -498,8 +501,14 @@ int main(int argc, char **argv)
                 {}
         };
         const struct verb *v;
+        uint32_t seed = 0;
         int c, r;
 
+        /* Left unseeded, jansson opens and reads /dev/urandom at the first
+         * object, in every run of a command that a script may run once per
+         * job; one getrandom() does. Zero would mean "seed yourself". */
+        if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed) && seed)
+                json_object_seed(seed);
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+:" COMMON_SHORT "V", opts, NULL)) != -1) {
                 switch (c) {

@@ -68,33 +68,13 @@ static int env_object(json_t **ret)
         return 0;
 }
 
-/* The umask, read without changing it where /proc says (Linux 4.7+);
- * else set and restored, harmless in this single thread. */
+/* The umask. Read by setting it and setting it back: this process has one
+ * thread and creates no file between the two calls, and it is two system
+ * calls where /proc/self/status has the kernel render a page of text. */
 static mode_t current_umask(void)
 {
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-        FILE *f;
-        mode_t m;
+        mode_t m = umask(0077);
 
-        f = fopen("/proc/self/status", "re");
-        if (f) {
-                while (getline(&line, &cap, f) > 0) {
-                        unsigned long v;
-                        char *end;
-
-                        if (strncmp(line, "Umask:", 6) != 0)
-                                continue;
-                        errno = 0;
-                        v = strtoul(line + 6, &end, 8);
-                        if (errno || end == line + 6 || v > 0777)
-                                break;
-                        fclose(f);
-                        return (mode_t)v;
-                }
-                fclose(f);
-        }
-        m = umask(0077);
         umask(m);
         return m;
 }
