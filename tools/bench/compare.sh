@@ -37,6 +37,10 @@
 #            (The sweep's 2x point shows the accepted rate under overload
 #            when the queue has room.)
 #
+# --report measures nothing: it renders OUTDIR's results.csv, results.json,
+# table.md and sweep.png again from the runs.txt a run left there (give
+# --quick too if that run was quick).
+#
 # OUTDIR gets runs.txt (every run, one key=value line each), results.csv
 # and results.json (medians), sweep.csv, table.md (what is printed),
 # machine.txt and sweep.png. Every loop is bounded in count and time.
@@ -49,11 +53,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 BUILD=${RINGQ_BUILD:-$REPO/build}
 QUICK=0
+REPORT=0
 OUT=/tmp/ringq-compare
 
 while [ $# -gt 0 ]; do
         case "$1" in
         --quick) QUICK=1 ;;
+        --report) REPORT=1 ;;
         -h | --help)
                 sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
                 exit 0
@@ -77,6 +83,7 @@ START_TIMEOUT=10
 WAIT_TIMEOUT=600
 LOOP_BUDGET=900 # seconds for one loop of one process per job
 
+if [ "$REPORT" = 0 ]; then
 for b in ringqd ringq ringq-bench; do
         [ -x "$BUILD/$b" ] || { echo "compare.sh: $BUILD/$b missing; build first (cmake --build build)" >&2; exit 69; }
 done
@@ -97,9 +104,11 @@ install_peers() {
         DEBIAN_FRONTEND=noninteractive $sudo timeout 900 apt-get install -y -qq "${missing[@]}" >&2
 }
 install_peers
+fi
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+if [ "$REPORT" = 0 ]; then
 WORK=$(mktemp -d /tmp/ringq-compare-work.XXXXXX)
 cd "$WORK" # nothing lands in the caller's directory
 # Private copies, so a rebuild during the run cannot change what is measured.
@@ -189,8 +198,15 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 ms_to_s() { awk -v m="$1" 'BEGIN { printf "%.3f", m / 1000 }'; }
 per_s() { awk -v n="$1" -v m="$2" 'BEGIN { printf "%.1f", (m > 0 ? n * 1000 / m : 0) }'; }
 
+fi
 RUNS_TXT=$OUT/runs.txt
-: >"$RUNS_TXT"
+SWEEP_CSV=$OUT/sweep.csv
+if [ "$REPORT" = 0 ]; then
+        : >"$RUNS_TXT"
+elif [ ! -s "$RUNS_TXT" ]; then
+        echo "compare.sh: --report: $RUNS_TXT is missing or empty" >&2
+        exit 66
+fi
 record() { # record SECTION SYSTEM SHAPE RUN KV...
         echo "section=$1 system=$2 shape=$3 run=$4 ${*:5}" >>"$RUNS_TXT"
 }
@@ -219,6 +235,7 @@ per_job_loop() {
 
 log() { echo "[$(date +%T)] $*" >&2; }
 
+if [ "$REPORT" = 0 ]; then
 {
         echo "date: $(date -Is)"
         echo "host: $(uname -srm)"
@@ -325,7 +342,6 @@ for run in $(seq "$RUNS"); do
 done
 
 # ---- 3. sweep: latency against offered load, open loop ----
-SWEEP_CSV=$OUT/sweep.csv
 echo "system,level,offered_per_s,accepted_per_s,p50_ms,p90_ms,p99_ms,p999_ms,unsent" >"$SWEEP_CSV"
 for sys in ringq beanstalkd redis; do
         cap=$(median submit "$sys" "$SWEEP_SHAPE" accepted_per_s)
@@ -375,6 +391,7 @@ done
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
+fi
 # ---- results ----
 CSV=$OUT/results.csv
 echo "section,system,shape,metric,median" >"$CSV"
@@ -407,6 +424,21 @@ awk -F, 'NR == 1 { next }
         END { print "]" }' "$CSV" >"$OUT/results.json"
 
 g() { median "$@"; }
+# The reject p99 over the ping p99 of each run (the two measured back to
+# back against the same ringqd), then their median: "r1 r2 r3 (median m)".
+overload_pairs() {
+        awk '{ delete f; for (i = 1; i <= NF; i++) { p = index($i, "="); f[substr($i, 1, p - 1)] = substr($i, p + 1) }
+               if (f["section"] != "overload" || f["shape"] != "2x") next
+               if (f["system"] == "ringq-hw") rj[f["run"]] = f["reject_latency_ms_p99"] + 0
+               if (f["system"] == "ringq-ping") pg[f["run"]] = f["latency_ms_p99"] + 0 }
+             END { n = 0
+                   for (r = 1; r in rj || r in pg; r++) if ((r in rj) && pg[r] > 0) v[n++] = rj[r] / pg[r]
+                   if (!n) { print "-"; exit }
+                   for (i = 0; i < n; i++) { out = out sprintf("%s%.2f", i ? ", " : "", v[i]) }
+                   for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+                   m = n % 2 ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+                   printf "%s (median %.2f)\n", out, m }' "$RUNS_TXT"
+}
 {
         echo "## Durable submits (median of $RUNS; ringq-bench submit, $N_SUBMIT requests or $T_SUBMIT)"
         echo
@@ -476,7 +508,7 @@ g() { median "$@"; }
         echo "|---:|---:|---:|---:|---:|---:|---|"
         echo "| $(g overload ringq-hw 2x offered_per_s) | $(g overload ringq-hw 2x accepted_per_s) | $(g overload ringq-hw 2x rejected_per_s) | $(g overload ringq-hw 2x latency_ms_p99) | $(g overload ringq-hw 2x reject_latency_ms_p50) | $(g overload ringq-hw 2x reject_latency_ms_p99) | $(g overload ringq-hw 2x daemon_rss_start_kb) -> $(g overload ringq-hw 2x daemon_rss_end_kb) |"
         echo
-        echo "Pings offered at the same rate: p50 $(g overload ringq-ping 2x latency_ms_p50) ms, p99 $(g overload ringq-ping 2x latency_ms_p99) ms; reject p99 / ping p99 = $(ratio "$(g overload ringq-hw 2x reject_latency_ms_p99)" "$(g overload ringq-ping 2x latency_ms_p99)")."
+        echo "Pings offered at the same rate: p50 $(g overload ringq-ping 2x latency_ms_p50) ms, p99 $(g overload ringq-ping 2x latency_ms_p99) ms; reject p99 / ping p99 = $(ratio "$(g overload ringq-hw 2x reject_latency_ms_p99)" "$(g overload ringq-ping 2x latency_ms_p99)") (of the medians); run by run: $(overload_pairs)."
         echo
         echo "Machine:"
         echo
