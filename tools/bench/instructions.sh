@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# What ringqd executes for one durable submit, counted in instructions: a
+# figure that does not follow the machine's speed or its noise, to set
+# one version of ringqd against another.
+#
+#   tools/bench/instructions.sh [-n N] [-c CONNS] [-d DEPTH]
+#
+# Runs ringqd under valgrind's callgrind twice, each time in a fresh
+# state dir: once for 1 submit, once for N (default 20000) pipelined
+# submits of ringq-bench (CONNS x DEPTH, default 8x16), each stopped with
+# SIGTERM. The difference of the two totals (every thread: the loop and
+# the store) over N - 1 is printed as instructions_per_submit, with both
+# totals. Under callgrind ringqd runs some 50 times slower, so its group
+# commits are smaller than on a machine at full speed: compare versions
+# with the same N, CONNS and DEPTH.
+#
+# Environment: RINGQ_BUILD (default <repo>/build) holds ringqd and
+# ringq-bench. Needs valgrind.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD=${RINGQ_BUILD:-$HERE/../../build}
+N=20000
+CONNS=8
+DEPTH=16
+while [ $# -gt 0 ]; do
+        case "$1" in
+        -n) N=$2; shift ;;
+        -c) CONNS=$2; shift ;;
+        -d) DEPTH=$2; shift ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "instructions.sh: unknown argument $1" >&2; exit 64 ;;
+        esac
+        shift
+done
+command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is needed" >&2; exit 69; }
+[ "$N" -ge 2 ] 2>/dev/null || { echo "instructions.sh: -n must be 2 or more" >&2; exit 64; }
+
+WORK=$(mktemp -d /tmp/ringq-instructions.XXXXXX)
+PID=
+cleanup() {
+        [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
+        rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# count N: total instructions ringqd executed for N submits.
+count() {
+        local n=$1 dir=$WORK/$1 i
+        mkdir "$dir"
+        valgrind --tool=callgrind --callgrind-out-file="$dir/out" "$BUILD/ringqd" --state-dir "$dir/state" \
+                --socket "$dir/sock" --config /dev/null --durability full --high-water $((n + 1000)) \
+                >"$dir/log" 2>&1 &
+        PID=$!
+        for ((i = 0; i < 600; i++)); do
+                [ -S "$dir/sock" ] && break
+                kill -0 "$PID" 2>/dev/null || { cat "$dir/log" >&2; exit 70; }
+                sleep 0.1
+        done
+        "$BUILD/ringq-bench" submit -s "$dir/sock" -c "$CONNS" -d "$DEPTH" -n "$n" -t 600s \
+                | tr ' ' '\n' | grep -qx "accepted=$n" || { echo "instructions.sh: not all $n accepted" >&2; exit 70; }
+        kill -TERM "$PID"
+        wait "$PID" || true
+        PID=
+        awk '/^(summary|totals):/ { print $2; exit }' "$dir/out"
+}
+
+one=$(count 1)
+many=$(count "$N")
+echo "submits=$N shape=${CONNS}x$DEPTH instructions_1=$one instructions_n=$many" \
+        "instructions_per_submit=$(((many - one) / (N - 1)))"
