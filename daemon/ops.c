@@ -142,7 +142,8 @@ static void run_deferred(struct conn *c)
         }
 }
 
-/* Either a reply to render, or a line already rendered (line, len). */
+/* Either a reply to render, or a line already rendered (line, len; NULL
+ * when it could not be: the client is told "out of memory"). */
 static void answer(struct req *r, json_t *reply, char *line, size_t len)
 {
         struct conn *c = r->conn;
@@ -825,7 +826,8 @@ static void log_submit(const struct store_op *op)
 static void submit_done(struct server *s, struct req *r, struct store_op *op)
 {
         const struct job_rec *j = &op->submit.rec;
-        json_t *o;
+        size_t len = 0;
+        char *line;
 
         dispatch_reserve(s, (uid_t)j->owner_uid, j->queue, -1);
         if (op->result == -ENOENT || op->result == -EPERM) {
@@ -855,22 +857,8 @@ static void submit_done(struct server *s, struct req *r, struct store_op *op)
                 dispatch_submitted(s, op);
         }
         log_submit(op);
-        /* The answer to most submits, and at a high rate the loop's
-         * largest cost after parsing the request: a tree built, dumped
-         * and freed for one number. Printed directly unless it carries
-         * more than the id. */
-        if (!op->submit.duplicate && !r->tag) {
-                char *line = NULL;
-                int n = asprintf(&line, "{\"ok\":true,\"id\":%lld}\n", (long long)op->id);
-
-                answer(r, NULL, n < 0 ? NULL : line, n < 0 ? 0 : (size_t)n);
-        } else {
-                o = proto_ok();
-                json_object_set_new(o, "id", json_integer(op->id));
-                if (op->submit.duplicate)
-                        json_object_set_new(o, "duplicate", json_true());
-                ops_answer(r, o);
-        }
+        line = proto_submitted_line(op->id, op->submit.duplicate, r->tag, &len);
+        answer(r, NULL, line, line ? len : 0);
         dispatch_update_accepting(s);
 }
 

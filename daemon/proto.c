@@ -475,6 +475,22 @@ char *proto_line(json_t *reply, json_t *tag, size_t *ret_len)
         return line;
 }
 
+char *proto_submitted_line(int64_t id, bool duplicate, json_t *tag, size_t *ret_len)
+{
+        _cleanup_free_ char *t = tag ? json_dumps(tag, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        char *line = NULL;
+        int n;
+
+        if (tag && !t)
+                return NULL;
+        n = asprintf(&line, "{\"ok\":true,\"id\":%lld%s%s%s}\n", (long long)id, duplicate ? ",\"duplicate\":true" : "",
+                     t ? ",\"tag\":" : "", t ? t : "");
+        if (n < 0)
+                return NULL;
+        *ret_len = (size_t)n;
+        return line;
+}
+
 char *proto_dump_compact(json_t *v)
 {
         return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);

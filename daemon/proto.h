@@ -62,6 +62,11 @@ json_t *proto_job(const struct job_rec *j, const char *output_dir);
 /* Serialize a reply as one line ending in '\n', echoing tag when given.
  * Consumes the reply reference. Returns a malloc'd buffer or NULL. */
 char *proto_line(json_t *reply, json_t *tag, size_t *ret_len);
+/* The same line for a submit's answer, {"ok":true,"id":N} with
+ * "duplicate":true if asked and the tag if any, printed without a tree:
+ * at a high rate of submits that tree was the loop's largest cost after
+ * parsing the request. NULL when out of memory. */
+char *proto_submitted_line(int64_t id, bool duplicate, json_t *tag, size_t *ret_len);
 
 /* The JSON text stored for argv/env, from a checked request. */
 char *proto_dump_compact(json_t *v);

@@ -61,6 +61,11 @@ class Errors(DaemonTest):
     def test_tag_echoed_even_on_error(self):
         c = self.d.client()
         self.assertEqual(c.call({"op": "ping", "tag": {"x": [1, 2]}})["tag"], {"x": [1, 2]})
+        # A submit's answer is printed without a tree: the tag still
+        # comes back exactly, quotes and escapes included.
+        tag = {"q": ['a"b\\c', "\u00e9\n", None, 1.5]}
+        r = c.call({"op": "submit", "argv": ["true"], "tag": tag})
+        self.assertEqual((r["ok"], r["tag"], sorted(r)), (True, tag, ["id", "ok", "tag"]))
         r = c.call({"op": "nope", "tag": "t1"})
         self.assertEqual((r["error"], r["tag"]), ("bad_request", "t1"))
 
