@@ -170,23 +170,30 @@ class Daemon:
             wait_for(lambda: self.notify.has("READY", "1") or self.proc.poll() is not None,
                      timeout=20, what="READY=1")
             if self.proc.poll() is not None:
-                raise AssertionError("ringqd exited at start (%s):\n%s" % (self.proc.returncode, self.logtext()))
+                raise AssertionError("ringqd exited at start (%s):\n%s%s" % (self.proc.returncode, self.logtext(),
+                                                                           self.wrapper_logs()))
         return self
+
+    def valgrind_logs(self):
+        """(name, text) of every valgrind log of this test."""
+        if not VALGRIND or not os.path.isdir(self.root):
+            return []
+        out = []
+        for name in sorted(os.listdir(self.root)):
+            if name.startswith("vg.") and name.endswith(".log"):
+                with open(os.path.join(self.root, name), errors="replace") as f:
+                    out.append((name, f.read()))
+        return out
+
+    def wrapper_logs(self):
+        """All of them: a wrapper that fails before ringqd runs says why
+        only there."""
+        return "".join("\n%s:\n%s" % (name, text[-4000:]) for name, text in self.valgrind_logs())
 
     def valgrind_errors(self):
         """Error summaries of every valgrind log of this test that has errors."""
-        out = []
-        if not VALGRIND or not os.path.isdir(self.root):
-            return ""
-        for name in sorted(os.listdir(self.root)):
-            if not (name.startswith("vg.") and name.endswith(".log")):
-                continue
-            with open(os.path.join(self.root, name), errors="replace") as f:
-                text = f.read()
-            counts = [int(n) for n in re.findall(r"ERROR SUMMARY: (\d+) errors", text)]
-            if any(counts):
-                out.append(name + ":\n" + text[-4000:])
-        return "\n".join(out)
+        return "\n".join(name + ":\n" + text[-4000:] for name, text in self.valgrind_logs()
+                         if any(int(n) for n in re.findall(r"ERROR SUMMARY: (\d+) errors", text)))
 
     def logtext(self):
         try:
