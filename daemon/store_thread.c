@@ -531,13 +531,6 @@ static int run_op(struct store *s, struct store_op *op)
         return r;
 }
 
-static void count_commit(struct store *s)
-{
-        pthread_mutex_lock(&s->lock);
-        s->info.commits++;
-        pthread_mutex_unlock(&s->lock);
-}
-
 /* Run one batch in one transaction. On a failure that undoes the
  * transaction, client ops get the error and state-machine ops are moved
  * to be retried by the caller. Returns 0 if the batch committed. */
@@ -681,7 +674,6 @@ void *store_thread_main(void *arg)
                         for (struct store_op *op = ok; op; op = op->next)
                                 if (op->kind == SOP_PRUNE && op->result == 0)
                                         unlink_pruned(s, op);
-                        count_commit(s);
                 }
                 retry_delay_ms = r < 0 ? CLAMP(retry_delay_ms * 2, 50, 2000) : 0;
 
@@ -700,8 +692,17 @@ void *store_thread_main(void *arg)
                 if (ok) {
                         *s->done_tail = ok;
                         s->done_tail = ok_tail;
+                }
+                if (r == 0)
+                        s->info.commits++;
+                /* Woken after the unlock: the loop takes the lock
+                 * first thing (store_take_done), and would sleep on it
+                 * if the write came before. */
+                if (ok) {
                         uint64_t one = 1;
+                        pthread_mutex_unlock(&s->lock);
                         (void)!write(s->efd, &one, sizeof(one));
+                        pthread_mutex_lock(&s->lock);
                 }
         }
         pthread_mutex_unlock(&s->lock);
@@ -750,8 +751,11 @@ void store_flush(struct store *s)
         *s->todo_tail = s->out;
         s->todo_tail = s->out_tail;
         s->inflight += s->out_n;
-        pthread_cond_signal(&s->cond);
         pthread_mutex_unlock(&s->lock);
+        /* After the unlock, or the woken thread's first act is to sleep
+         * on the lock this thread still holds. It cannot miss the
+         * signal: it checks todo under the lock before it waits. */
+        pthread_cond_signal(&s->cond);
         s->out = NULL;
         s->out_tail = &s->out;
         s->out_n = 0;
