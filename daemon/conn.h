@@ -45,6 +45,12 @@ struct req {
         bool is_write;           /* changes a job; counted in conn->writes */
         bool has_rq;             /* REQ_DEFERRED: rq is owned here */
         int pass_fd;             /* passed with the reply (SCM_RIGHTS); -1: none */
+        /* A submit committed in an early batch, its answer held until
+         * the batch's fsync (ops.c): the next one held, the batch, and
+         * whether it was a duplicate (job_id is the job). */
+        struct req *pnext;
+        uint64_t sync_seq;
+        bool duplicate;
         struct request rq;
 };
 

@@ -576,6 +576,14 @@ void dispatch_slot_end(struct server *s, uid_t uid, uint32_t queue)
         dq_maybe_free(D(s), queue);
 }
 
+bool dispatch_may_start_at_once(struct server *s, const struct job_rec *j)
+{
+        struct dispatch *d = D(s);
+
+        return !s->draining && s->rx.phase == RX_NONE && !d->blocked && !d->stopped && !d->all_paused &&
+               workers_free(s) && j->nafter == 0 && j->run_at <= now_wall_ms();
+}
+
 void dispatch_run(struct server *s)
 {
         struct dispatch *d = D(s);

@@ -94,6 +94,10 @@ bool dispatch_queue_known(struct server *s, const char *name);
 
 /* What the store committed. */
 void dispatch_submitted(struct server *s, const struct store_op *op);
+/* A job about to be submitted would start as soon as it is committed:
+ * a slot is free, nothing holds dispatch, and it is due and waits for no
+ * other job. A hint (the queue may be paused, its owner at a limit). */
+bool dispatch_may_start_at_once(struct server *s, const struct job_rec *j);
 void dispatch_retried(struct server *s, const struct store_op *op);
 void dispatch_requeued(struct server *s, const struct store_op *op);
 void dispatch_start_committed(struct server *s, uid_t uid, uint32_t queue);

@@ -71,6 +71,7 @@ enum store_op_kind {
         SOP_PRUNE,      /* delete a small batch of old finished jobs */
         SOP_QUEUE,      /* pause or resume a queue (or all): the queues table */
         SOP_DEP_CANCEL, /* queued -> canceled: a job it ran after failed */
+        SOP_SYNCED,     /* the store's own: an early batch's fsync is done */
         _SOP_MAX,
 };
 
@@ -90,6 +91,10 @@ struct store_op {
         void *owner;            /* the loop's: request or worker slot */
         uint64_t owner_gen;
         int64_t enqueued_us;    /* monotonic, for commit latency */
+        /* SUBMIT of an early batch (store_thread.c): committed, but not
+         * durable until the SOP_SYNCED of this number comes back; 0 for
+         * an op that was durable when it came back. */
+        uint64_t sync_seq;
         /* CANCEL, RETRY, FINISH: the job as this op left it, read in the
          * same transaction, so a reply never shows what a later op in the
          * same group commit did. Owned by the op; NULL if not read. */
@@ -101,6 +106,9 @@ struct store_op {
         union {
                 struct {
                         struct job_rec rec;     /* owned by the op; rec.after too */
+                        /* in: the job could start at once (a slot is free
+                         * and it is due): worth its start before its fsync */
+                        bool early;
                         bool duplicate;         /* out */
                         /* out: a job of after that ended failed or canceled
                          * (the new job was canceled for it), and its state */
@@ -145,6 +153,9 @@ struct store_op {
                         int64_t now_ms;
                         bool done;              /* out: it was queued and is canceled now */
                 } dep;
+                struct {
+                        uint64_t seq;           /* the early batch's number; result: the fsync's */
+                } synced;
                 struct {
                         int64_t before_ms;      /* finished before this go */
                         int64_t excess;         /* this many oldest go too */

@@ -182,7 +182,7 @@ static void on_store(struct server *s)
                 if (op->result < 0 && op->result != -ESTALE && op->result != -ENOENT && op->result != -EPERM &&
                     op->result != -EALREADY && op->result != -EDEADLK)
                         s->stats.c[C_STORE_ERRORS]++;
-                if (op->result == 0)
+                if (op->result == 0 && op->kind != SOP_SYNCED)
                         latency_add(&s->stats.commit, now - op->enqueued_us);
                 switch (op->kind) {
                 case SOP_START:
@@ -194,6 +194,9 @@ static void on_store(struct server *s)
                         break;
                 case SOP_DEP_CANCEL:
                         dispatch_on_store_done(s, op);
+                        break;
+                case SOP_SYNCED:
+                        ops_on_synced(s, op);
                         break;
                 default:
                         ops_on_store_done(s, op);
@@ -264,7 +267,7 @@ static void check_exit(struct server *s, int64_t *exit_deadline)
         if (!s->draining)
                 return;
         if (*exit_deadline == 0) {
-                if (s->busy_slots || store_inflight(s->store) || !walsync_idle(s))
+                if (s->busy_slots || store_inflight(s->store) || !walsync_idle(s) || !ops_none_held(s))
                         return;
                 timers_disarm(&s->timers, &s->shutdown_timer);
                 waiters_fail_all(s);

@@ -323,6 +323,7 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
                 goto oom;
         }
         op->enqueued_us = now_mono_us();
+        op->submit.early = dispatch_may_start_at_once(s, j);
         r->state = REQ_STORE;
         dispatch_reserve(s, c->uid, j->queue, +1);
         begin_write(r);
@@ -857,9 +858,52 @@ static void submit_done(struct server *s, struct req *r, struct store_op *op)
                 dispatch_submitted(s, op);
         }
         log_submit(op);
+        dispatch_update_accepting(s);
+        if (op->sync_seq) {
+                /* Its job may start now; its answer waits for the fsync. */
+                s->stats.c[C_EARLY_SUBMITS]++;
+                r->job_id = op->id;
+                r->duplicate = op->submit.duplicate;
+                r->sync_seq = op->sync_seq;
+                r->pnext = NULL;
+                if (!s->held.tail)
+                        s->held.tail = &s->held.head;
+                *s->held.tail = r;
+                s->held.tail = &r->pnext;
+                return;
+        }
         line = proto_submitted_line(op->id, op->submit.duplicate, r->tag, &len);
         answer(r, NULL, line, line ? len : 0);
-        dispatch_update_accepting(s);
+}
+
+void ops_on_synced(struct server *s, const struct store_op *op)
+{
+        while (s->held.head && s->held.head->sync_seq <= op->synced.seq) {
+                struct req *r = s->held.head;
+                size_t len = 0;
+                char *line;
+
+                s->held.head = r->pnext;
+                if (!s->held.head)
+                        s->held.tail = &s->held.head;
+                r->pnext = NULL;
+                if (op->result < 0) {
+                        /* Committed and maybe running, but not known to be on
+                         * disk: not acknowledged, and said as it is. */
+                        ops_answer(r, proto_err(RINGQ_ERR_STORAGE, NULL,
+                                                "job %lld is queued but could not be made durable (%s): it may "
+                                                "run, and a power cut may lose it",
+                                                (long long)r->job_id, strerror(-op->result)));
+                        continue;
+                }
+                line = proto_submitted_line(r->job_id, r->duplicate, r->tag, &len);
+                answer(r, NULL, line, line ? len : 0);
+        }
+}
+
+bool ops_none_held(struct server *s)
+{
+        return !s->held.head;
 }
 
 /* The store saw the job running, but its process has ended since: its

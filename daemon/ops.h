@@ -20,6 +20,10 @@ void ops_handle(struct conn *c, const char *line, size_t len);
 void ops_answer(struct req *r, json_t *reply);
 /* A store op a request made came back (submit, cancel, retry, pause). */
 void ops_on_store_done(struct server *s, struct store_op *op);
+/* A SOP_SYNCED came back: answer the submits it made durable. */
+void ops_on_synced(struct server *s, const struct store_op *op);
+/* No submit answer is waiting for an fsync. */
+bool ops_none_held(struct server *s);
 
 /* The last queue_full reply line and what it said (queued,
  * retry_after_ms, high and low water): at the high-water mark rejects are

@@ -200,7 +200,7 @@ void reexec_poll(struct server *s)
                 return;
         }
         if (s->rx.phase == RX_QUIESCE) {
-                if (store_inflight(s->store) || !walsync_idle(s) || !workers_settled(s) ||
+                if (store_inflight(s->store) || !walsync_idle(s) || !ops_none_held(s) || !workers_settled(s) ||
                     (!conns_settled(s) && now_mono_ms() < s->rx.clients_ms) ||
                     s->prune.inflight) {
                         if (now_mono_ms() >= s->rx.deadline_ms) {

@@ -76,6 +76,11 @@ struct server {
         struct stats stats;
         struct notifier notify;
         struct walsync wsync;
+        /* Submit answers waiting for their early batch's fsync, in
+         * batch order (ops.c). */
+        struct {
+                struct req *head, **tail;
+        } held;
         int64_t start_mono_ms;
         uid_t uid;                    /* ringqd's own uid */
 

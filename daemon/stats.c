@@ -39,6 +39,7 @@ const char *const counter_names[_C_MAX] = {
         [C_STORE_ERRORS] = "store_errors",
         [C_COMMITS] = "commits",
         [C_WAL_SYNCS] = "wal_syncs",
+        [C_EARLY_SUBMITS] = "early_submits",
         [C_KILLED] = "killed",
         [C_ORPHANS_KILLED] = "orphans_killed",
         [C_PRUNED] = "pruned",

@@ -48,6 +48,7 @@ enum counter {
         C_STORE_ERRORS,         /* any failed commit */
         C_COMMITS,              /* group commits done */
         C_WAL_SYNCS,            /* trailing fsyncs of the WAL (walsync.h) */
+        C_EARLY_SUBMITS,        /* submits whose job could start before their fsync */
         C_KILLED,               /* process groups that needed SIGKILL */
         C_ORPHANS_KILLED,       /* processes an ended job left behind */
         C_PRUNED,               /* finished jobs removed */

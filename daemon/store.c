@@ -634,6 +634,7 @@ void store_close(struct store *s)
                 s->done = op->next;
                 store_op_free(op);
         }
+        free(s->synced_spare);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
         safe_close(s->wal_fd);

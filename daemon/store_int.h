@@ -52,6 +52,8 @@ struct store {
         bool unsynced;                        /* guarded by lock: see store_take_unsynced */
         int wal_fd;                           /* the WAL, read-only, for trailing fsyncs */
         bool sync_relaxed;                    /* store thread: synchronous is NORMAL for now */
+        uint64_t early_seq;                   /* store thread: early batches so far */
+        struct store_op *synced_spare;        /* store thread: the next early batch's SOP_SYNCED */
         int efd;
         struct store_info info;               /* guarded by lock */
 

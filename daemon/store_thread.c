@@ -553,13 +553,42 @@ static bool relaxed_kind(enum store_op_kind k)
         return k == SOP_START || k == SOP_FINISH || k == SOP_DEP_CANCEL;
 }
 
+/* An early batch (durability=full): submits, at least one of a job that
+ * could start at once, and nothing but the relaxed kinds beside them. It
+ * commits without an fsync and goes back to the loop at once, so the job
+ * starts while the store thread fsyncs the WAL; the submits are answered
+ * only when the SOP_SYNCED that follows says the fsync is done (ops.c).
+ * Nothing acknowledged is less durable than with a synced commit: the
+ * fsync of the WAL is what synchronous = FULL would have done at the
+ * commit. What changes is only that a job may start, or even end, before
+ * its submit is durable; a power cut in between loses the job and its
+ * run, and its submitter never had an answer. Its SOP_SYNCED is
+ * allocated before the commit, so nothing can fail after it. */
+static bool early_batch(struct store *s, const struct store_op *batch)
+{
+        bool any = false;
+
+        if (s->durability != DURABILITY_FULL || s->wal_fd < 0)
+                return false;
+        for (const struct store_op *op = batch; op; op = op->next) {
+                if (op->kind == SOP_SUBMIT)
+                        any = any || op->submit.early;
+                else if (!relaxed_kind(op->kind))
+                        return false;
+        }
+        if (any && !s->synced_spare)
+                s->synced_spare = calloc(1, sizeof(*s->synced_spare));
+        return any && s->synced_spare;
+}
+
 /* A relaxed batch asks for the trailing fsync unless it only started
  * jobs. */
 static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, bool *ret_relaxed,
-                     bool *ret_wants_sync)
+                     bool *ret_wants_sync, bool *ret_early)
 {
         struct store_op *op;
         bool relaxed = s->durability == DURABILITY_FULL && s->wal_fd >= 0, wants_sync = false;
+        bool early = early_batch(s, batch), normal;
         int r = 0;
 
         for (op = batch; relaxed && op; op = op->next) {
@@ -568,15 +597,17 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
         }
         *ret_relaxed = relaxed;
         *ret_wants_sync = relaxed && wants_sync;
+        *ret_early = early && !relaxed;
+        normal = relaxed || *ret_early;
         /* Switched only when the kind of batch changes: a stream of job
          * starts and ends parses no pragma. */
-        if (relaxed != s->sync_relaxed &&
-            sqlite3_exec(s->db, relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", NULL, NULL,
+        if (normal != s->sync_relaxed &&
+            sqlite3_exec(s->db, normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", NULL, NULL,
                          NULL) == SQLITE_OK)
-                s->sync_relaxed = relaxed;
+                s->sync_relaxed = normal;
         /* Never commit a client's batch relaxed: if FULL could not be set
          * back, the batch fails and is answered so. */
-        if (!relaxed && s->sync_relaxed)
+        if (!normal && s->sync_relaxed)
                 r = -EIO;
         sqlite3_busy_timeout(s->db, (int)busy_ms);
         if (r == 0)
@@ -616,6 +647,40 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
         return r;
 }
 
+/* Called and returns with the lock held. */
+static void wake_loop(struct store *s)
+{
+        uint64_t one = 1;
+
+        pthread_mutex_unlock(&s->lock);
+        (void)!write(s->efd, &one, sizeof(one));
+        pthread_mutex_lock(&s->lock);
+}
+
+/* The fsync an early batch's commit left out, then its SOP_SYNCED, whose
+ * result is the fsync's. After a failed one the frames may be on disk or
+ * not: the submits are answered with the error, and the WAL is owed a
+ * good fsync (walsync.h) for what else it holds. Called with the lock
+ * held. */
+static void sync_early_batch(struct store *s)
+{
+        struct store_op *op = TAKE_PTR(s->synced_spare);
+        int r;
+
+        pthread_mutex_unlock(&s->lock);
+        r = fdatasync(s->wal_fd) < 0 ? -errno : 0;
+        op->kind = SOP_SYNCED;
+        op->result = r;
+        op->synced.seq = s->early_seq;
+        pthread_mutex_lock(&s->lock);
+        /* Every frame written before it is durable now, the relaxed
+         * commits' too. */
+        s->unsynced = r < 0;
+        *s->done_tail = op;
+        s->done_tail = &op->next;
+        wake_loop(s);
+}
+
 void *store_thread_main(void *arg)
 {
         struct store *s = arg;
@@ -628,7 +693,7 @@ void *store_thread_main(void *arg)
                 struct store_op *ok = NULL, **ok_tail = &ok;
                 int64_t busy_ms;
                 unsigned n = 0;
-                bool relaxed, wants_sync;
+                bool relaxed, wants_sync, early;
                 int r;
 
                 while (!s->todo && !s->stop)
@@ -655,7 +720,8 @@ void *store_thread_main(void *arg)
                 busy_ms = s->busy_timeout_ms;
                 pthread_mutex_unlock(&s->lock);
 
-                r = run_batch(s, batch, busy_ms, &relaxed, &wants_sync);
+                r = run_batch(s, batch, busy_ms, &relaxed, &wants_sync, &early);
+                early = early && r == 0;
                 /* Split: finished ops go back to the loop; state-machine
                  * ops of a failed batch are tried again. */
                 while (batch) {
@@ -674,6 +740,12 @@ void *store_thread_main(void *arg)
                         for (struct store_op *op = ok; op; op = op->next)
                                 if (op->kind == SOP_PRUNE && op->result == 0)
                                         unlink_pruned(s, op);
+                }
+                if (early) {
+                        s->early_seq++;
+                        for (struct store_op *op = ok; op; op = op->next)
+                                if (op->kind == SOP_SUBMIT)
+                                        op->sync_seq = s->early_seq;
                 }
                 retry_delay_ms = r < 0 ? CLAMP(retry_delay_ms * 2, 50, 2000) : 0;
 
@@ -695,15 +767,18 @@ void *store_thread_main(void *arg)
                 }
                 if (r == 0)
                         s->info.commits++;
+                /* The SOP_SYNCED to come is in flight from now: the loop
+                 * is not idle (a shutdown or re-exec waits) until it has
+                 * answered the submits it releases. */
+                if (early)
+                        s->inflight++;
                 /* Woken after the unlock: the loop takes the lock
                  * first thing (store_take_done), and would sleep on it
                  * if the write came before. */
-                if (ok) {
-                        uint64_t one = 1;
-                        pthread_mutex_unlock(&s->lock);
-                        (void)!write(s->efd, &one, sizeof(one));
-                        pthread_mutex_lock(&s->lock);
-                }
+                if (ok)
+                        wake_loop(s);
+                if (early)
+                        sync_early_batch(s);
         }
         pthread_mutex_unlock(&s->lock);
         return NULL;

@@ -211,6 +211,9 @@ static const struct prom_counter {
           "Database operations and write-ahead log fsyncs that failed." },
         { "wal_syncs", "ringq_wal_syncs_total", NULL, NULL,
           "Fsyncs of the write-ahead log after commits of job starts and ends." },
+        { "early_submits", "ringq_early_submits_total", NULL, NULL,
+          "Submits committed before their fsync, so that their job could start during it; each was "
+          "answered after the fsync." },
 };
 
 /* The latencies of latency_ms, each a summary of its own; job_path_ms is

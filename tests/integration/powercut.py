@@ -36,6 +36,7 @@ class PowerCut:
         self.d = Daemon(workers=workers, args=["--durability", durability])
         self.shadow = os.path.join(self.d.root, "shadow")
         self.flag = os.path.join(self.d.root, "fsync-fails")
+        self.slow = os.path.join(self.d.root, "fsync-slow")
         self.log = os.path.join(self.d.root, "syncs")
         os.makedirs(self.shadow)
         os.makedirs(self.d.state)
@@ -44,6 +45,7 @@ class PowerCut:
             "RINGQ_POWERCUT_ROOT": os.path.realpath(self.d.state),
             "RINGQ_POWERCUT_SHADOW": self.shadow,
             "RINGQ_POWERCUT_FAIL": self.flag,
+            "RINGQ_POWERCUT_SLOW": self.slow,
             "RINGQ_POWERCUT_LOG": self.log,
         })
 
@@ -101,7 +103,9 @@ def drive(d, acked, stop, rnd):
         c.close()
 
 
-def run(cycles, clients, durability, seed, stop_at_loss=False):
+def run(cycles, clients, durability, seed, stop_at_loss=False, counters=None):
+    """(acknowledged, lost); counters, if given, gets the sum of the
+    early_submits counter of every ringqd the cuts ended."""
     rnd = random.Random(seed)
     pc = PowerCut(durability)
     acked, lost = set(), set()
@@ -114,6 +118,12 @@ def run(cycles, clients, durability, seed, stop_at_loss=False):
             for t in threads:
                 t.start()
             time.sleep(rnd.uniform(0.05, 0.6))
+            if counters is not None:
+                try:
+                    early = pc.d.stats()["counters"]["early_submits"]
+                    counters["early_submits"] = counters.get("early_submits", 0) + early
+                except (OSError, EOFError, ValueError, KeyError, TypeError):
+                    pass
             pc.cut()
             stop.set()
             for t in threads:
@@ -142,11 +152,13 @@ def main(argv=None):
         print("powercut: RINGQ_POWERCUT_LIB is not set", file=sys.stderr)
         return 2
     try:
-        acked, lost = run(args.cycles, args.clients, args.durability, seed)
+        counters = {}
+        acked, lost = run(args.cycles, args.clients, args.durability, seed, counters=counters)
     except AssertionError as e:
         print("powercut: seed=%d: %s" % (seed, e), file=sys.stderr)
         return 1
-    print("cycles=%d acked=%d lost=%d durability=%s seed=%d ok" % (args.cycles, acked, lost, args.durability, seed))
+    print("cycles=%d acked=%d lost=%d durability=%s seed=%d early_submits=%d ok"
+          % (args.cycles, acked, lost, args.durability, seed, counters.get("early_submits", 0)))
     return 0
 
 

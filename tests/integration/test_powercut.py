@@ -2,8 +2,12 @@
 (powercut.py runs any number of cycles; the README reports a long run):
 with durability=full nothing acknowledged is lost, with durability=normal
 something is (else the model could not tell them apart), and while
-fsync fails with EIO nothing is acknowledged and ringqd keeps serving."""
+fsync fails with EIO nothing is acknowledged and ringqd keeps serving. A
+job that can start at once starts while its submit's fsync runs, and
+its submit is answered only after it."""
 import os
+import select
+import time
 import unittest
 
 import powercut
@@ -17,6 +21,12 @@ class PowerCuts(unittest.TestCase):
     def test_full_loses_nothing_acknowledged(self):
         acked, lost = powercut.run(cycles=6, clients=3, durability="full", seed=11)
         self.assertGreater(acked, 50)
+        self.assertEqual(lost, 0)
+        # One client: its jobs mostly find a slot free and start before
+        # their submit's fsync, which the answer still waits for.
+        counters = {}
+        acked, lost = powercut.run(cycles=4, clients=1, durability="full", seed=13, counters=counters)
+        self.assertGreater(counters.get("early_submits", 0), 0)
         self.assertEqual(lost, 0)
 
     def test_normal_loses_what_was_not_synced(self):
@@ -56,6 +66,13 @@ class PowerCuts(unittest.TestCase):
         open(pc.flag, "w").close()
         r = d.call({"op": "submit", "argv": ["true"]})
         self.assertEqual(r.get("error"), "storage_error", r)
+        # A slot was free, so that job was committed to start at once,
+        # before its fsync: the answer says it may run all the same.
+        self.assertIn("could not be made durable", r.get("message", ""), r)
+        # One that could not start at once fails at its commit.
+        r = d.call({"op": "submit", "argv": ["true"], "delay_ms": 3600000})
+        self.assertEqual(r.get("error"), "storage_error", r)
+        self.assertIn("cannot answer now", r.get("message", ""), r)
         # It keeps serving: pings and reads.
         self.assertTrue(d.call({"op": "ping"})["ok"])
         self.assertEqual(d.job(before)["state"], "succeeded")
@@ -72,6 +89,35 @@ class PowerCuts(unittest.TestCase):
         d.start()
         self.assertLessEqual({before, running, after}, pc.ids())
         self.assertEqual(d.job(running)["state"], "succeeded")
+
+    def test_a_job_starts_while_its_submit_is_made_durable(self):
+        pc = powercut.PowerCut("full")
+        self.addCleanup(pc.d.cleanup)
+        d = pc.d
+        d.start()
+        d.wait_job(d.submit(["true"]))
+        early = d.stats()["counters"]["early_submits"]
+        marker = os.path.join(d.root, "ran")
+        with open(pc.slow, "w") as f:
+            f.write("%d" % (1500 * SLOW))
+        c = d.client()
+        self.addCleanup(c.close)
+        t0 = time.monotonic()
+        c.send({"op": "submit", "argv": ["sh", "-c", "echo ran > " + marker]})
+        wait_for(lambda: os.path.exists(marker), timeout=5 * SLOW, what="the job to run during its submit's fsync")
+        # It ran, and its submit is not answered yet: that fsync still runs.
+        self.assertEqual(select.select([c.sock], [], [], 0)[0], [], "answered before its fsync returned")
+        r = c.recv()
+        self.assertTrue(r["ok"], r)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.4 * SLOW)
+        os.unlink(pc.slow)
+        self.assertEqual(d.wait_job(r["id"])["state"], "succeeded")
+        self.assertEqual(d.stats()["counters"]["early_submits"], early + 1)
+        # And the answer came after the fsync that made it durable.
+        pc.cut()
+        d.start()
+        self.assertIn(r["id"], pc.ids())
+
 
 if __name__ == "__main__":
     unittest.main()

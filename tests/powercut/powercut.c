@@ -16,6 +16,10 @@
  * fails with EIO and copies nothing, as a failing disk would: nothing
  * written since the last good sync may then count as stored.
  *
+ * While the file named by $RINGQ_POWERCUT_SLOW exists, every such sync
+ * first sleeps for the milliseconds written in it, as a slow disk would:
+ * what ringqd does while an fsync runs can then be watched.
+ *
  * A model, not a kernel: directory syncs are not modelled (a file is
  * kept if its content was synced), and the copy is taken at the call,
  * under a lock, so two syncs of one file never interleave.
@@ -32,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -107,6 +112,23 @@ static void keep(const char *path, const char *rel)
                 abort();
 }
 
+/* The slow disk's delay, if it is slow now. */
+static void slow_down(void)
+{
+        const char *slow = getenv("RINGQ_POWERCUT_SLOW");
+        FILE *f = slow ? fopen(slow, "re") : NULL;
+        long ms = 0;
+
+        if (!f)
+                return;
+        if (fscanf(f, "%ld", &ms) == 1 && ms > 0) {
+                struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
+        fclose(f);
+}
+
 static int sync_one(int fd, int (*real)(int))
 {
         char path[PATH_MAX];
@@ -115,6 +137,7 @@ static int sync_one(int fd, int (*real)(int))
 
         if (fd_path(fd, path, sizeof(path)) < 0 || !(rel = below_root(path)))
                 return real(fd);
+        slow_down();
         pthread_mutex_lock(&lock);
         if (fail && access(fail, F_OK) == 0) {
                 pthread_mutex_unlock(&lock);
