@@ -18,6 +18,13 @@ SKIP = not powercut.LIB or VALGRIND or os.environ.get("RINGQ_SANITIZED")
 
 @unittest.skipIf(SKIP, "needs the shim (RINGQ_POWERCUT_LIB), and no sanitizer or valgrind in front of it")
 class PowerCuts(unittest.TestCase):
+    def started(self):
+        """A ringqd with durability=full on the modelled disk, running."""
+        pc = powercut.PowerCut("full")
+        self.addCleanup(pc.d.cleanup)
+        pc.d.start()
+        return pc, pc.d
+
     def test_full_loses_nothing_acknowledged(self):
         acked, lost = powercut.run(cycles=6, clients=3, durability="full", seed=11)
         self.assertGreater(acked, 50)
@@ -41,10 +48,7 @@ class PowerCuts(unittest.TestCase):
         # synced after them, through the ring, which this model does not
         # count). So a job costs one fsync of its own, whatever the
         # batching.
-        pc = powercut.PowerCut("full")
-        self.addCleanup(pc.d.cleanup)
-        d = pc.d
-        d.start()
+        pc, d = self.started()
         d.wait_job(d.submit(["true"]))
         for _ in range(5):
             before = pc.syncs()
@@ -55,10 +59,7 @@ class PowerCuts(unittest.TestCase):
         self.assertGreaterEqual(d.stats()["counters"]["wal_syncs"], 5)
 
     def test_a_failing_fsync_acknowledges_nothing(self):
-        pc = powercut.PowerCut("full")
-        self.addCleanup(pc.d.cleanup)
-        d = pc.d
-        d.start()
+        pc, d = self.started()
         before = d.submit(["true"])
         self.assertEqual(d.wait_job(before)["state"], "succeeded")
         running = d.submit(["sh", "-c", "sleep 0.5"])
@@ -91,10 +92,7 @@ class PowerCuts(unittest.TestCase):
         self.assertEqual(d.job(running)["state"], "succeeded")
 
     def test_a_job_starts_while_its_submit_is_made_durable(self):
-        pc = powercut.PowerCut("full")
-        self.addCleanup(pc.d.cleanup)
-        d = pc.d
-        d.start()
+        pc, d = self.started()
         d.wait_job(d.submit(["true"]))
         early = d.stats()["counters"]["early_submits"]
         marker = os.path.join(d.root, "ran")

@@ -488,7 +488,7 @@ overload_pairs() {
         echo
         echo "## One job on an idle ringqd, submit -> wait answer ($ONE_JOBS jobs, median of $RUNS; ringq-bench one)"
         echo
-        echo "| job p50 ms | job p99 ms | bare spawn p50 ms (floor) | spawn p99 ms | submit answered (fsync'd commit) p50 ms | ringq adds (p50) ms | beyond the submit's commit ms | ringqd CPU per job us |"
+        echo "| job p50 ms | job p99 ms | bare spawn p50 ms (floor) | spawn p99 ms | submit answered (fsync'd commit) p50 ms | ringq adds (p50) ms | job - spawn - submit answer ms (below 0: the job ran while its submit was made durable) | ringqd CPU per job us |"
         echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
         echo "| $(g one ringq one job_ms_p50) | $(g one ringq one job_ms_p99) | $(g one ringq one spawn_ms_p50) | $(g one ringq one spawn_ms_p99) | $(g one ringq one submit_ms_p50) | $(g one ringq one added_ms_p50) | $(g one ringq one added_beyond_submit_ms_p50) | $(g one ringq one daemon_cpu_us_per_job) |"
         echo
