@@ -23,13 +23,22 @@ HOLD = 0.3
 SYS_pidfd_getfd = 438  # the same on every architecture (Linux 5.6)
 
 
+def fd_target(pid, fd):
+    """What pid's descriptor fd is, or None: ringqd closes descriptors
+    (a job's pipes) between the listing and the look."""
+    try:
+        return os.readlink("/proc/%d/fd/%s" % (pid, fd))
+    except FileNotFoundError:
+        return None
+
+
 def take_listening_socket(pid, path):
     """A copy of pid's descriptor that listens on path (pidfd_getfd)."""
     with open("/proc/net/unix") as f:
         # Flags 00010000: listening (accepted sockets carry the path too).
         inodes = [c[6] for c in (line.split() for line in f) if c[-1] == path and c[3] == "00010000"]
     fds = [int(fd) for fd in os.listdir("/proc/%d/fd" % pid)
-           if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in ["socket:[%s]" % i for i in inodes]]
+           if fd_target(pid, fd) in ["socket:[%s]" % i for i in inodes]]
     assert len(fds) == 1, "pid %d listens on %s through %s" % (pid, path, fds)
     pidfd = os.pidfd_open(pid)
     try:
