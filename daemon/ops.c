@@ -824,11 +824,18 @@ static void log_submit(const struct store_op *op)
         json_decref(argv);
 }
 
+/* {"ok":true,"id":N}: r->job_id, r->duplicate. */
+static void answer_submitted(struct req *r)
+{
+        size_t len = 0;
+        char *line = proto_submitted_line(r->job_id, r->duplicate, r->tag, &len);
+
+        answer(r, NULL, line, line ? len : 0);
+}
+
 static void submit_done(struct server *s, struct req *r, struct store_op *op)
 {
         const struct job_rec *j = &op->submit.rec;
-        size_t len = 0;
-        char *line;
 
         dispatch_reserve(s, (uid_t)j->owner_uid, j->queue, -1);
         if (op->result == -ENOENT || op->result == -EPERM) {
@@ -859,45 +866,40 @@ static void submit_done(struct server *s, struct req *r, struct store_op *op)
         }
         log_submit(op);
         dispatch_update_accepting(s);
-        if (op->sync_seq) {
-                /* Its job may start now; its answer waits for the fsync. */
-                s->stats.c[C_EARLY_SUBMITS]++;
-                r->job_id = op->id;
-                r->duplicate = op->submit.duplicate;
-                r->sync_seq = op->sync_seq;
-                r->pnext = NULL;
-                if (!s->held.tail)
-                        s->held.tail = &s->held.head;
-                *s->held.tail = r;
-                s->held.tail = &r->pnext;
+        r->job_id = op->id;
+        r->duplicate = op->submit.duplicate;
+        if (!op->sync_seq) {
+                answer_submitted(r);
                 return;
         }
-        line = proto_submitted_line(op->id, op->submit.duplicate, r->tag, &len);
-        answer(r, NULL, line, line ? len : 0);
+        /* Its job may start now; its answer waits for the fsync. Held
+         * answers are submits in flight, so max_pipeline per connection
+         * and max_clients bound them. */
+        s->stats.c[C_EARLY_SUBMITS]++;
+        r->sync_seq = op->sync_seq;
+        r->pnext = NULL;
+        *s->held.tail = r;
+        s->held.tail = &r->pnext;
 }
 
 void ops_on_synced(struct server *s, const struct store_op *op)
 {
         while (s->held.head && s->held.head->sync_seq <= op->synced.seq) {
                 struct req *r = s->held.head;
-                size_t len = 0;
-                char *line;
 
                 s->held.head = r->pnext;
                 if (!s->held.head)
                         s->held.tail = &s->held.head;
                 r->pnext = NULL;
-                if (op->result < 0) {
-                        /* Committed and maybe running, but not known to be on
-                         * disk: not acknowledged, and said as it is. */
+                if (op->result >= 0)
+                        answer_submitted(r);
+                else
+                        /* Committed and maybe running, but not known to be
+                         * on disk: not acknowledged, and said as it is. */
                         ops_answer(r, proto_err(RINGQ_ERR_STORAGE, NULL,
                                                 "job %lld is queued but could not be made durable (%s): it may "
                                                 "run, and a power cut may lose it",
                                                 (long long)r->job_id, strerror(-op->result)));
-                        continue;
-                }
-                line = proto_submitted_line(r->job_id, r->duplicate, r->tag, &len);
-                answer(r, NULL, line, line ? len : 0);
         }
 }
 

@@ -24,6 +24,7 @@ void server_init(struct server *s)
                 .lis = { .fd = -1 }, .sig_fd = -1, .store_efd = -1, .devnull_fd = -1, .hup_fd = -1,
                 .state_dirfd = -1, .output_dirfd = -1, .launches = { .fd = -1 }, .cg = { .dirfd = -1 },
         };
+        s->held.tail = &s->held.head;
 }
 
 /* Schema 1 gave each output file to its job's owner (0640), who could
