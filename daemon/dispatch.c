@@ -317,12 +317,77 @@ static void enqueue(struct server *s, int64_t id, uid_t uid, const char *queue, 
                 log_error("job %" PRId64 ": out of memory for what it waits for; it runs after a restart", id);
 }
 
+static void reserve(struct server *s, uid_t uid, const char *queue, int delta);
+
+/* A job about to be submitted would start as soon as it is committed:
+ * a slot is free, nothing holds dispatch, and it is due and waits for no
+ * other job. A hint for the store (the queue may be paused or at its cap). */
+static bool may_start_at_once(struct server *s, const struct job_rec *j)
+{
+        struct dispatch *d = D(s);
+
+        return !s->draining && s->rx.phase == RX_NONE && !d->blocked && !d->stopped && !d->all_paused &&
+               workers_free(s) && j->nafter == 0 && j->run_at <= now_wall_ms();
+}
+
+/* A job readied at its submit holds its request's parse tree, its row
+ * and its slot's vectors at once; a big one (100,000 arguments, a
+ * 60 KiB variable) would make that peak several MiB, for a launch that
+ * costs more than the commit it would hide. It goes through the queue. */
+#define AT_ONCE_MAX_BYTES 16384
+
+static bool small_job(const struct job_rec *j)
+{
+        return strlen(j->argv) + (j->env ? strlen(j->env) : 0) <= AT_ONCE_MAX_BYTES;
+}
+
+void dispatch_submit(struct server *s, struct store_op *op)
+{
+        struct dispatch *d = D(s);
+        struct job_rec *j = &op->submit.rec;
+        uint32_t q;
+        /* Numbered before its place is reserved: the reserve counts on
+         * the queue it comes back to (dispatch_submitted takes it off). */
+        bool numbered = dispatch_queue_number(s, qname(j->queue), &q) == 0, start;
+
+        /* What is due in the index goes first: with a slot still free
+         * after that, nothing there could start now. */
+        if (may_start_at_once(s, j) && qindex_entries(&d->qi))
+                dispatch_run(s);
+        op->submit.early = may_start_at_once(s, j);
+        start = op->submit.early && !j->idem_key && numbered && qindex_queue_eligible(&d->qi, q) && small_job(j);
+        reserve(s, (uid_t)j->owner_uid, j->queue, +1);
+        if (start) {
+                /* Set before the push: the store never reads it. */
+                op->submit.started = true;
+                (void)workers_start_submitted(s, op, q);
+                return;
+        }
+        store_push(s->store, op);
+}
+
 void dispatch_submitted(struct server *s, const struct store_op *op)
 {
         const struct job_rec *j = &op->submit.rec;
+        bool ok = op->result == 0 && !op->submit.duplicate && !op->submit.dep_failed;
 
-        if (op->result < 0 || op->submit.duplicate || op->submit.dep_failed)
+        reserve(s, (uid_t)j->owner_uid, j->queue, -1);
+        /* By the id the loop gave (a failed batch clears op->id). */
+        if (op->submit.started && workers_submit_done(s, j->id, ok)) {
+                /* Queued in the database until its start is committed
+                 * (dispatch_start_committed), like any job picked. */
+                uint32_t q;
+                if (dispatch_queue_number(s, qname(j->queue), &q) == 0)
+                        qindex_queued_add(&D(s)->qi, (uid_t)j->owner_uid, q, 1);
                 return;
+        }
+        if (!ok) {
+                /* A queue first named by a refused submit goes again. */
+                uint32_t q;
+                if (dq_find(D(s), qname(j->queue), &q))
+                        dq_maybe_free(D(s), q);
+                return;
+        }
         enqueue(s, op->id, (uid_t)j->owner_uid, j->queue, j->priority, j->run_at, 0, op->unmet, op->nunmet);
 }
 
@@ -457,7 +522,7 @@ static int64_t user_reserved(struct dispatch *d, uid_t uid)
         return (int64_t)(uintptr_t)idmap_get(&d->user_reserved, (int64_t)uid + 1);
 }
 
-void dispatch_reserve(struct server *s, uid_t uid, const char *queue, int delta)
+static void reserve(struct server *s, uid_t uid, const char *queue, int delta)
 {
         struct dispatch *d = D(s);
         struct dqueue *q = dq_find(d, qname(queue), NULL);
@@ -574,14 +639,6 @@ void dispatch_slot_end(struct server *s, uid_t uid, uint32_t queue)
 {
         qindex_run_end(&D(s)->qi, uid, queue);
         dq_maybe_free(D(s), queue);
-}
-
-bool dispatch_may_start_at_once(struct server *s, const struct job_rec *j)
-{
-        struct dispatch *d = D(s);
-
-        return !s->draining && s->rx.phase == RX_NONE && !d->blocked && !d->stopped && !d->all_paused &&
-               workers_free(s) && j->nafter == 0 && j->run_at <= now_wall_ms();
 }
 
 void dispatch_run(struct server *s)

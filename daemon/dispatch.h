@@ -77,8 +77,6 @@ struct admit_info {
         const char *queue;            /* the queue whose own marks said no; NULL: the global marks */
 };
 enum admit dispatch_admit(struct server *s, uid_t uid, const char *queue, struct admit_info *ret);
-/* A submit of uid into queue was handed to the store (+1) or came back (-1). */
-void dispatch_reserve(struct server *s, uid_t uid, const char *queue, int delta);
 /* Queued and in flight, for the global marks. */
 int64_t dispatch_queued(struct server *s);
 /* What bounds how soon the queue can shrink, which it does only as jobs
@@ -92,12 +90,20 @@ void dispatch_update_accepting(struct server *s);
 /* Is the queue known (configured, paused, or with jobs)? */
 bool dispatch_queue_known(struct server *s, const char *name);
 
-/* What the store committed. */
+/* A submit goes to the store: its place is reserved (counted under the
+ * marks until it comes back) and op->submit.early set when its job could
+ * start as soon as it is committed. If it is the job dispatch would pick
+ * now (a slot is free, nothing in the index is due and eligible, its
+ * queue takes another, it waits for no job, names no key that could
+ * make it a duplicate and its argv and env are small), a slot starts it
+ * at once, up to the barrier,
+ * while the commit runs: it execs only once the commit is back
+ * (workers_start_submitted). The op is pushed to the store either way. */
+void dispatch_submit(struct server *s, struct store_op *op);
+/* The submit came back: out of the reserve, and its job into the queue,
+ * or out of the barrier of the slot that took it; a refused one's slot
+ * ends it unrun. */
 void dispatch_submitted(struct server *s, const struct store_op *op);
-/* A job about to be submitted would start as soon as it is committed:
- * a slot is free, nothing holds dispatch, and it is due and waits for no
- * other job. A hint (the queue may be paused, its owner at a limit). */
-bool dispatch_may_start_at_once(struct server *s, const struct job_rec *j);
 void dispatch_retried(struct server *s, const struct store_op *op);
 void dispatch_requeued(struct server *s, const struct store_op *op);
 void dispatch_start_committed(struct server *s, uid_t uid, uint32_t queue);

@@ -87,7 +87,8 @@ struct store_op {
         struct store_op *next;
         enum store_op_kind kind;
         int result;             /* 0 or negative errno, set by the store */
-        int64_t id;             /* job id (SUBMIT: set by the store) */
+        int64_t id;             /* job id (SUBMIT: the loop's new id; on a
+                                 * duplicate the store's existing one) */
         void *owner;            /* the loop's: request or worker slot */
         uint64_t owner_gen;
         int64_t enqueued_us;    /* monotonic, for commit latency */
@@ -109,6 +110,10 @@ struct store_op {
                         /* in: the job could start at once (a slot is free
                          * and it is due): worth its start before its fsync */
                         bool early;
+                        /* the loop's alone: a slot took the job as it was
+                         * submitted, and waits for this commit to let it
+                         * exec (workers_start_submitted) */
+                        bool started;
                         bool duplicate;         /* out */
                         /* out: a job of after that ended failed or canceled
                          * (the new job was canceled for it), and its state */

@@ -322,12 +322,11 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
                 store_op_free(op);
                 goto oom;
         }
+        op->id = j->id = ++s->last_job_id;
         op->enqueued_us = now_mono_us();
-        op->submit.early = dispatch_may_start_at_once(s, j);
         r->state = REQ_STORE;
-        dispatch_reserve(s, c->uid, j->queue, +1);
         begin_write(r);
-        store_push(s->store, op);
+        dispatch_submit(s, op);
         return;
 oom:
         ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));
@@ -835,9 +834,9 @@ static void answer_submitted(struct req *r)
 
 static void submit_done(struct server *s, struct req *r, struct store_op *op)
 {
-        const struct job_rec *j = &op->submit.rec;
-
-        dispatch_reserve(s, (uid_t)j->owner_uid, j->queue, -1);
+        /* Out of its reserved place: into the queue, or its slot's
+         * barrier opens, or (refused) out. */
+        dispatch_submitted(s, op);
         if (op->result == -ENOENT || op->result == -EPERM) {
                 s->stats.c[C_REJECTED_OTHER]++;
                 ops_answer(r, op->result == -ENOENT
@@ -862,7 +861,6 @@ static void submit_done(struct server *s, struct req *r, struct store_op *op)
                         s->stats.c[C_CANCELED]++;
                         prune_note_finished(s, 1);
                 }
-                dispatch_submitted(s, op);
         }
         log_submit(op);
         dispatch_update_accepting(s);

@@ -586,6 +586,13 @@ bool qindex_queue_idle(const struct qindex *q, uint32_t queue)
         return !qq || (!qq->entries && !qq->queued && !qq->running && !qq->cap && !qq->paused);
 }
 
+bool qindex_queue_eligible(const struct qindex *q, uint32_t queue)
+{
+        const struct qqueue *qq = queue_find(q, queue);
+
+        return !qq || eligible(qq);
+}
+
 int64_t qindex_queued(const struct qindex *q)
 {
         return q->queued;

@@ -131,6 +131,9 @@ int qindex_queue_set(struct qindex *q, uint32_t queue, uint32_t cap, bool paused
 /* True when queue holds no entry, counts nothing and has default settings:
  * the caller may give its number to another queue. */
 bool qindex_queue_idle(const struct qindex *q, uint32_t queue);
+/* May queue start one more job now: not paused, below its cap? (A queue
+ * never seen has neither.) */
+bool qindex_queue_eligible(const struct qindex *q, uint32_t queue);
 /* Jobs counted queued, all users. */
 int64_t qindex_queued(const struct qindex *q);
 /* Jobs of uid counted queued (0 for a uid never seen). */

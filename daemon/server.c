@@ -177,6 +177,9 @@ int server_open(struct server *s, char **ret_err)
         r = dispatch_load(s);
         if (r < 0)
                 return set_error(ret_err, r, "%s: loading the queue: %s", s->db_path, strerror(-r));
+        r = store_last_id(s->store, &s->last_job_id);
+        if (r < 0)
+                return set_error(ret_err, r, "%s: reading the last job id: %s", s->db_path, strerror(-r));
         r = store_count_finished(s->store, &finished);
         if (r < 0)
                 return set_error(ret_err, r, "%s: counting finished jobs: %s", s->db_path, strerror(-r));

@@ -42,6 +42,12 @@ struct server {
         struct launches launches;     /* each slot's pid until its start is committed */
 
         struct dispatch dp;           /* the queued set (dispatch.h) */
+        /* The last job id given (ops.c): a submit takes the next before
+         * its commit, so its job can be readied while the commit runs.
+         * From the database at start; an id whose submit did not commit
+         * (refused, duplicate, or lost with a crash before its commit)
+         * is never seen by anyone, so ids only grow. */
+        int64_t last_job_id;
         struct idmap waiters;         /* id -> struct req list (waiters.c) */
         struct reject_cache full;     /* ops.c */
 

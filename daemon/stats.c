@@ -7,6 +7,7 @@
 
 const char *const path_step_names[_P_MAX] = {
         [P_LAUNCH] = "launch",
+        [P_SUBMIT_COMMIT] = "submit_commit",
         [P_START_COMMIT] = "start_commit",
         [P_EXEC] = "exec",
         [P_RUN] = "run",

@@ -64,7 +64,9 @@ extern const char *const counter_names[_C_MAX];
  * commit runs beside the job; only its end waits for it), and what a slot
  * stands idle between two jobs is slot_idle. */
 enum path_step {
-        P_LAUNCH,       /* picked -> child cloned, its launch record written */
+        P_LAUNCH,       /* picked -> child cloned */
+        P_SUBMIT_COMMIT,/* a job a slot took as it was submitted: cloned ->
+                         * its submit committed, when the barrier may open */
         P_START_COMMIT, /* its start handed to the store -> committed */
         P_EXEC,         /* released -> exec'd (its error pipe closed) */
         P_RUN,          /* exec'd -> main process exited */

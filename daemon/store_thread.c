@@ -27,8 +27,8 @@ static const struct {
         { offsetof(struct store, st_insert),
           "INSERT INTO jobs (queue, state, priority, argv, env, cwd, owner_uid, owner_gid,"
           " idem_key, submitted_at, run_at, attempts, max_attempts, timeout_ms, backoff_ms,"
-          " owner_groups, umask, reason, finished_at)"
-          " VALUES (?1, ?16, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13, ?14, ?15, ?17, ?18)" },
+          " owner_groups, umask, reason, finished_at, id)"
+          " VALUES (?1, ?16, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13, ?14, ?15, ?17, ?18, ?19)" },
         { offsetof(struct store, st_idem),
           "SELECT id FROM jobs WHERE owner_uid = ?1 AND queue = ?2 AND idem_key = ?3" },
         { offsetof(struct store, st_start),
@@ -261,10 +261,12 @@ static int op_submit(struct store *s, struct store_op *op)
         bind_text(st, 16, op->submit.dep_failed ? "canceled" : "queued");
         bind_text(st, 17, op->submit.dep_failed ? reason : NULL);
         bind_opt(st, 18, op->submit.dep_failed ? j->submitted_at : -1);
+        /* The id the loop gave it (ops.c), so a job can be made ready to
+         * start while this commit is on its way. */
+        sqlite3_bind_int64(st, 19, j->id);
         r = step_done(st);
         if (r < 0)
                 return r;
-        op->id = j->id = sqlite3_last_insert_rowid(s->db);
         for (unsigned i = 0; i < j->nafter && r == 0; i++) {
                 sqlite3_bind_int64(s->st_dep_insert, 1, j->id);
                 sqlite3_bind_int64(s->st_dep_insert, 2, j->after[i]);

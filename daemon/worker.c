@@ -144,13 +144,15 @@ static void slot_reset(struct slot *sl)
         }
         sl->state = SLOT_FREE;
         sl->gen = (sl->gen + 1) & 0xffffff;
-        sl->start_pending = sl->start_failed = sl->released = sl->no_retry = false;
+        sl->start_pending = sl->start_failed = sl->released = sl->no_retry = sl->awaiting_submit = false;
+        free(sl->start_op);
+        sl->start_op = NULL;
         sl->end = END_NONE;
         sl->exit_code = -1;
         sl->signal = sl->spawn_errno = 0;
         sl->ring_ops = 0;
         sl->pidfd_armed = sl->exec_armed = false;
-        sl->t_pick = sl->t_released = sl->t_exec = sl->t_exit = sl->turnover_from = 0;
+        sl->t_pick = sl->t_cloned = sl->t_released = sl->t_exec = sl->t_exit = sl->turnover_from = 0;
 }
 
 void workers_done(struct server *s)
@@ -269,10 +271,6 @@ static struct slot *slot_from(struct server *s, uint64_t ud, int *ret_k)
 
 /* ---- launching ---- */
 
-/* Start job id in the free slot sl. Returns 0, -ESTALE when the index
- * entry was stale (the job is no longer queued, or has entered the queue
- * again since: its queued_seq moved on), or a negative errno when it
- * could not start now (the caller puts it back). */
 /* On a failed launch, what the slot was given for the child goes. */
 static void release_spawnp(struct slot **sl)
 {
@@ -301,39 +299,32 @@ static void release(struct slot *sl)
         loop_arm_timer(s, &sl->timer, sl->started_mono_us / 1000 + sl->timeout_ms);
 }
 
-static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t queue, unsigned tag,
-                       unsigned tag_mask)
+/* Job j (its id in j->id) into the free slot sl, up to the barrier: the
+ * child exists and waits there. fresh: its first time in a slot, so no
+ * earlier attempt left output to replace. *push, if set, goes to the
+ * store just before the clone (and *push is cleared), so that its commit
+ * runs while the child is made; from there on j, which it may own, is
+ * not read again. On failure the slot is free as it was. */
+static int slot_spawn(struct server *s, struct slot *sl, const struct job_rec *j, uint32_t queue, bool fresh,
+                      struct store_op **push)
 {
         /* Every fd and buffer below is freed on every way out unless
          * handed to the slot (TAKE_FD, TAKE_PTR) once the child exists. */
-        _cleanup_(job_rec_donep) struct job_rec j = { 0 };
         _cleanup_(release_spawnp) struct slot *undo = sl;
         _cleanup_pair_ int out[2] = { -1, -1 }, err[2] = { -1, -1 }, bar[2] = { -1, -1 }, ep[2] = { -1, -1 };
         _cleanup_close_ int cg_procs = -1;
         _cleanup_free_ char *path = NULL;
-        _cleanup_free_ struct store_op *op = NULL;
         const struct user_info *u;
+        int64_t id = j->id;
         uid_t run_uid;
         gid_t run_gid;
-        int r;
-
-        sl->t_pick = now_mono_us();
-        op = calloc(1, sizeof(*op));
-        if (!op)
-                return -ENOMEM;
-        r = reader_get_row(s->reader, id, &j);
-        if (r == -ENOENT)
-                return -ESTALE;
-        if (r < 0)
-                return r;
-        if (j.state != RINGQ_STATE_QUEUED || ((unsigned)j.queued_seq & tag_mask) != tag)
-                return -ESTALE;
+        int r = 0;
 
         /* Root runs a job with the uid, gid and groups its submitter's
          * connection had; anyone else runs it as itself (it accepted only
          * its own uid and root). */
-        run_uid = s->uid == 0 ? (uid_t)j.owner_uid : s->uid;
-        run_gid = s->uid == 0 ? (gid_t)j.owner_gid : getgid();
+        run_uid = s->uid == 0 ? (uid_t)j->owner_uid : s->uid;
+        run_gid = s->uid == 0 ? (gid_t)j->owner_gid : getgid();
         u = users_lookup(run_uid, run_gid);
         if (!u)
                 return -ENOMEM;
@@ -345,7 +336,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
                 .parent = getpid(),
                 .cgroup_procs = -1,
                 .subreaper = !cgroup_enabled(&s->cg),
-                .umask = j.umask >= 0 ? (unsigned)j.umask : DEFAULT_UMASK,
+                .umask = j->umask >= 0 ? (unsigned)j->umask : DEFAULT_UMASK,
         };
         {
                 struct job_limits lim;
@@ -356,8 +347,8 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         if (sl->args.set_creds) {
                 size_t n = (size_t)u->ngroups;
                 /* A job of schema 1 recorded no groups: its owner's. */
-                if (j.owner_groups)
-                        r = jobargs_groups(j.owner_groups, &sl->groups, &n);
+                if (j->owner_groups)
+                        r = jobargs_groups(j->owner_groups, &sl->groups, &n);
                 else if ((sl->groups = malloc(n * sizeof(gid_t))))
                         memcpy(sl->groups, u->groups, n * sizeof(gid_t));
                 if (r < 0 || !sl->groups)
@@ -365,16 +356,16 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
                 sl->args.groups = sl->groups;
                 sl->args.ngroups = n;
         }
-        sl->argv = jobargs_argv(j.argv);
-        sl->envp = sl->argv ? jobargs_env(&j, u, j.attempts + 1, &path) : NULL;
+        sl->argv = jobargs_argv(j->argv);
+        sl->envp = sl->argv ? jobargs_env(j, u, j->attempts + 1, &path) : NULL;
         sl->paths = sl->envp ? jobargs_paths(sl->argv[0], path) : NULL;
-        sl->cwd = strdup(j.cwd ? j.cwd : "/");
+        sl->cwd = strdup(j->cwd ? j->cwd : "/");
         sl->argv0 = sl->argv ? strdup(sl->argv[0]) : NULL;
-        sl->queue = strdup(j.queue ? j.queue : "default");
+        sl->queue = strdup(j->queue ? j->queue : "default");
         if (!sl->paths || !sl->cwd || !sl->argv0 || !sl->queue)
                 return -ENOMEM;
         if (workers_exec_hook) {
-                r = workers_exec_hook(sl, &j);
+                r = workers_exec_hook(sl, j);
                 if (r < 0)
                         return r;
         }
@@ -388,7 +379,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
                 struct stat sb;
                 snprintf(st->name, sizeof(st->name), "%" PRId64 ".%s", id, k ? "err" : "out");
                 /* A cached lookup, no journal: cheap enough for the loop. */
-                st->open_owed = fstatat(s->output_dirfd, st->name, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+                st->open_owed = !fresh && fstatat(s->output_dirfd, st->name, &sb, AT_SYMLINK_NOFOLLOW) == 0;
         }
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(bar, O_CLOEXEC) < 0 ||
             pipe2(ep, O_CLOEXEC | O_NONBLOCK) < 0)
@@ -403,6 +394,25 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
                 if (r < 0)
                         return log_error_errno(r, "job %" PRId64 ": cannot make its cgroup in %s", id, s->cg.path);
                 sl->args.cgroup_procs = cg_procs;
+        }
+        sl->job_id = id;
+        sl->owner_uid = j->owner_uid;
+        sl->queue_no = queue;
+        sl->priority = j->priority;
+        sl->attempts_before = j->attempts;
+        sl->queued_seq = j->queued_seq;
+        sl->max_attempts = j->max_attempts;
+        sl->backoff_ms = j->backoff_ms;
+        sl->timeout_ms = j->timeout_ms > 0 ? j->timeout_ms : s->cfg.default_timeout_ms;
+        sl->run_at = j->run_at;
+        sl->submitted_at = j->submitted_at;
+        sl->exit_code = -1;
+        if (push && *push) {
+                /* Handed over now, not at the end of this turn: the
+                 * commit is what the child will wait for. */
+                store_push(s->store, *push);
+                store_flush(s->store);
+                *push = NULL;
         }
 
         r = spawn_clone(&sl->args, (char *)sl->stack + 4096, STACK_SIZE, &sl->pid, &sl->pidfd);
@@ -419,6 +429,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         sl->st[0].pipe_r = TAKE_FD(out[0]);
         sl->st[1].pipe_r = TAKE_FD(err[0]);
         latency_add(&s->stats.path[P_LAUNCH], now_mono_us() - sl->t_pick);
+        sl->t_cloned = now_mono_us();
         /* Started at once in the slot a job's end freed: the time from
          * that exit to this exec is what the slot stood idle. */
         sl->turnover_from = s->turnover_exit_us;
@@ -426,22 +437,17 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
 
         sl->state = SLOT_STARTING;
         s->busy_slots++;
-        sl->job_id = id;
-        sl->owner_uid = j.owner_uid;
-        sl->queue_no = queue;
         dispatch_slot_begin(s, (uid_t)sl->owner_uid, queue);
-        sl->priority = j.priority;
-        sl->attempts_before = j.attempts;
-        sl->queued_seq = j.queued_seq;
-        sl->max_attempts = j.max_attempts;
-        sl->backoff_ms = j.backoff_ms;
-        sl->timeout_ms = j.timeout_ms > 0 ? j.timeout_ms : s->cfg.default_timeout_ms;
-        sl->run_at = j.run_at;
-        sl->submitted_at = j.submitted_at;
-        sl->exit_code = -1;
+        return 0;
+}
 
+/* A spawned job may exec: its pid where a crash of ringqd cannot lose it
+ * (launches.h), then the barrier opens, and its start (op) goes to the
+ * store, committed behind the exec. */
+static void slot_go(struct server *s, struct slot *sl, struct store_op *op)
+{
         op->kind = SOP_START;
-        op->id = id;
+        op->id = sl->job_id;
         op->owner = sl;
         op->owner_gen = sl->gen;
         op->start.pid = sl->pid;
@@ -451,17 +457,107 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         op->enqueued_us = now_mono_us();
         sl->start_pending = true;
 
-        /* Its pid where a crash of ringqd cannot lose it (launches.h),
-         * then it may exec: its start is committed behind it. */
-        launches_set(&s->launches, sl->idx, id, sl->queued_seq, op->start.started_at, sl->pid);
+        launches_set(&s->launches, sl->idx, sl->job_id, sl->queued_seq, op->start.started_at, sl->pid);
         release(sl);
-        store_push(s->store, TAKE_PTR(op));
-        /* Without a pidfd (see spawn_clone) SIGCHLD tells of the exit. */
+        store_push(s->store, op);
+}
+
+/* Its exit and its output on the ring (without a pidfd, see
+ * spawn_clone, SIGCHLD tells of the exit). */
+static void slot_watch(struct slot *sl)
+{
         if (sl->pidfd >= 0)
                 arm_pidfd(sl);
         arm_read(sl, 0);
         arm_read(sl, 1);
+}
+
+/* Start job id, picked from the index, in the free slot sl. Returns 0,
+ * -ESTALE when the index entry was stale (the job is no longer queued, or
+ * has entered the queue again since: its queued_seq moved on), or a
+ * negative errno when it could not start now (the caller puts it back). */
+static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t queue, unsigned tag,
+                       unsigned tag_mask)
+{
+        _cleanup_(job_rec_donep) struct job_rec j = { 0 };
+        _cleanup_free_ struct store_op *op = NULL;
+        int r;
+
+        sl->t_pick = now_mono_us();
+        op = calloc(1, sizeof(*op));
+        if (!op)
+                return -ENOMEM;
+        r = reader_get_row(s->reader, id, &j);
+        if (r == -ENOENT)
+                return -ESTALE;
+        if (r < 0)
+                return r;
+        if (j.state != RINGQ_STATE_QUEUED || ((unsigned)j.queued_seq & tag_mask) != tag)
+                return -ESTALE;
+        r = slot_spawn(s, sl, &j, queue, false, NULL);
+        if (r < 0)
+                return r;
+        slot_go(s, sl, TAKE_PTR(op));
+        slot_watch(sl);
         return 0;
+}
+
+int workers_start_submitted(struct server *s, struct store_op *submit, uint32_t queue)
+{
+        struct store_op *start = NULL;
+        struct slot *sl = NULL;
+        int r = -EBUSY;
+
+        for (unsigned i = 0; i < s->nslots && !sl; i++)
+                if (s->slots[i].state == SLOT_FREE)
+                        sl = &s->slots[i];
+        if (sl) {
+                sl->t_pick = now_mono_us();
+                /* Its start's op now: nothing may fail once the commit
+                 * is back. */
+                start = calloc(1, sizeof(*start));
+                r = start ? slot_spawn(s, sl, &submit->submit.rec, queue, true, &submit) : -ENOMEM;
+        }
+        if (submit)
+                store_push(s->store, submit);
+        if (r < 0) {
+                free(start);
+                return r;
+        }
+        sl->start_op = start;
+        sl->start_pending = true;
+        sl->awaiting_submit = true;
+        slot_watch(sl);
+        return 0;
+}
+
+bool workers_submit_done(struct server *s, int64_t id, bool committed)
+{
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                struct store_op *op;
+                if (sl->state == SLOT_FREE || !sl->awaiting_submit || sl->job_id != id)
+                        continue;
+                sl->awaiting_submit = sl->start_pending = false;
+                op = TAKE_PTR(sl->start_op);
+                latency_add(&s->stats.path[P_SUBMIT_COMMIT], now_mono_us() - sl->t_cloned);
+                /* Nothing new starts while ringqd drains or re-execs
+                 * (dispatch_run), this job no more than one picked. */
+                if (committed && sl->end == END_NONE && !s->draining && s->rx.phase == RX_NONE) {
+                        slot_go(s, sl, op);
+                        return true;
+                }
+                /* Refused, or ringqd began to stop or re-exec while the
+                 * commit was on its way: the child ends at the barrier,
+                 * unrun, and nothing of this slot is recorded. A
+                 * committed job stays queued (the caller enqueues it). */
+                free(op);
+                sl->start_failed = true;
+                sl->barrier_w = safe_close(sl->barrier_w);
+                maybe_finish(sl);
+                return false;
+        }
+        return false;
 }
 
 int workers_start(struct server *s, const struct qpick *p, unsigned tag_mask)

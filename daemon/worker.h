@@ -50,6 +50,20 @@ bool workers_free(struct server *s);
  * negative errno when it cannot start now. */
 struct qpick;
 int workers_start(struct server *s, const struct qpick *p, unsigned tag_mask);
+/* Start the job of submit, not yet committed, in a free slot up to the
+ * barrier, and push submit to the store (always, also on failure: just
+ * before the clone, so that the commit runs while the child is made). It
+ * may exec only once workers_submit_done says the commit is back: until
+ * then a crash of ringqd ends it unrun (its barrier closes), and it
+ * leaves nothing a next ringqd must find. Returns 0, or a negative errno
+ * when no slot took it (it is then queued like any other when its submit
+ * comes back). */
+struct store_op;
+int workers_start_submitted(struct server *s, struct store_op *submit, uint32_t queue);
+/* The submit of job id came back: true when a slot held the job and now
+ * lets it exec (committed); false when none did, or when it ends unrun
+ * (not committed, or ringqd began to stop). */
+bool workers_submit_done(struct server *s, int64_t id, bool committed);
 void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe);
 void workers_on_sigchld(struct server *s);
 /* Kill and reap what ended jobs left behind (subreaper mode). */
@@ -119,6 +133,12 @@ struct slot {
         int pidfd, barrier_w, err_r;
         bool pidfd_armed, exec_armed; /* their polls are on the ring */
         bool start_pending, start_failed, released;
+        /* Taken as it was submitted: at the barrier until its submit's
+         * commit is back (workers_start_submitted), with its start's op
+         * ready. start_pending is set meanwhile: a cancel goes through
+         * the store, behind the submit. */
+        bool awaiting_submit;
+        struct store_op *start_op;
         bool no_retry;           /* canceled after its process exited: no retry */
         /* Its cgroup (cgroup.h): the end waits until the last process in
          * it is gone (bounded by the drain deadline), then reads what
@@ -131,7 +151,7 @@ struct slot {
         int64_t started_wall_ms, started_mono_us;
         /* The steps of one job on its slot (stats.h, enum path_step), in
          * CLOCK_MONOTONIC us; 0 where a step has not happened. */
-        int64_t t_pick, t_released, t_exec, t_exit;
+        int64_t t_pick, t_cloned, t_released, t_exec, t_exit;
         int64_t turnover_from;   /* the exit that freed a slot for this job */
         struct timer timer;      /* timeout, kill grace, drain deadline */
         unsigned ring_ops;

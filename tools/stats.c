@@ -366,7 +366,8 @@ static void prom_latencies_write(struct prom *p, const json_t *st)
         json_object_foreach((json_t *)path, key, v)
                 prom_summary(p, "ringq_job_path_seconds",
                              "Seconds each step of a job attempt on its worker slot takes, by step: launch (picked "
-                             "to child cloned), start_commit (start handed to the database to committed), exec "
+                             "to child cloned), submit_commit (a job started as it was submitted: child cloned to "
+                             "its submit committed), start_commit (start handed to the database to committed), exec "
                              "(child released to exec done), run (exec to exit), drain (exit to the end handed "
                              "to the database), end_commit (end handed over to committed), slot_idle (a job's "
                              "exit to the next job's exec in that slot, when one was waiting).",

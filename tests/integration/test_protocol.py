@@ -211,12 +211,15 @@ class Store(DaemonTest):
             self.assertEqual(self.d.wait_job(jid)["state"], "succeeded")
         s = self.d.stats()
         path = s["job_path_ms"]
-        self.assertEqual(sorted(path), sorted(["launch", "start_commit", "exec", "run", "drain", "end_commit",
-                                               "slot_idle"]))
+        self.assertEqual(sorted(path), sorted(["launch", "submit_commit", "start_commit", "exec", "run", "drain",
+                                               "end_commit", "slot_idle"]))
         for k in ("launch", "start_commit", "exec", "run", "drain", "end_commit"):
             self.assertEqual(path[k]["samples"], 6, k)
             self.assertGreater(path[k]["max"], 0, k)
             self.assertLessEqual(path[k]["p50"], path[k]["max"], k)
+        # The first two found a slot free: each was taken as it was
+        # submitted, and waited at its barrier only for its submit's commit.
+        self.assertEqual(path["submit_commit"]["samples"], 2)
         # 4 jobs queued behind 2 slow ones on 2 slots: each started in a
         # slot an end had just freed.
         self.assertGreaterEqual(path["slot_idle"]["samples"], 4)

@@ -408,7 +408,7 @@ done
 for sys in xargs parallel tsp ringq ringq-normal ringq-per-process; do
         emit e2e "$sys" e2e wall_s jobs_per_s submit_per_s queue_wait_ms_p50 queue_wait_ms_p99 run_ms_p50 run_ms_p99 succeeded
 done
-PATH_STEPS="launch start_commit exec run drain end_commit slot_idle"
+PATH_STEPS="launch submit_commit start_commit exec run drain end_commit slot_idle"
 for sys in ringq ringq-normal; do
         emit e2e "$sys" e2e daemon_cpu_us_per_job $(for st in $PATH_STEPS; do echo "job_path_ms_${st}_p50 job_path_ms_${st}_p99"; done)
 done
