@@ -316,6 +316,15 @@ def proc_stats():
         yield int(d), rest[0], int(rest[1]), int(rest[2]), int(rest[3])
 
 
+def alive(pid):
+    """Neither gone nor a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def procs_in_session(sid):
     """Live (non-zombie) processes whose session or process group is sid."""
     return [pid for pid, state, _, pgrp, session in proc_stats()

@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from harness import SLOW, DaemonTest, Daemon, wait_for
+from harness import SLOW, DaemonTest, Daemon, alive, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,15 +58,6 @@ def rows(d, sql):
         return c.execute(sql).fetchall()
     finally:
         c.close()
-
-
-def alive(pid):
-    """Neither gone nor a zombie (nothing here may reap it)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def status_fields(text):

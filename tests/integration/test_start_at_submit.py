@@ -15,16 +15,7 @@ import tempfile
 import time
 import unittest
 
-from harness import SLOW, DaemonTest, wait_for
-
-
-def alive(pid):
-    """Neither gone nor a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
+from harness import SLOW, DaemonTest, alive, wait_for
 
 
 def children(pid):
