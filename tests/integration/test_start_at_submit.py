@@ -3,11 +3,13 @@ comes first, its queue takes another) is readied in a slot while its
 submit commits: the child is made and waits at its barrier, and execs only
 once the commit is back. So a submit that does not commit never runs its
 job, a crash before the commit runs nothing and leaves nothing, and a stop
-that begins meanwhile leaves the job queued, to run once after it.
+or a re-exec that begins meanwhile leaves the job queued, to run once after
+it.
 
 Each test holds the database's write lock from another connection, so the
 submit's commit waits (busy_timeout) while its job sits at the barrier."""
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -132,6 +134,21 @@ class StartAtSubmit(DaemonTest):
         self.d.start()
         self.assertEqual(self.d.wait_job(r["id"])["state"], "succeeded")
         self.assertEqual(self.runs(), 1)
+
+    def test_a_reexec_meanwhile_runs_the_job_once_after_it(self):
+        lock, c, child = self.submit_at_the_barrier()
+        os.kill(self.d.pid(), signal.SIGUSR2)
+        wait_for(lambda: "re-executing" in self.d.logtext(), what="the re-exec begun")
+        lock.execute("ROLLBACK")
+        # Committed while the re-exec waited for it: answered, and the job,
+        # at its barrier still, is left queued for the new process.
+        r = c.recv()
+        self.assertTrue(r["ok"], r)
+        wait_for(lambda: self.d.stats()["reexecs"] == 1, timeout=30, what="the new process")
+        self.assertFalse(alive(child))
+        self.assertEqual(self.d.wait_job(r["id"])["state"], "succeeded")
+        self.assertEqual(self.runs(), 1)
+        self.assertEqual(len(re.findall(r"job %d started" % r["id"], self.d.logtext())), 1)
 
 
 class NotAtSubmit(DaemonTest):
