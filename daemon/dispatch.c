@@ -348,16 +348,18 @@ void dispatch_submit(struct server *s, struct store_op *op)
         uint32_t q;
         /* Numbered before its place is reserved: the reserve counts on
          * the queue it comes back to (dispatch_submitted takes it off). */
-        bool numbered = dispatch_queue_number(s, qname(j->queue), &q) == 0, start;
+        bool numbered = dispatch_queue_number(s, qname(j->queue), &q) == 0, early;
 
+        reserve(s, (uid_t)j->owner_uid, j->queue, +1);
         /* What is due in the index goes first: with a slot still free
          * after that, nothing there could start now. */
-        if (may_start_at_once(s, j) && qindex_entries(&d->qi))
+        early = may_start_at_once(s, j);
+        if (early && qindex_entries(&d->qi)) {
                 dispatch_run(s);
-        op->submit.early = may_start_at_once(s, j);
-        start = op->submit.early && !j->idem_key && numbered && qindex_queue_eligible(&d->qi, q) && small_job(j);
-        reserve(s, (uid_t)j->owner_uid, j->queue, +1);
-        if (start) {
+                early = may_start_at_once(s, j);
+        }
+        op->submit.early = early;
+        if (early && !j->idem_key && numbered && qindex_queue_eligible(&d->qi, q) && small_job(j)) {
                 /* Set before the push: the store never reads it. */
                 op->submit.started = true;
                 (void)workers_start_submitted(s, op, q);
@@ -375,9 +377,10 @@ void dispatch_submitted(struct server *s, const struct store_op *op)
         /* By the id the loop gave (a failed batch clears op->id). */
         if (op->submit.started && workers_submit_done(s, j->id, ok)) {
                 /* Queued in the database until its start is committed
-                 * (dispatch_start_committed), like any job picked. */
+                 * (dispatch_start_committed), like any job picked; its
+                 * queue is there, its slot counted in it. */
                 uint32_t q;
-                if (dispatch_queue_number(s, qname(j->queue), &q) == 0)
+                if (dq_find(D(s), qname(j->queue), &q))
                         qindex_queued_add(&D(s)->qi, (uid_t)j->owner_uid, q, 1);
                 return;
         }

@@ -502,15 +502,20 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
         return 0;
 }
 
+static struct slot *free_slot(struct server *s)
+{
+        for (unsigned i = 0; i < s->nslots; i++)
+                if (s->slots[i].state == SLOT_FREE)
+                        return &s->slots[i];
+        return NULL;
+}
+
 int workers_start_submitted(struct server *s, struct store_op *submit, uint32_t queue)
 {
         struct store_op *start = NULL;
-        struct slot *sl = NULL;
+        struct slot *sl = free_slot(s);
         int r = -EBUSY;
 
-        for (unsigned i = 0; i < s->nslots && !sl; i++)
-                if (s->slots[i].state == SLOT_FREE)
-                        sl = &s->slots[i];
         if (sl) {
                 sl->t_pick = now_mono_us();
                 /* Its start's op now: nothing may fail once the commit
@@ -562,10 +567,9 @@ bool workers_submit_done(struct server *s, int64_t id, bool committed)
 
 int workers_start(struct server *s, const struct qpick *p, unsigned tag_mask)
 {
-        for (unsigned i = 0; i < s->nslots; i++)
-                if (s->slots[i].state == SLOT_FREE)
-                        return slot_launch(s, &s->slots[i], p->id, p->queue, p->tag, tag_mask);
-        return -EBUSY;
+        struct slot *sl = free_slot(s);
+
+        return sl ? slot_launch(s, sl, p->id, p->queue, p->tag, tag_mask) : -EBUSY;
 }
 
 /* ---- signals to a job ---- */

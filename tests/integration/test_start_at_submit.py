@@ -17,18 +17,7 @@ import tempfile
 import time
 import unittest
 
-from harness import SLOW, DaemonTest, alive, wait_for
-
-
-def children(pid):
-    out = []
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                out += [int(p) for p in f.read().split()]
-        except FileNotFoundError:
-            pass
-    return out
+from harness import SLOW, DaemonTest, alive, proc_stats, wait_for
 
 
 class StartAtSubmit(DaemonTest):
@@ -65,7 +54,8 @@ class StartAtSubmit(DaemonTest):
         self.addCleanup(c.close)
         c.send({"op": "submit", "argv": self.argv()})
         wait_for(lambda: self.d.stats()["running"] == 1, what="a slot taking the job at its submit")
-        kids = wait_for(lambda: children(self.d.pid()), what="the job's child")
+        kids = wait_for(lambda: [pid for pid, state, ppid, _, _ in proc_stats()
+                                 if ppid == self.d.pid() and state not in ("Z", "X")], what="the job's child")
         self.assertEqual(len(kids), 1)
         return lock, c, kids[0]
 

@@ -16,6 +16,8 @@ users made here (useradd) and the real CLI or raw sockets run as them
 - groups from the connection (a dropped group stays dropped)
 - private, immutable output; a listing reveals nothing
 - log lines that a request cannot forge
+- a job readied at its submit, waiting at its barrier for the commit, is
+  out of another user's reach (status, output, wait, cancel, a signal)
 """
 import grp
 import json
@@ -31,7 +33,7 @@ import tempfile
 import time
 import unittest
 
-from harness import RINGQ, SLOW, VALGRIND, Daemon, DaemonTest, wait_for
+from harness import RINGQ, SLOW, VALGRIND, Daemon, DaemonTest, alive, proc_stats, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -210,6 +212,52 @@ class ConnectionCaps(UsersTest):
             c.close()
         self.release(a)
         self.release(b)
+
+
+class ReadiedAtSubmit(UsersTest):
+    """A job readied at its submit waits at its barrier, as its owner,
+    for the commit: its id is already given, and predictable. B, hostile,
+    can neither cancel, read nor signal A's job in that window."""
+    daemon_kwargs = {"workers": 1, "args": ["--busy-timeout", "60s"]}
+
+    def test_another_user_cannot_reach_a_job_at_its_barrier(self):
+        first = self.d.submit(["true"])
+        self.d.wait_job(first)
+        lock = sqlite3.connect(os.path.join(self.d.state, "queue.db"), isolation_level=None, timeout=10)
+        self.addCleanup(lock.close)
+        lock.execute("BEGIN IMMEDIATE")
+        a = subprocess.Popen(setpriv(A) + [RINGQ, "-s", self.d.sock, "submit", "--", "sh", "-c", "echo mine"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+        self.addCleanup(lambda: a.poll() is None and a.kill())
+        wait_for(lambda: self.d.stats()["running"] == 1, what="A's job at its barrier")
+        child = wait_for(lambda: [pid for pid, state, ppid, _, _ in proc_stats()
+                                  if ppid == self.d.pid() and state not in ("Z", "X")], what="A's child")[0]
+        guess = str(first + 1)
+        for args in (["status", guess], ["output", guess], ["wait", "--timeout", "1s", guess]):
+            r = self.cli_as(B, *args)
+            self.assertNotEqual(r.returncode, 0, "%s as B: %s" % (args, r.stdout))
+            self.assertNotIn("mine", r.stdout)
+        r = subprocess.run(setpriv(B) + ["kill", "-KILL", str(child)], capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0, "B signalled A's job")
+        self.assertTrue(alive(child))
+        # A cancel is a write: it waits for the lock like A's submit, and
+        # reaches the store behind it, to find A's job, not B's.
+        cancel = subprocess.Popen(setpriv(B) + [RINGQ, "-s", self.d.sock, "cancel", guess],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+        self.addCleanup(lambda: cancel.poll() is None and cancel.kill())
+        time.sleep(0.3 * SLOW)
+        lock.execute("ROLLBACK")
+        _, cerr = cancel.communicate(timeout=30 * SLOW)
+        self.assertNotEqual(cancel.returncode, 0, "B canceled A's job")
+        self.assertIn("forbidden", cerr)
+        out, err = a.communicate(timeout=30 * SLOW)
+        self.assertEqual(a.returncode, 0, err)
+        self.assertEqual(int(out.split()[0]), first + 1)
+        job = self.d.wait_job(first + 1)
+        self.assertEqual((job["state"], job["owner_uid"]), ("succeeded", pwd.getpwnam(A).pw_uid))
+        self.assertEqual(self.d.output(first + 1), "mine\n")
+        # Both jobs were readied at their submit (the first one too).
+        self.assertEqual(self.d.stats()["job_path_ms"]["submit_commit"]["samples"], 2)
 
 
 class Keys(UsersTest):
