@@ -60,15 +60,11 @@ static void forget_unknown_output(struct server *s)
         int fd = dup(s->output_dirfd), n = 0;
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         struct dirent *de;
-        int64_t last;
+        int64_t last = s->last_job_id;
 
         if (!d) {
                 safe_close(fd);
                 log_warning_errno(-errno, "output: cannot look for files of unknown jobs");
-                return;
-        }
-        if (store_last_id(s->store, &last) < 0) {
-                closedir(d);
                 return;
         }
         while ((de = readdir(d))) {
@@ -160,6 +156,10 @@ int server_open(struct server *s, char **ret_err)
                 return r;
         if (store_schema_from(s->store) == 1)
                 take_back_output(s);
+        /* The ids given so far (recovery gives none); submits count on. */
+        r = store_last_id(s->store, &s->last_job_id);
+        if (r < 0)
+                return set_error(ret_err, r, "%s: reading the last job id: %s", s->db_path, strerror(-r));
         forget_unknown_output(s);
         r = replay_launches(s, ret_err);
         if (r < 0)
@@ -177,9 +177,6 @@ int server_open(struct server *s, char **ret_err)
         r = dispatch_load(s);
         if (r < 0)
                 return set_error(ret_err, r, "%s: loading the queue: %s", s->db_path, strerror(-r));
-        r = store_last_id(s->store, &s->last_job_id);
-        if (r < 0)
-                return set_error(ret_err, r, "%s: reading the last job id: %s", s->db_path, strerror(-r));
         r = store_count_finished(s->store, &finished);
         if (r < 0)
                 return set_error(ret_err, r, "%s: counting finished jobs: %s", s->db_path, strerror(-r));
