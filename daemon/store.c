@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "ringq/protocol.h"
 #include "store.h"
 #include "store_int.h"
+#include "util.h"
 
 static const char schema_v1[] =
         "CREATE TABLE jobs ("
@@ -83,6 +85,61 @@ static const char *const migrations[] = {
          * max_interruptions. A job of an older version starts at 0. */
         ("ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;"
          "PRAGMA user_version = 4;"),
+        /* 5: jobs without AUTOINCREMENT. ringqd gives ids itself, so
+         * keeping sqlite_sequence cost two more b-tree steps per INSERT
+         * and one more WAL page per commit, for nothing but one fact: the
+         * largest id a deleted row had. jobs_id_floor keeps that, written
+         * by a trigger only when the newest row goes (pruning removes the
+         * oldest). ALTER TABLE cannot drop AUTOINCREMENT: the table is
+         * made again and the rows copied, once. */
+        ("CREATE TABLE jobs_v5 ("
+         " id INTEGER PRIMARY KEY,"
+         " queue TEXT NOT NULL DEFAULT 'default',"
+         " state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','canceled')),"
+         " priority INTEGER NOT NULL DEFAULT 0,"
+         " argv TEXT NOT NULL,"
+         " env TEXT,"
+         " cwd TEXT NOT NULL DEFAULT '/',"
+         " owner_uid INTEGER NOT NULL,"
+         " owner_gid INTEGER NOT NULL,"
+         " idem_key TEXT,"
+         " submitted_at INTEGER NOT NULL,"
+         " run_at INTEGER NOT NULL,"
+         " started_at INTEGER,"
+         " finished_at INTEGER,"
+         " attempts INTEGER NOT NULL DEFAULT 0,"
+         " max_attempts INTEGER NOT NULL DEFAULT 1,"
+         " timeout_ms INTEGER,"
+         " backoff_ms INTEGER NOT NULL DEFAULT 0,"
+         " exit_code INTEGER,"
+         " signal INTEGER,"
+         " reason TEXT,"
+         " pid INTEGER,"
+         " owner_groups TEXT,"
+         " umask INTEGER,"
+         " cpu_ms INTEGER,"
+         " max_rss_kb INTEGER,"
+         " queued_seq INTEGER NOT NULL DEFAULT 0,"
+         " interruptions INTEGER NOT NULL DEFAULT 0);"
+         "INSERT INTO jobs_v5 SELECT * FROM jobs;"
+         "CREATE TABLE jobs_id_floor (id INTEGER NOT NULL);"
+         "INSERT INTO jobs_id_floor SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0);"
+         "DROP VIEW queue_summary;"
+         "DROP TABLE jobs;"
+         "ALTER TABLE jobs_v5 RENAME TO jobs;"
+         "CREATE UNIQUE INDEX jobs_idem ON jobs(owner_uid, queue, idem_key) WHERE idem_key IS NOT NULL;"
+         "CREATE INDEX jobs_state ON jobs(state, id);"
+         "CREATE INDEX jobs_queue ON jobs(queue, id);"
+         "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;"
+         "CREATE VIEW queue_summary AS"
+         " SELECT queue, state, count(*) AS jobs FROM jobs GROUP BY queue, state;"
+         /* After each row: the newest row deleted leaves a smaller
+          * max(id) behind; whichever order a DELETE takes its rows in,
+          * the floor ends at the largest id it removed above the rest. */
+         "CREATE TRIGGER jobs_id_floor_keep AFTER DELETE ON jobs"
+         " WHEN OLD.id > coalesce((SELECT max(id) FROM jobs), 0) AND OLD.id > (SELECT id FROM jobs_id_floor)"
+         " BEGIN UPDATE jobs_id_floor SET id = OLD.id; END;"
+         "PRAGMA user_version = 5;"),
 };
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION - 1, "a step in migrations[] for each version after 1");
 
@@ -147,8 +204,37 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *ret)
         return rc;
 }
 
+/* An upgrade that copies the jobs table (to 5) takes about as long as
+ * reading and writing the whole database: tens of seconds for a large
+ * one. Under systemd that must not look like a start that hangs, nor,
+ * in a re-exec, like a loop that stopped: SQLite calls this every few
+ * thousand of its steps, and every few seconds it extends the start
+ * timeout, pings the watchdog (SQLite is making progress: this is
+ * called from its steps) and says what ringqd is doing. */
+struct upgrade_watch {
+        int64_t from, started_ms, told_ms;
+};
+
+#define UPGRADE_TELL_MS 5000
+#define UPGRADE_EXTEND_USEC 30000000ULL
+
+static int upgrade_progress(void *ud)
+{
+        struct upgrade_watch *w = ud;
+        int64_t now = now_mono_ms();
+
+        if (w->told_ms && now - w->told_ms < UPGRADE_TELL_MS)
+                return 0;
+        w->told_ms = now;
+        (void)sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nWATCHDOG=1\nSTATUS=upgrading the database schema from version %lld to %d (%llds)",
+                         UPGRADE_EXTEND_USEC, (long long)w->from, STORE_SCHEMA_VERSION,
+                         (long long)((now - w->started_ms) / 1000));
+        return 0;
+}
+
 static int check_schema(sqlite3 *db, const char *path, int *ret_from, char **ret_err)
 {
+        struct upgrade_watch watch = { 0 };
         int64_t version = 0, tables = 0;
         int rc, r;
 
@@ -180,14 +266,32 @@ static int check_schema(sqlite3 *db, const char *path, int *ret_from, char **ret
         r = exec1(db, "BEGIN IMMEDIATE", ret_err, path);
         if (r < 0)
                 return r;
+        if (version > 0) {
+                watch.from = version;
+                watch.started_ms = now_mono_ms();
+                (void)upgrade_progress(&watch);
+                sqlite3_progress_handler(db, 10000, upgrade_progress, &watch);
+        }
         if (version == 0)
                 r = exec1(db, schema_v1, ret_err, path);
         for (int64_t v = MAX(version, 1); r == 0 && v < STORE_SCHEMA_VERSION; v++)
                 r = exec1(db, migrations[v - 1], ret_err, path);
         if (r == 0)
                 r = exec1(db, "COMMIT", ret_err, path);
+        sqlite3_progress_handler(db, 0, NULL, NULL);
         if (r < 0) {
                 (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                if (version > 0 && ret_err && *ret_err) {
+                        char *why = *ret_err;
+
+                        *ret_err = NULL;
+                        set_error(ret_err, r,
+                                  "%s; the upgrade of the schema from version %lld to %d was rolled back, the "
+                                  "database is as it was (the step to version 5 copies the jobs table and needs "
+                                  "about as much free space as the database takes)",
+                                  why, (long long)version, STORE_SCHEMA_VERSION);
+                        free(why);
+                }
                 return r;
         }
         if (version > 0)
@@ -577,7 +681,8 @@ int store_last_id(struct store *s, int64_t *ret)
         int rc;
 
         *ret = 0;
-        rc = query_int(s->db, "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'jobs'", ret);
+        rc = query_int(s->db, "SELECT max(coalesce((SELECT max(id) FROM jobs), 0), (SELECT id FROM jobs_id_floor))",
+                       ret);
         return rc == SQLITE_OK ? 0 : (sqlite_errno(rc) ?: -EIO);
 }
 

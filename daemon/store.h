@@ -18,6 +18,9 @@
  *   3: jobs.queued_seq; tables queues (name, paused, changed_at) and
  *      job_deps (job_id, after_id).
  *   4: jobs.interruptions.
+ *   5: jobs.id without AUTOINCREMENT (the table made again); table
+ *      jobs_id_floor (id) and trigger jobs_id_floor_keep keep the
+ *      largest id of a deleted newest row, so no id is given twice.
  * To change the schema: bump STORE_SCHEMA_VERSION, append a step to
  * migrations[] in store.c (a new database is version 1 taken through
  * every step), keep every column users query, and test opening a
@@ -34,7 +37,7 @@
 #include "config.h"
 #include "job.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 struct sqlite3;
@@ -99,8 +102,8 @@ int store_start(struct store *s, int efd, int output_dirfd);
 bool store_running(struct store *s);
 void store_pause(struct store *s);
 int store_resume(struct store *s);
-/* The highest job id ever given (AUTOINCREMENT's sequence): ids above it
- * are given next. */
+/* The highest job id ever committed, even if its row is gone (the
+ * larger of max(id) and jobs_id_floor): ids above it are given next. */
 int store_last_id(struct store *s, int64_t *ret);
 /* Finished jobs in the database now (one index count, at start-up). */
 int store_count_finished(struct store *s, int64_t *ret);

@@ -3,13 +3,17 @@ untouched; a full disk fails submits with storage_error while ringqd
 stays up, and what ran meanwhile is recorded once space returns."""
 import errno
 import hashlib
+import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import time
 import unittest
 
 from harness import VALGRIND, Daemon, DaemonTest, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def digest(path):
@@ -59,10 +63,10 @@ class BadDatabase(unittest.TestCase):
         d = self.daemon()
         self.real_db(d, jobs=1)
         c = sqlite3.connect(os.path.join(d.state, "queue.db"))
-        c.execute("PRAGMA user_version = 5")
+        c.execute("PRAGMA user_version = 6")
         c.commit()
         c.close()
-        self.refused(d, "schema version 5 is newer than this ringqd understands (4); refusing to touch it")
+        self.refused(d, "schema version 6 is newer than this ringqd understands (5); refusing to touch it")
 
     def test_foreign_database(self):
         d = self.daemon()
@@ -71,6 +75,63 @@ class BadDatabase(unittest.TestCase):
         c.commit()
         c.close()
         self.refused(d, "not a ringq database")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "mounts a small tmpfs")
+class UpgradeOnAFullDisk(unittest.TestCase):
+    """The upgrade to schema 5 copies the jobs table. Without the room
+    for the copy ringqd says so and leaves the database as it was; with
+    room, the same database is upgraded and nothing is lost."""
+
+    def test_upgrade_needs_room_and_loses_nothing(self):
+        d = Daemon()
+        self.addCleanup(d.cleanup)
+        os.makedirs(d.state)
+        made = os.path.join(d.root, "made.db")
+        with open(os.path.join(HERE, "data", "queue-v3.sql")) as f:
+            dump = f.read()
+        c = sqlite3.connect(made)
+        c.executescript(dump)
+        c.execute("PRAGMA user_version = 3")
+        # About 2.5 MiB of finished jobs (too recent to be pruned): the
+        # copy does not fit beside them.
+        now = int(time.time() * 1000)
+        c.executemany("INSERT INTO jobs (id, queue, state, argv, env, cwd, owner_uid, owner_gid, submitted_at,"
+                      " run_at, finished_at, exit_code, reason) VALUES (?, 'default', 'succeeded', '[\"true\"]',"
+                      " ?, '/', 0, 0, ?, ?, ?, 0, 'exit 0')",
+                      [(i, json.dumps({"PAD": "x" * 2000}), now, now, now) for i in range(10, 1010)])
+        c.commit()
+        rows = c.execute("SELECT * FROM jobs ORDER BY id").fetchall()
+        c.close()
+        # Room for the database and half of it again, not for its copy.
+        size = os.path.getsize(made)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk" % (size * 3 // 2 // 1024), "ringq-test", d.state],
+                       check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", d.state])
+        db = os.path.join(d.state, "queue.db")
+        shutil.copyfile(made, db)
+
+        p = subprocess.run(d.command(), capture_output=True, text=True, timeout=60 * (10 if VALGRIND else 1))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("the upgrade of the schema from version 3 to 5 was rolled back, the database is as it was",
+                      p.stderr)
+        self.assertIn("full", p.stderr)
+        self.assertFalse(os.path.exists(d.sock))
+        c = sqlite3.connect(db)
+        self.assertEqual(c.execute("PRAGMA user_version").fetchone()[0], 3)
+        self.assertEqual(c.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
+        self.assertEqual(c.execute("SELECT * FROM jobs ORDER BY id").fetchall(), rows)
+        c.close()
+
+        subprocess.run(["mount", "-o", "remount,size=%dk" % (size * 4 // 1024), d.state], check=True)
+        d.start()
+        self.assertIn("schema upgraded from version 3 to 5", d.logtext())
+        ro = d.db()
+        self.assertEqual(ro.execute("SELECT count(*) FROM jobs").fetchone()[0], len(rows))
+        self.assertEqual(ro.execute("SELECT id, env FROM jobs WHERE id >= 10 ORDER BY id").fetchall(),
+                         [(r[0], r[5]) for r in rows if r[0] >= 10])
+        ro.close()
+        self.assertEqual(d.submit(["true"]), 1010)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "mounts a small tmpfs")

@@ -280,17 +280,46 @@ class SchemaUpgrade(unittest.TestCase):
         c.execute("UPDATE jobs SET owner_uid = ?, owner_gid = ?, owner_groups = ?",
                   (os.getuid(), os.getgid(), json.dumps([os.getgid()])))
         c.execute("UPDATE jobs SET run_at = ? WHERE id = 3", (int(time.time() * 1000) + 86400000,))
+        # Jobs 5 to 9 were given and then pruned: AUTOINCREMENT's sequence
+        # is the only trace of them, and schema 5 must keep it.
+        c.execute("UPDATE sqlite_sequence SET seq = 9 WHERE name = 'jobs'")
         # The recorded pid must name nothing alive of the job: none has
         # RINGQ_JOB_ID=4, and the job's own process is long gone.
         c.commit()
+        # The rows recovery leaves alone, every column, to see them copied.
+        before = c.execute("SELECT * FROM jobs WHERE id < 4 ORDER BY id").fetchall()
         c.close()
 
         d.start()
-        self.assertIn("schema upgraded from version 3 to 4", d.logtext())
+        self.assertIn("schema upgraded from version 3 to 5", d.logtext())
+        # systemd is told, before READY, that a start which copies the
+        # jobs table may take longer than its timeout, and (for a re-exec)
+        # that ringqd is alive.
+        f = d.notify.fields()
+        keys = [k for k, _ in f]
+        self.assertIn(("EXTEND_TIMEOUT_USEC", "30000000"), f)
+        self.assertLess(keys.index("WATCHDOG"), keys.index("READY"))
+        self.assertLess(keys.index("EXTEND_TIMEOUT_USEC"), keys.index("READY"))
+        self.assertTrue(d.notify.statuses()[0].startswith("upgrading the database schema from version 3 to 5 ("),
+                        d.notify.statuses())
         ro = d.db()
-        self.assertEqual(ro.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(ro.execute("PRAGMA user_version").fetchone()[0], 5)
         self.assertEqual(ro.execute("SELECT id, interruptions FROM jobs WHERE id != 4 ORDER BY id").fetchall(),
                          [(1, 0), (2, 0), (3, 0)])
+        # Schema 5: the table made again without AUTOINCREMENT, every row
+        # and column copied, the indexes and the view made again.
+        sql = ro.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
+        self.assertNotIn("AUTOINCREMENT", sql)
+        self.assertEqual([r[:len(before[0])] for r in ro.execute("SELECT * FROM jobs WHERE id < 4 ORDER BY id")],
+                         before)
+        self.assertEqual(sorted(r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'jobs'")),
+                         ["jobs", "jobs_finished", "jobs_id_floor_keep", "jobs_idem", "jobs_queue", "jobs_state"])
+        self.assertEqual(ro.execute("SELECT id FROM jobs_id_floor").fetchall(), [(9,)])
+        self.assertEqual(ro.execute("SELECT count(*) FROM sqlite_sequence").fetchone()[0], 0)
+        self.assertEqual(ro.execute("SELECT * FROM queue_summary ORDER BY state").fetchall(),
+                         [("default", "failed", 1), ("default", "queued", 1), ("default", "running", 1),
+                          ("default", "succeeded", 1)])
+        self.assertEqual(ro.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
         ro.close()
         # Running at the crash under schema 3: recovered with its attempt
         # given back, the first interruption it has.
@@ -300,6 +329,8 @@ class SchemaUpgrade(unittest.TestCase):
         self.assertEqual((job["attempts"], job["max_attempts"], job["interruptions"]), (1, 1, 1))
         self.assertEqual([d.job(i)["state"] for i in (1, 2, 3)], ["succeeded", "failed", "queued"])
         self.assertEqual(d.job(1)["interruptions"], 0)
+        # The next id is above the pruned ones, not above max(id).
+        self.assertEqual(d.submit(["true"]), 10)
         r = d.call({"op": "submit", "argv": ["true"], "key": "v3-key"})
         self.assertEqual((r["id"], r.get("duplicate")), (1, True))
         d.call({"op": "cancel", "id": 4})

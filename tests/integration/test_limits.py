@@ -237,8 +237,22 @@ class Pruning(DaemonTest):
         self.assertEqual(db.execute("select count(*) from jobs").fetchone()[0], 0)
         self.assertEqual(os.listdir(out), [])
         self.assertEqual(self.d.call({"op": "status", "id": ids[0]})["error"], "not_found")
-        # An id is never given twice, even when every row is gone.
+        # An id is never given twice, even when every row is gone, and
+        # after a restart (the database is then all ringqd knows).
+        db.close()
+        self.d.stop()
+        self.d.start()
         self.assertGreater(self.d.submit(["true"]), max(ids))
+        # Nor once the newest rows are deleted by hand.
+        newest = self.d.submit(["true"])
+        self.d.wait_job(newest)
+        self.d.stop()
+        rw = sqlite3.connect(os.path.join(self.d.state, "queue.db"))
+        rw.execute("DELETE FROM jobs")
+        rw.commit()
+        rw.close()
+        self.d.start()
+        self.assertGreater(self.d.submit(["true"]), newest)
 
 
 class WalBound(DaemonTest):

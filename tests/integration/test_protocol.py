@@ -160,7 +160,7 @@ class Store(DaemonTest):
                                 "queued_seq",
                                 # schema 4
                                 "interruptions"])
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 5)
         self.assertEqual([r[1] for r in db.execute("PRAGMA table_info(job_deps)")], ["job_id", "after_id"])
         self.assertEqual([r[1] for r in db.execute("PRAGMA table_info(queues)")][:2], ["name", "paused"])
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")

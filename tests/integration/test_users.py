@@ -317,9 +317,9 @@ class SchemaUpgrade(unittest.TestCase):
         d.start()
         os.chmod(d.sock, 0o666)
         os.chmod(d.root, 0o755)
-        self.assertIn("schema upgraded from version 1 to 4", d.logtext())
+        self.assertIn("schema upgraded from version 1 to 5", d.logtext())
         ro = d.db()
-        self.assertEqual(ro.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(ro.execute("PRAGMA user_version").fetchone()[0], 5)
         idx = ro.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs_idem'").fetchone()[0]
         self.assertIn("owner_uid, queue, idem_key", idx)
         self.assertEqual(ro.execute("SELECT count(*) FROM jobs").fetchone()[0], 5)
