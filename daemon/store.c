@@ -17,40 +17,48 @@
 #include "store_int.h"
 #include "util.h"
 
+/* The columns of version 1 after id, and what is made on jobs besides
+ * jobs_idem: written once, for version 1 and for the table made again
+ * at version 5. */
+#define JOBS_COLUMNS_V1 \
+        " queue TEXT NOT NULL DEFAULT 'default'," \
+        " state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','canceled'))," \
+        " priority INTEGER NOT NULL DEFAULT 0," \
+        " argv TEXT NOT NULL," \
+        " env TEXT," \
+        " cwd TEXT NOT NULL DEFAULT '/'," \
+        " owner_uid INTEGER NOT NULL," \
+        " owner_gid INTEGER NOT NULL," \
+        " idem_key TEXT," \
+        " submitted_at INTEGER NOT NULL," \
+        " run_at INTEGER NOT NULL," \
+        " started_at INTEGER," \
+        " finished_at INTEGER," \
+        " attempts INTEGER NOT NULL DEFAULT 0," \
+        " max_attempts INTEGER NOT NULL DEFAULT 1," \
+        " timeout_ms INTEGER," \
+        " backoff_ms INTEGER NOT NULL DEFAULT 0," \
+        " exit_code INTEGER," \
+        " signal INTEGER," \
+        " reason TEXT," \
+        " pid INTEGER"
+
+#define JOBS_INDEXES_AND_VIEW \
+        /* list by state, recovery of running jobs, and the dispatch \
+         * index rebuild: the 'queued' range holds queued rows only, so \
+         * finished jobs never slow the rebuild. */ \
+        "CREATE INDEX jobs_state ON jobs(state, id);" \
+        "CREATE INDEX jobs_queue ON jobs(queue, id);" \
+        /* Retention pruning walks finished rows oldest first. */ \
+        "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;" \
+        "CREATE VIEW queue_summary AS" \
+        " SELECT queue, state, count(*) AS jobs FROM jobs GROUP BY queue, state;"
+
 static const char schema_v1[] =
         "CREATE TABLE jobs ("
-        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " queue TEXT NOT NULL DEFAULT 'default',"
-        " state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','canceled')),"
-        " priority INTEGER NOT NULL DEFAULT 0,"
-        " argv TEXT NOT NULL,"
-        " env TEXT,"
-        " cwd TEXT NOT NULL DEFAULT '/',"
-        " owner_uid INTEGER NOT NULL,"
-        " owner_gid INTEGER NOT NULL,"
-        " idem_key TEXT,"
-        " submitted_at INTEGER NOT NULL,"
-        " run_at INTEGER NOT NULL,"
-        " started_at INTEGER,"
-        " finished_at INTEGER,"
-        " attempts INTEGER NOT NULL DEFAULT 0,"
-        " max_attempts INTEGER NOT NULL DEFAULT 1,"
-        " timeout_ms INTEGER,"
-        " backoff_ms INTEGER NOT NULL DEFAULT 0,"
-        " exit_code INTEGER,"
-        " signal INTEGER,"
-        " reason TEXT,"
-        " pid INTEGER);"
+        " id INTEGER PRIMARY KEY AUTOINCREMENT," JOBS_COLUMNS_V1 ");"
         "CREATE UNIQUE INDEX jobs_idem ON jobs(queue, idem_key) WHERE idem_key IS NOT NULL;"
-        /* list by state, recovery of running jobs, and the dispatch
-         * index rebuild: the 'queued' range holds queued rows only, so
-         * finished jobs never slow the rebuild. */
-        "CREATE INDEX jobs_state ON jobs(state, id);"
-        "CREATE INDEX jobs_queue ON jobs(queue, id);"
-        /* Retention pruning walks finished rows oldest first. */
-        "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;"
-        "CREATE VIEW queue_summary AS"
-        " SELECT queue, state, count(*) AS jobs FROM jobs GROUP BY queue, state;"
+        JOBS_INDEXES_AND_VIEW
         "PRAGMA user_version = 1;";
 
 /* Each step takes a database of version N-1 to N inside the caller's
@@ -93,28 +101,7 @@ static const char *const migrations[] = {
          * oldest). ALTER TABLE cannot drop AUTOINCREMENT: the table is
          * made again and the rows copied, once. */
         ("CREATE TABLE jobs_v5 ("
-         " id INTEGER PRIMARY KEY,"
-         " queue TEXT NOT NULL DEFAULT 'default',"
-         " state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','canceled')),"
-         " priority INTEGER NOT NULL DEFAULT 0,"
-         " argv TEXT NOT NULL,"
-         " env TEXT,"
-         " cwd TEXT NOT NULL DEFAULT '/',"
-         " owner_uid INTEGER NOT NULL,"
-         " owner_gid INTEGER NOT NULL,"
-         " idem_key TEXT,"
-         " submitted_at INTEGER NOT NULL,"
-         " run_at INTEGER NOT NULL,"
-         " started_at INTEGER,"
-         " finished_at INTEGER,"
-         " attempts INTEGER NOT NULL DEFAULT 0,"
-         " max_attempts INTEGER NOT NULL DEFAULT 1,"
-         " timeout_ms INTEGER,"
-         " backoff_ms INTEGER NOT NULL DEFAULT 0,"
-         " exit_code INTEGER,"
-         " signal INTEGER,"
-         " reason TEXT,"
-         " pid INTEGER,"
+         " id INTEGER PRIMARY KEY," JOBS_COLUMNS_V1 ","
          " owner_groups TEXT,"
          " umask INTEGER,"
          " cpu_ms INTEGER,"
@@ -128,11 +115,7 @@ static const char *const migrations[] = {
          "DROP TABLE jobs;"
          "ALTER TABLE jobs_v5 RENAME TO jobs;"
          "CREATE UNIQUE INDEX jobs_idem ON jobs(owner_uid, queue, idem_key) WHERE idem_key IS NOT NULL;"
-         "CREATE INDEX jobs_state ON jobs(state, id);"
-         "CREATE INDEX jobs_queue ON jobs(queue, id);"
-         "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;"
-         "CREATE VIEW queue_summary AS"
-         " SELECT queue, state, count(*) AS jobs FROM jobs GROUP BY queue, state;"
+         JOBS_INDEXES_AND_VIEW
          /* After each row: the newest row deleted leaves a smaller
           * max(id) behind; whichever order a DELETE takes its rows in,
           * the floor ends at the largest id it removed above the rest. */

@@ -302,6 +302,18 @@ class Daemon:
             return ""
 
 
+def old_database(path, version):
+    """An SQLite connection to a new file at path, filled from
+    data/queue-v<version>.sql (a `.dump` of a database an older ringqd
+    made) with its user_version set, which the dumps leave out."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "queue-v%d.sql" % version)) as f:
+        dump = f.read()
+    c = sqlite3.connect(path)
+    c.executescript(dump)
+    c.execute("PRAGMA user_version = %d" % version)
+    return c
+
+
 def proc_stats():
     """(pid, state, ppid, pgrp, session) of every process in /proc."""
     for d in os.listdir("/proc"):

@@ -11,9 +11,7 @@ import subprocess
 import time
 import unittest
 
-from harness import VALGRIND, Daemon, DaemonTest, wait_for
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from harness import VALGRIND, Daemon, DaemonTest, old_database
 
 
 def digest(path):
@@ -88,11 +86,7 @@ class UpgradeOnAFullDisk(unittest.TestCase):
         self.addCleanup(d.cleanup)
         os.makedirs(d.state)
         made = os.path.join(d.root, "made.db")
-        with open(os.path.join(HERE, "data", "queue-v3.sql")) as f:
-            dump = f.read()
-        c = sqlite3.connect(made)
-        c.executescript(dump)
-        c.execute("PRAGMA user_version = 3")
+        c = old_database(made, 3)
         # About 2.5 MiB of finished jobs (too recent to be pruned): the
         # copy does not fit beside them.
         now = int(time.time() * 1000)

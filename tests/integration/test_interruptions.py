@@ -14,9 +14,8 @@ import tempfile
 import time
 import unittest
 
-from harness import SLOW, DaemonTest, Daemon, alive, wait_for
+from harness import SLOW, DaemonTest, Daemon, alive, old_database, wait_for
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Adds each run's attempt and interruptions to $1/runs (its own file: a
 # run's output replaces the run's before), then waits to be cut short,
@@ -271,11 +270,7 @@ class SchemaUpgrade(unittest.TestCase):
         self.addCleanup(d.cleanup)
         os.makedirs(os.path.join(d.state, "output"))
         db = os.path.join(d.state, "queue.db")
-        with open(os.path.join(HERE, "data", "queue-v3.sql")) as f:
-            dump = f.read()
-        c = sqlite3.connect(db)
-        c.executescript(dump)
-        c.execute("PRAGMA user_version = 3")
+        c = old_database(db, 3)
         # Made by root: the jobs are this user's here.
         c.execute("UPDATE jobs SET owner_uid = ?, owner_gid = ?, owner_groups = ?",
                   (os.getuid(), os.getgid(), json.dumps([os.getgid()])))

@@ -33,7 +33,7 @@ import tempfile
 import time
 import unittest
 
-from harness import RINGQ, SLOW, VALGRIND, Daemon, DaemonTest, alive, proc_stats, wait_for
+from harness import RINGQ, SLOW, VALGRIND, Daemon, DaemonTest, alive, old_database, proc_stats, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -294,13 +294,8 @@ class SchemaUpgrade(unittest.TestCase):
         os.makedirs(os.path.join(d.state, "output"))
         db = os.path.join(d.state, "queue.db")
         a = pwd.getpwnam(A)
-        with open(os.path.join(HERE, "data", "queue-v1.sql")) as f:
-            dump = f.read()
-        c = sqlite3.connect(db)
-        c.executescript(dump)
-        # The dump leaves these out; the user it was made with (999)
-        # stands for A here.
-        c.execute("PRAGMA user_version = 1")
+        c = old_database(db, 1)
+        # The user the dump was made with (999) stands for A here.
         c.execute("UPDATE jobs SET owner_uid = ?, owner_gid = ? WHERE owner_uid = 999", (a.pw_uid, a.pw_gid))
         # Job 5 was delayed two hours from when the dump was made: keep it
         # delayed whenever the test runs.
