@@ -120,8 +120,9 @@ static const char *const migrations[] = {
           * max(id) behind; whichever order a DELETE takes its rows in,
           * the floor ends at the largest id it removed above the rest. */
          "CREATE TRIGGER jobs_id_floor_keep AFTER DELETE ON jobs"
-         " WHEN OLD.id > coalesce((SELECT max(id) FROM jobs), 0) AND OLD.id > (SELECT id FROM jobs_id_floor)"
-         " BEGIN UPDATE jobs_id_floor SET id = OLD.id; END;"
+         " WHEN OLD.id > coalesce((SELECT max(id) FROM jobs), 0)"
+         " AND OLD.id > (SELECT coalesce(max(id), 0) FROM jobs_id_floor)"
+         " BEGIN DELETE FROM jobs_id_floor; INSERT INTO jobs_id_floor VALUES (OLD.id); END;"
          "PRAGMA user_version = 5;"),
 };
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION - 1, "a step in migrations[] for each version after 1");
@@ -270,9 +271,12 @@ static int check_schema(sqlite3 *db, const char *path, int *ret_from, char **ret
                         *ret_err = NULL;
                         set_error(ret_err, r,
                                   "%s; the upgrade of the schema from version %lld to %d was rolled back, the "
-                                  "database is as it was (the step to version 5 copies the jobs table and needs "
-                                  "about as much free space as the database takes)",
-                                  why, (long long)version, STORE_SCHEMA_VERSION);
+                                  "database is as it was%s",
+                                  why, (long long)version, STORE_SCHEMA_VERSION,
+                                  r == -ENOSPC && version < 5 ? " (the step to version 5 copies the jobs table "
+                                                                "and needs about as much free space as the "
+                                                                "database takes)"
+                                                              : "");
                         free(why);
                 }
                 return r;
@@ -664,7 +668,9 @@ int store_last_id(struct store *s, int64_t *ret)
         int rc;
 
         *ret = 0;
-        rc = query_int(s->db, "SELECT max(coalesce((SELECT max(id) FROM jobs), 0), (SELECT id FROM jobs_id_floor))",
+        rc = query_int(s->db,
+                       "SELECT max((SELECT coalesce(max(id), 0) FROM jobs),"
+                       " (SELECT coalesce(max(id), 0) FROM jobs_id_floor))",
                        ret);
         return rc == SQLITE_OK ? 0 : (sqlite_errno(rc) ?: -EIO);
 }

@@ -66,6 +66,15 @@ class BadDatabase(unittest.TestCase):
         c.close()
         self.refused(d, "schema version 6 is newer than this ringqd understands (5); refusing to touch it")
 
+    def test_upgrade_that_cannot_copy_a_column_an_operator_added(self):
+        d = self.daemon()
+        c = old_database(os.path.join(d.state, "queue.db"), 3)
+        c.execute("ALTER TABLE jobs ADD COLUMN note TEXT")
+        c.commit()
+        c.close()
+        self.refused(d, "table jobs_v5 has 28 columns but 29 values were supplied; the upgrade of the schema "
+                        "from version 3 to 5 was rolled back, the database is as it was")
+
     def test_foreign_database(self):
         d = self.daemon()
         c = sqlite3.connect(os.path.join(d.state, "queue.db"))
@@ -110,6 +119,7 @@ class UpgradeOnAFullDisk(unittest.TestCase):
         self.assertIn("the upgrade of the schema from version 3 to 5 was rolled back, the database is as it was",
                       p.stderr)
         self.assertIn("full", p.stderr)
+        self.assertIn("needs about as much free space as the database takes", p.stderr)
         self.assertFalse(os.path.exists(d.sock))
         c = sqlite3.connect(db)
         self.assertEqual(c.execute("PRAGMA user_version").fetchone()[0], 3)

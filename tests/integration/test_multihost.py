@@ -322,7 +322,7 @@ RESTORE = r"""
 set -e
 rm -f "$STATE/queue.db-wal" "$STATE/queue.db-shm"
 install -m 600 "$BACKUP" "$STATE/queue.db"
-seq=$(sqlite3 "$STATE/queue.db" "select max((select coalesce(max(id), 0) from jobs), (select id from jobs_id_floor))")
+seq=$(sqlite3 "$STATE/queue.db" "select max((select coalesce(max(id), 0) from jobs), (select coalesce(max(id), 0) from jobs_id_floor))")
 for f in "$STATE"/output/*.out "$STATE"/output/*.err; do
         n=${f##*/}
         if [ -e "$f" ] && [ "${n%.*}" -gt "$seq" ]; then rm -- "$f"; fi
@@ -410,7 +410,7 @@ class Backup(unittest.TestCase):
         # Still incremental, so pruning keeps giving pages back.
         self.assertEqual(c.execute("PRAGMA auto_vacuum").fetchone()[0], 2)
         saved = dict(c.execute("SELECT id, state FROM jobs"))
-        seq = c.execute("SELECT max((SELECT coalesce(max(id), 0) FROM jobs), (SELECT id FROM jobs_id_floor))"
+        seq = c.execute("SELECT max((SELECT coalesce(max(id), 0) FROM jobs), (SELECT coalesce(max(id), 0) FROM jobs_id_floor))"
                         ).fetchone()[0]
         c.close()
         self.assertEqual(before - set(saved), set(), "acknowledged before the backup began, missing from it")
