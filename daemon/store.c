@@ -210,7 +210,9 @@ static int upgrade_progress(void *ud)
         if (w->told_ms && now - w->told_ms < UPGRADE_TELL_MS)
                 return 0;
         w->told_ms = now;
-        (void)sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nWATCHDOG=1\nSTATUS=upgrading the database schema from version %lld to %d (%llds)",
+        (void)sd_notifyf(0,
+                         "EXTEND_TIMEOUT_USEC=%llu\nWATCHDOG=1\n"
+                         "STATUS=upgrading the database schema from version %lld to %d (%llds)",
                          UPGRADE_EXTEND_USEC, (long long)w->from, STORE_SCHEMA_VERSION,
                          (long long)((now - w->started_ms) / 1000));
         return 0;
