@@ -1,6 +1,10 @@
 /* Private to the store's files. */
 #pragma once
 
+/* Consecutive plain submits of a batch go into the table by up to
+ * 2 << (STORE_INSERT_ORDERS - 1) rows per INSERT. */
+#define STORE_INSERT_ORDERS 5
+
 #include <pthread.h>
 #include <sqlite3.h>
 
@@ -57,7 +61,9 @@ struct store {
         int efd;
         struct store_info info;               /* guarded by lock */
 
-        /* Owned by the store thread once it runs. */
+        /* Owned by the store thread once it runs. st_insert_rows[k]
+         * inserts 2 << k submits in one statement (store_thread.c). */
+        sqlite3_stmt *st_insert_rows[STORE_INSERT_ORDERS];
         sqlite3_stmt *st_insert, *st_idem, *st_start, *st_finish,
                 *st_get_owner, *st_cancel, *st_retry,
                 *st_prune_scan, *st_delete, *st_get,

@@ -2,12 +2,13 @@
 order and tags, wait does not hold up others, stats and the schema."""
 import json
 import os
+import sqlite3
 import subprocess
 import threading
 import time
 import unittest
 
-from harness import DaemonTest, Client, wait_for
+from harness import SLOW, DaemonTest, Client, wait_for
 
 
 class Errors(DaemonTest):
@@ -227,6 +228,53 @@ class Store(DaemonTest):
         # durability=full: starts and ends commit without an fsync each and
         # the WAL is synced after them.
         self.assertGreaterEqual(s["counters"]["wal_syncs"], 1)
+
+
+class SharedInserts(DaemonTest):
+    """Plain submits (no key, no after) that reach the store together share
+    INSERTs of up to 32 rows, each row numbering its own parameters: every
+    column of every row must be what its own submit asked for."""
+    daemon_kwargs = {"args": ["--busy-timeout", "60s"]}
+
+    def test_each_row_of_a_shared_insert_is_its_own(self):
+        self.d.wait_job(self.d.submit(["true"]))  # the database exists
+        lock = sqlite3.connect(os.path.join(self.d.state, "queue.db"), isolation_level=None, timeout=10)
+        self.addCleanup(lock.close)
+        lock.execute("BEGIN IMMEDIATE")
+        commits = self.d.stats()["counters"]["commits"]
+        # 32 + 8 + 4 + 2 + 1, then a keyed one, then 3 more: every way a
+        # run is cut, and a run broken by a submit that is not plain.
+        c = self.d.client()
+        self.addCleanup(c.close)
+        sent = []
+        for i in range(51):
+            req = {"op": "submit", "argv": ["echo", "job %d" % i], "cwd": "/tmp" if i % 2 else "/",
+                   "queue": "q%d" % (i % 3), "priority": i % 7 - 3, "max_attempts": 1 + i % 4,
+                   "timeout_ms": 1000 + i, "backoff_ms": 10 * i, "delay_ms": 3600000 + 1000 * i,
+                   "env": {"I": str(i)}, "umask": i % 8}
+            if i == 47:
+                req["key"] = "k47"
+            sent.append(req)
+            c.send(req)
+        time.sleep(0.3 * SLOW)  # every line read: they wait for the lock together
+        lock.execute("COMMIT")
+        ids = []
+        for _ in sent:
+            r = c.recv()
+            self.assertTrue(r["ok"], r)
+            ids.append(r["id"])
+        self.assertEqual(len(set(ids)), len(sent))
+        self.assertLessEqual(self.d.stats()["counters"]["commits"] - commits, 3, "the submits were not one batch")
+        db = self.d.db()
+        rows = {r[0]: r[1:] for r in db.execute(
+            "SELECT id, argv, env, cwd, queue, priority, max_attempts, timeout_ms, backoff_ms, run_at - submitted_at,"
+            " umask, state, idem_key, attempts FROM jobs WHERE id IN (%s)" % ",".join(map(str, ids)))}
+        db.close()
+        for jid, req in zip(ids, sent):
+            self.assertEqual(rows[jid], (json.dumps(req["argv"], separators=(",", ":")),
+                                         json.dumps(req["env"], separators=(",", ":")), req["cwd"], req["queue"],
+                                         req["priority"], req["max_attempts"], req["timeout_ms"], req["backoff_ms"],
+                                         req["delay_ms"], req["umask"], "queued", req.get("key"), 0), jid)
 
 
 if __name__ == "__main__":
