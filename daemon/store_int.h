@@ -1,14 +1,14 @@
 /* Private to the store's files. */
 #pragma once
 
-/* Consecutive plain submits of a batch go into the table by up to
- * 2 << (STORE_INSERT_ORDERS - 1) rows per INSERT. */
-#define STORE_INSERT_ORDERS 5
-
 #include <pthread.h>
 #include <sqlite3.h>
 
 #include "job.h"
+
+/* Consecutive plain submits of a batch go into the table by up to
+ * 2 << (STORE_INSERT_ORDERS - 1) rows per INSERT. */
+#define STORE_INSERT_ORDERS 5
 
 #define JOB_COLUMNS                                                          \
         "id, queue, state, priority, argv, env, cwd, owner_uid, owner_gid, " \

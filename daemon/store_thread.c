@@ -20,21 +20,21 @@
 #include "store.h"
 #include "store_int.h"
 
-/* A submit's row: INSERT_PARAMS parameters, numbered from 1 for the
- * first row; the row k of a many-row INSERT numbers them from
- * k * INSERT_PARAMS + 1 (insert_rows_sql). */
+/* A submit's row: the columns in the order bind_submit numbers them, so
+ * that a row is INSERT_PARAMS plain ?s and row k of a many-row INSERT
+ * takes parameters k * INSERT_PARAMS + 1 on (attempts: the default, 0). */
 #define INSERT_HEAD \
-        "INSERT INTO jobs (queue, state, priority, argv, env, cwd, owner_uid, owner_gid," \
-        " idem_key, submitted_at, run_at, attempts, max_attempts, timeout_ms, backoff_ms," \
-        " owner_groups, umask, reason, finished_at, id)"
-#define INSERT_ROW_1 "(?1, ?16, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13, ?14, ?15, ?17, ?18, ?19)"
+        "INSERT INTO jobs (queue, priority, argv, env, cwd, owner_uid, owner_gid, idem_key, submitted_at," \
+        " run_at, max_attempts, timeout_ms, backoff_ms, owner_groups, umask, state, reason, finished_at, id)" \
+        " VALUES "
+#define INSERT_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #define INSERT_PARAMS 19
 
 static const struct {
         size_t off;
         const char *sql;
 } stmts[] = {
-        { offsetof(struct store, st_insert), INSERT_HEAD " VALUES " INSERT_ROW_1 },
+        { offsetof(struct store, st_insert), INSERT_HEAD INSERT_ROW },
         { offsetof(struct store, st_idem),
           "SELECT id FROM jobs WHERE owner_uid = ?1 AND queue = ?2 AND idem_key = ?3" },
         { offsetof(struct store, st_start),
@@ -97,34 +97,16 @@ static const struct {
         { offsetof(struct store, st_rollback), "ROLLBACK" },
 };
 
-/* The text of an INSERT of rows submits: INSERT_ROW_1 again for each
- * row, its parameter numbers moved on by INSERT_PARAMS a row. */
+/* The text of an INSERT of rows submits. */
 static char *insert_rows_sql(unsigned rows)
 {
-        static const char row1[] = INSERT_ROW_1;
-        size_t size = sizeof(INSERT_HEAD " VALUES ") + rows * (sizeof(row1) + 2 * INSERT_PARAMS + 2);
-        char *sql = malloc(size), *o;
+        char *sql = malloc(sizeof(INSERT_HEAD) + rows * sizeof("," INSERT_ROW)), *o;
 
         if (!sql)
                 return NULL;
-        o = sql + sprintf(sql, "%s", INSERT_HEAD " VALUES ");
-        for (unsigned k = 0; k < rows; k++) {
-                const char *p = row1;
-
-                if (k > 0)
-                        *o++ = ',';
-                while (*p) {
-                        char *end;
-
-                        if (*p != '?') {
-                                *o++ = *p++;
-                                continue;
-                        }
-                        o += sprintf(o, "?%lu", strtoul(p + 1, &end, 10) + (unsigned long)k * INSERT_PARAMS);
-                        p = end;
-                }
-        }
-        *o = '\0';
+        o = stpcpy(sql, INSERT_HEAD);
+        for (unsigned k = 0; k < rows; k++)
+                o = stpcpy(o, k ? "," INSERT_ROW : INSERT_ROW);
         return sql;
 }
 
@@ -313,7 +295,11 @@ static bool plain_submit(const struct store_op *op)
  * moves past those done. SQLite's per-statement work (opening the table
  * and its indexes, the statement's own journal) is paid once per
  * INSERT instead of once per row: a third of a submit's cost in the
- * store at 64x16. */
+ * store at 64x16. A row the database refuses while the transaction
+ * stays open fails its INSERT whole; then each row goes alone, so one
+ * submit's failure is its own, as it was before rows were shared. */
+static int op_submit(struct store *s, struct store_op *op);
+
 static void insert_rows(struct store *s, struct store_op **opp)
 {
         struct store_op *first = *opp, *op;
@@ -330,7 +316,7 @@ static void insert_rows(struct store *s, struct store_op **opp)
                 bind_submit(s->st_insert_rows[k], (int)i * INSERT_PARAMS, op, NULL);
         r = step_done(s->st_insert_rows[k]);
         for (op = first; n-- > 0; op = op->next)
-                op->result = r;
+                op->result = r < 0 && !sqlite3_get_autocommit(s->db) ? op_submit(s, op) : r;
         *opp = op;
 }
 

@@ -276,6 +276,35 @@ class SharedInserts(DaemonTest):
                                          req["priority"], req["max_attempts"], req["timeout_ms"], req["backoff_ms"],
                                          req["delay_ms"], req["umask"], "queued", req.get("key"), 0), jid)
 
+    def test_a_row_refused_fails_only_its_own_submit(self):
+        first = self.d.submit(["true"], delay_ms=3600000)
+        lock = sqlite3.connect(os.path.join(self.d.state, "queue.db"), isolation_level=None, timeout=10)
+        self.addCleanup(lock.close)
+        lock.execute("BEGIN IMMEDIATE")
+        # A row written behind ringqd's back takes an id it will give:
+        # the one submit given that id is refused, the four beside it in
+        # the same INSERTs are not.
+        taken = first + 3
+        lock.execute("INSERT INTO jobs (id, queue, state, argv, cwd, owner_uid, owner_gid, submitted_at, run_at)"
+                     " VALUES (?, 'default', 'queued', '[\"by-hand\"]', '/', 0, 0, 0, 0)", (taken,))
+        c = self.d.client()
+        self.addCleanup(c.close)
+        for i in range(5):
+            c.send({"op": "submit", "argv": ["echo", str(i)], "delay_ms": 3600000})
+        time.sleep(0.3 * SLOW)
+        lock.execute("COMMIT")
+        replies = [c.recv() for _ in range(5)]
+        self.assertEqual([r["ok"] for r in replies], [True, True, False, True, True], replies)
+        self.assertEqual(replies[2]["error"], "storage_error")
+        self.assertEqual([r["id"] for r in replies if r["ok"]], [first + 1, first + 2, first + 4, first + 5])
+        db = self.d.db()
+        self.assertEqual(db.execute("SELECT argv FROM jobs WHERE id = ?", (taken,)).fetchone()[0], '["by-hand"]')
+        for r, i in zip(replies, range(5)):
+            if r["ok"]:
+                self.assertEqual(json.loads(db.execute("SELECT argv FROM jobs WHERE id = ?", (r["id"],)).fetchone()[0]),
+                                 ["echo", str(i)])
+        db.close()
+
 
 if __name__ == "__main__":
     unittest.main()
