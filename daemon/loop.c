@@ -324,6 +324,7 @@ int loop_turn(struct server *s, int64_t max_wait_ms)
                 return r;
         io_uring_for_each_cqe(&s->ring, head, cqe) {
                 handle(s, cqe);
+                store_flush_if_idle(s->store);
                 n++;
         }
         io_uring_cq_advance(&s->ring, n);

@@ -124,6 +124,7 @@ int store_wal_fd(struct store *s);
  * store thread per turn, and ops made together share a commit (a job's
  * end and the next job's start). The loop flushes before it sleeps. */
 void store_flush(struct store *s);
+void store_flush_if_idle(struct store *s);
 /* Ops handed over and not yet taken back. */
 unsigned store_inflight(struct store *s);
 /* Apply runtime-changeable settings (busy timeout). */

@@ -53,6 +53,7 @@ struct store {
         struct store_op *done, **done_tail;   /* guarded by lock */
         unsigned inflight;                    /* guarded by lock */
         bool stop;                            /* guarded by lock */
+        bool idle;                            /* written under lock, read by the loop without: see store_flush_if_idle */
         bool unsynced;                        /* guarded by lock: see store_take_unsynced */
         int wal_fd;                           /* the WAL, read-only, for trailing fsyncs */
         bool sync_relaxed;                    /* store thread: synchronous is NORMAL for now */

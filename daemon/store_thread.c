@@ -793,8 +793,11 @@ void *store_thread_main(void *arg)
                 bool relaxed, wants_sync, early;
                 int r;
 
-                while (!s->todo && !s->stop)
+                while (!s->todo && !s->stop) {
+                        __atomic_store_n(&s->idle, true, __ATOMIC_RELAXED);
                         pthread_cond_wait(&s->cond, &s->lock);
+                }
+                __atomic_store_n(&s->idle, false, __ATOMIC_RELAXED);
                 if (!s->todo)
                         break;
                 if (retry_delay_ms && !s->stop) {
@@ -931,6 +934,12 @@ void store_flush(struct store *s)
         s->out = NULL;
         s->out_tail = &s->out;
         s->out_n = 0;
+}
+
+void store_flush_if_idle(struct store *s)
+{
+        if (s->out && __atomic_load_n(&s->idle, __ATOMIC_RELAXED))
+                store_flush(s);
 }
 
 struct store_op *store_take_done(struct store *s)
