@@ -124,6 +124,12 @@ int store_wal_fd(struct store *s);
  * store thread per turn, and ops made together share a commit (a job's
  * end and the next job's start). The loop flushes before it sleeps. */
 void store_flush(struct store *s);
+/* The same between two completions of one turn, but only while the
+ * store thread sleeps: a turn can bring a thousand requests, and a store
+ * that waits for all of them to be parsed works in turn with the loop
+ * instead of beside it. While it is busy, what comes meanwhile gathers
+ * for its next commit as before. A hint read without the lock: a stale
+ * answer only moves the hand-over to the end of the turn. */
 void store_flush_if_idle(struct store *s);
 /* Ops handed over and not yet taken back. */
 unsigned store_inflight(struct store *s);
