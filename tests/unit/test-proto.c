@@ -553,6 +553,40 @@ static void test_dump_compact(void **state)
         json_decref(v);
 }
 
+/* A submit's answer is printed without a tree: it must be the line
+ * proto_line would make of the same reply, byte for byte, for every
+ * kind of tag (integers at both ends of their range included). */
+static void test_submitted_line(void **state)
+{
+        json_t *tags[] = {
+                NULL, json_integer(0), json_integer(7), json_integer(-12), json_integer(INT64_MAX),
+                json_integer(INT64_MIN), json_string("t\"1\n"), json_null(), json_real(1.5),
+                json_pack("{s:[i,s]}", "a", 1, "\xc3\xa9"),
+        };
+        const int64_t ids[] = { 1, 42, INT64_MAX };
+
+        for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++)
+                for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+                        for (int dup = 0; dup < 2; dup++) {
+                                json_t *reply = json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)ids[i]);
+                                size_t want_len = 0, len = 0;
+                                char *want, *got;
+
+                                if (dup)
+                                        json_object_set_new(reply, "duplicate", json_true());
+                                want = proto_line(reply, tags[t], &want_len);
+                                got = proto_submitted_line(ids[i], dup, tags[t], &len);
+                                assert_non_null(want);
+                                assert_non_null(got);
+                                assert_string_equal(got, want);
+                                assert_int_equal(len, want_len);
+                                free(want);
+                                free(got);
+                        }
+        for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++)
+                json_decref(tags[t]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -571,6 +605,7 @@ int main(void)
                 cmocka_unit_test(test_err_long_message),
                 cmocka_unit_test(test_job),
                 cmocka_unit_test(test_dump_compact),
+                cmocka_unit_test(test_submitted_line),
         };
 
         return cmocka_run_group_tests_name("proto", tests, NULL, free_last);
