@@ -130,7 +130,8 @@ CHILD static int child_main(void *arg)
         /* What its owner's login would get, never ringqd's own raised
          * limits. A limit that cannot be raised stays lower: safe. */
         for (int i = 0; i < RLIM_NLIMITS; i++)
-                (void)rsys6(__NR_prlimit64, 0, i, (long)&a->rl[i], 0, 0, 0);
+                if (a->rl_set & (1u << i))
+                        (void)rsys6(__NR_prlimit64, 0, i, (long)&a->rl[i], 0, 0, 0);
         (void)rsys(__NR_setpriority, PRIO_PROCESS, 0, a->nice);
         (void)rsys(__NR_umask, a->umask, 0, 0);
         if (a->set_creds) {
@@ -156,10 +157,12 @@ CHILD static int child_main(void *arg)
                 child_fail(a, r);
 
         /* ringqd blocks signals it reads through signalfd; a job must
-         * start with the defaults. */
+         * start with the defaults. A handler would not survive the exec,
+         * but it could run here, on memory the two share, once the mask
+         * is cleared below; an ignored signal would survive it. */
         dfl.handler = SIG_DFL;
         for (int sig = 1; sig < 65; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
+                if (a->sig_reset & (1ull << (sig - 1)))
                         (void)rsys6(__NR_rt_sigaction, sig, (long)&dfl, 0, 8, 0, 0);
 
         /* Wait for the commit of our pid. */
@@ -186,6 +189,51 @@ CHILD static int child_main(void *arg)
         }
         child_fail(a, last);
         return 0;
+}
+
+/* The kernel's struct sigaction, as the child passes it too. */
+struct ksigaction {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        uint64_t mask;
+};
+
+static struct {
+        struct rlimit rl[RLIM_NLIMITS];
+        uint64_t sig_reset;
+} parent;
+
+void spawn_capture_parent(void)
+{
+        uint64_t reset = 0;
+
+        for (int i = 0; i < RLIM_NLIMITS; i++)
+                if (getrlimit(i, &parent.rl[i]) < 0) /* unknown to this kernel: the child sets it */
+                        parent.rl[i] = (struct rlimit){ 0, 0 };
+        for (int sig = 1; sig < 65; sig++) {
+                struct ksigaction old;
+
+                if (sig == SIGKILL || sig == SIGSTOP)
+                        continue;
+                if (syscall(SYS_rt_sigaction, sig, NULL, &old, 8) < 0 || old.handler != SIG_DFL)
+                        reset |= 1ull << (sig - 1);
+        }
+        /* glibc keeps the real-time signals below SIGRTMIN for itself and
+         * gives them handlers when it first needs them, which may be
+         * after this. */
+        for (int sig = __SIGRTMIN; sig < SIGRTMIN; sig++)
+                reset |= 1ull << (sig - 1);
+        parent.sig_reset = reset;
+}
+
+void spawn_inherit(struct spawn_args *a)
+{
+        a->rl_set = 0;
+        for (int i = 0; i < RLIM_NLIMITS; i++)
+                if (a->rl[i].rlim_cur != parent.rl[i].rlim_cur || a->rl[i].rlim_max != parent.rl[i].rlim_max)
+                        a->rl_set |= 1u << i;
+        a->sig_reset = parent.sig_reset;
 }
 
 int spawn_clone(const struct spawn_args *a, void *stack, size_t stack_size,

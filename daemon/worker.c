@@ -42,6 +42,7 @@ static int slots_init(struct server *s, unsigned from);
 
 int workers_init(struct server *s)
 {
+        spawn_capture_parent();
         s->nslots = (unsigned)s->cfg.workers;
         s->slots = calloc(s->nslots, sizeof(*s->slots));
         if (!s->slots)
@@ -343,6 +344,7 @@ static int slot_spawn(struct server *s, struct slot *sl, const struct job_rec *j
                 (void)limits_for(run_uid, run_gid, u->name, &lim);
                 memcpy(sl->args.rl, lim.rl, sizeof(sl->args.rl));
                 sl->args.nice = lim.nice;
+                spawn_inherit(&sl->args);
         }
         if (sl->args.set_creds) {
                 size_t n = (size_t)u->ngroups;

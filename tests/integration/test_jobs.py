@@ -2,10 +2,12 @@
 environment, sessions, priority and delay order, cancel, retry, backoff,
 idempotency keys."""
 import os
+import re
+import resource
 import time
 import unittest
 
-from harness import DaemonTest, procs_in_session, wait_for
+from harness import VALGRIND, DaemonTest, procs_in_session, wait_for
 
 
 class Jobs(DaemonTest):
@@ -95,6 +97,37 @@ class Jobs(DaemonTest):
         job = self.d.wait_job(jid)
         self.assertEqual(job["state"], "succeeded", self.d.output(jid, "err"))
         self.assertEqual(self.d.output(jid), "True True /dev/null ''\n")
+
+
+class Inheritance(DaemonTest):
+    """What a job's process must not inherit from ringqd's: its signal
+    set-up (it ignores SIGPIPE and blocks the signals it reads through
+    signalfd) and its own raised open-file limit. The child changes only
+    what differs from ringqd's own, so these are what it must notice."""
+    start_daemon = False
+
+    def test_a_job_starts_with_default_signals_and_the_limits_ringqd_started_with(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        # ringqd raises its soft limit for max_clients; start it lower.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        try:
+            self.d.start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        jid = self.d.submit(["cat", "/proc/self/status", "/proc/self/limits"])
+        self.assertEqual(self.d.wait_job(jid)["state"], "succeeded", self.d.output(jid, "err"))
+        out = self.d.output(jid)
+        sig = dict(re.findall(r"^(Sig(?:Blk|Ign|Cgt)):\s*(\S+)$", out, re.M))
+        self.assertEqual(sig, {"SigBlk": "0" * 16, "SigIgn": "0" * 16, "SigCgt": "0" * 16})
+        # valgrind keeps its own RLIMIT_NOFILE for the program it runs.
+        if VALGRIND:
+            return
+        pattern = re.compile(r"^Max open files\s+(\S+)\s+(\S+)", re.M)
+        with open("/proc/%d/limits" % self.d.proc.pid) as f:
+            own = pattern.search(f.read()).groups()
+        job = pattern.search(out).groups()
+        self.assertNotEqual(own[0], "256", "ringqd did not raise its limit: the test proves nothing")
+        self.assertEqual(job, ("256", str(hard) if hard != resource.RLIM_INFINITY else "unlimited"))
 
 
 class Order(DaemonTest):
