@@ -88,6 +88,10 @@ static void child_setup(struct child *c, char *const *argv, bool block_in_cgroup
         };
         for (int i = 0; i < RLIM_NLIMITS; i++)
                 assert_int_equal(getrlimit(i, &c->a.rl[i]), 0);
+        /* As ringqd does: read once this process's set-up is done (the
+         * test's handlers, ignores and mask are in place by now). */
+        spawn_capture_parent();
+        spawn_inherit(&c->a);
         c->stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
         assert_true(c->stack != MAP_FAILED);
         assert_int_equal(spawn_clone(&c->a, c->stack, STACK, &c->pid, &c->pidfd), 0);
