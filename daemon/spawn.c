@@ -258,9 +258,10 @@ int spawn_clone(const struct spawn_args *a, void *stack, size_t stack_size,
                 return 0;
         }
         /* The child starts with every signal blocked and unblocks only
-         * after it has put every handler back to the default: a handler
-         * of this process (a library's, or one a caller installed) run
-         * in the child would run on memory the two share. ringqd's own
+         * after it has put every handler back to the default (each one
+         * spawn_capture_parent found): a handler of this process (a
+         * library's, or one a caller installed) run in the child would
+         * run on memory the two share. ringqd's own
          * mask alone does not cover that, it leaves synchronous and
          * unused signals open. */
         sigfillset(&all);
