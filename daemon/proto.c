@@ -544,7 +544,8 @@ char *proto_submitted_line(int64_t id, bool duplicate, json_t *tag, size_t *ret_
                 t = dumped;
                 tlen = strlen(dumped);
         }
-        line = malloc(64 + tlen);
+        line = malloc(sizeof("{\"ok\":true,\"id\":") + sizeof(num) + sizeof(",\"duplicate\":true") +
+                      sizeof(",\"tag\":") + tlen + sizeof("}\n"));
         if (!line)
                 return NULL;
         p = stpcpy(line, "{\"ok\":true,\"id\":");

@@ -84,11 +84,20 @@ RAW int lift_fd(const struct spawn_args *a, int fd)
         return (int)r;
 }
 
+/* The kernel's struct sigaction: the child passes it to the raw
+ * rt_sigaction, and spawn_capture_parent reads it back. */
+struct ksigaction {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        uint64_t mask;
+};
+
 CHILD static int child_main(void *arg)
 {
         const struct spawn_args *a = arg;
         uint64_t empty_mask = 0;
-        struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { 0 };
+        struct ksigaction dfl = { 0 };
         int fds[3] = { a->fd_in, a->fd_out, a->fd_err };
         int barrier = a->barrier_r, errfd = a->err_w;
         long r, last = -ENOENT;
@@ -190,14 +199,6 @@ CHILD static int child_main(void *arg)
         child_fail(a, last);
         return 0;
 }
-
-/* The kernel's struct sigaction, as the child passes it too. */
-struct ksigaction {
-        void *handler;
-        unsigned long flags;
-        void *restorer;
-        uint64_t mask;
-};
 
 static struct {
         struct rlimit rl[RLIM_NLIMITS];

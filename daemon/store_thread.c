@@ -292,7 +292,8 @@ static bool plain_submit(const struct store_op *op)
 /* The run of plain submits from *opp on, 2 or more, by INSERTs of
  * st_insert_rows (the largest that fits each time; a single one left
  * over goes by op_submit). Every op of an INSERT gets its result; *opp
- * moves past those done. SQLite's per-statement work (opening the table
+ * moves past those done. Returns the error that ended the transaction
+ * (the INSERT's, or one of its rows' when they went alone), else 0. SQLite's per-statement work (opening the table
  * and its indexes, the statement's own journal) is paid once per
  * INSERT instead of once per row: a third of a submit's cost in the
  * store at 64x16. A row the database refuses while the transaction
@@ -300,11 +301,11 @@ static bool plain_submit(const struct store_op *op)
  * submit's failure is its own, as it was before rows were shared. */
 static int op_submit(struct store *s, struct store_op *op);
 
-static void insert_rows(struct store *s, struct store_op **opp)
+static int insert_rows(struct store *s, struct store_op **opp)
 {
         struct store_op *first = *opp, *op;
         unsigned n = 0, k;
-        int r;
+        int r, ended = 0;
 
         for (op = first; plain_submit(op) && n < 2u << (STORE_INSERT_ORDERS - 1); op = op->next)
                 n++;
@@ -315,9 +316,13 @@ static void insert_rows(struct store *s, struct store_op **opp)
         for (unsigned i = 0; i < n; i++, op = op->next)
                 bind_submit(s->st_insert_rows[k], (int)i * INSERT_PARAMS, op, NULL);
         r = step_done(s->st_insert_rows[k]);
-        for (op = first; n-- > 0; op = op->next)
+        for (op = first; n-- > 0; op = op->next) {
                 op->result = r < 0 && !sqlite3_get_autocommit(s->db) ? op_submit(s, op) : r;
+                if (op->result < 0 && !ended && sqlite3_get_autocommit(s->db))
+                        ended = op->result;
+        }
         *opp = op;
+        return ended;
 }
 
 static int op_submit(struct store *s, struct store_op *op)
@@ -703,18 +708,16 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
         if (r == 0)
                 r = step_done(s->st_begin);
         for (op = batch; r == 0 && op;) {
-                struct store_op *done = op;
-
                 if (plain_submit(op) && plain_submit(op->next)) {
-                        insert_rows(s, &op);
-                } else {
-                        op->result = run_op(s, op);
-                        op = op->next;
+                        r = insert_rows(s, &op);
+                        continue;
                 }
+                op->result = run_op(s, op);
                 /* Errors like SQLITE_FULL or IOERR roll the whole
                  * transaction back; per-op errors leave it open. */
-                if (done->result < 0 && sqlite3_get_autocommit(s->db))
-                        r = done->result;
+                if (op->result < 0 && sqlite3_get_autocommit(s->db))
+                        r = op->result;
+                op = op->next;
         }
         if (r == 0)
                 r = step_done(s->st_commit);
