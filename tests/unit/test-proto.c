@@ -551,6 +551,52 @@ static void test_dump_compact(void **state)
         assert_string_equal(s, "\"bare\"");
         free(s);
         json_decref(v);
+
+        /* argv and env are written by hand: they must come out as
+         * jansson writes them, for every kind of character. */
+        static const char *const pieces[] = {
+                "a", "Z", " ", "/", "\"", "\\", "\x7f", "\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x98\x80",
+                "\x01", "\x08", "\t", "\n", "\x0b", "\x0c", "\r", "\x1b", "\x1f", "=", "\\u0041",
+        };
+        unsigned seed = 7;
+        for (int round = 0; round < 2000; round++) {
+                bool obj = round & 1;
+                json_t *c = obj ? json_object() : json_array();
+                int n = (int)(rand_r(&seed) % 5);
+                for (int i = 0; i < n; i++) {
+                        char str[2][64];
+                        for (int w = 0; w < 2; w++) {
+                                size_t len = 0;
+                                int m = (int)(rand_r(&seed) % 8);
+                                str[w][0] = '\0';
+                                for (int j = 0; j < m; j++) {
+                                        const char *piece = pieces[rand_r(&seed) % (sizeof(pieces) / sizeof(*pieces))];
+                                        memcpy(str[w] + len, piece, strlen(piece) + 1);
+                                        len += strlen(piece);
+                                }
+                        }
+                        if (obj)
+                                json_object_set_new(c, str[0], json_string(str[1]));
+                        else
+                                json_array_append_new(c, json_string(str[1]));
+                }
+                /* A NUL inside a string, which jansson can hold. */
+                if (round % 7 == 0 && !obj)
+                        json_array_append_new(c, json_stringn("x\0y", 3));
+                char *ours = proto_dump_compact(c), *theirs = json_dumps(c, JSON_COMPACT | JSON_ENCODE_ANY);
+                assert_non_null(ours);
+                assert_non_null(theirs);
+                assert_string_equal(ours, theirs);
+                free(ours);
+                free(theirs);
+                json_decref(c);
+        }
+        /* Shapes a job never has still come out. */
+        v = json_pack("[s,i,{s:n}]", "x", 3, "k");
+        s = proto_dump_compact(v);
+        assert_string_equal(s, "[\"x\",3,{\"k\":null}]");
+        free(s);
+        json_decref(v);
 }
 
 /* A submit's answer is printed without a tree: it must be the line
