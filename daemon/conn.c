@@ -202,7 +202,7 @@ struct req *req_new(struct conn *c)
         r->conn = c;
         r->state = REQ_STORE; /* not ready until it has a reply */
         r->pass_fd = -1;
-        r->t0_us = now_mono_us();
+        r->t0_us = loop_mono_us(c->srv);
         *c->tail = r;
         c->tail = &r->next;
         c->npending++;
@@ -261,7 +261,7 @@ static void process_lines(struct conn *c)
                         len--;
                 if (len == 0)
                         continue;
-                c->last_active_ms = now_mono_ms();
+                c->last_active_ms = loop_mono_ms(s);
                 ops_handle(c, line, len);
         }
         /* Keep the unparsed tail at the start of the buffer. */

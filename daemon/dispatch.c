@@ -289,8 +289,8 @@ static int wait_for(struct dispatch *d, int64_t id, uint32_t uid, uint32_t queue
 
 static void push(struct server *s, int64_t id, uint32_t uid, uint32_t queue, int prio, int64_t run_at, int64_t seq)
 {
-        int r = qindex_push(&D(s)->qi, id, uid, queue, prio, (unsigned)(seq & TAG_MASK), run_at, now_wall_ms(),
-                            now_mono_ms());
+        int r = qindex_push(&D(s)->qi, id, uid, queue, prio, (unsigned)(seq & TAG_MASK), run_at, loop_wall_ms(s),
+                            loop_mono_ms(s));
 
         if (r < 0)
                 log_error_errno(r, "job %" PRId64 ": cannot enter the dispatch index; it runs after a restart", id);
@@ -327,7 +327,7 @@ static bool may_start_at_once(struct server *s, const struct job_rec *j)
         struct dispatch *d = D(s);
 
         return !s->draining && s->rx.phase == RX_NONE && !d->blocked && !d->stopped && !d->all_paused &&
-               workers_free(s) && j->nafter == 0 && j->run_at <= now_wall_ms();
+               workers_free(s) && j->nafter == 0 && j->run_at <= loop_wall_ms(s);
 }
 
 /* A job readied at its submit holds its request's parse tree, its row

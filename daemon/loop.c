@@ -299,6 +299,34 @@ static int valgrind_wait(struct server *s, struct __kernel_timespec *tsp)
         return io_uring_submit_and_get_events(&s->ring);
 }
 
+int64_t loop_mono_us(struct server *s)
+{
+        if (!s->clk.have_mono) {
+                s->clk.mono_us = now_mono_us();
+                s->clk.have_mono = true;
+        }
+        return s->clk.mono_us;
+}
+
+int64_t loop_mono_ms(struct server *s)
+{
+        return loop_mono_us(s) / 1000;
+}
+
+int64_t loop_wall_ms(struct server *s)
+{
+        if (!s->clk.have_wall) {
+                s->clk.wall_ms = now_wall_ms();
+                s->clk.have_wall = true;
+        }
+        return s->clk.wall_ms;
+}
+
+static void clock_forget(struct server *s)
+{
+        s->clk.have_mono = s->clk.have_wall = false;
+}
+
 int loop_turn(struct server *s, int64_t max_wait_ms)
 {
         struct io_uring_cqe *cqe;
@@ -323,13 +351,16 @@ int loop_turn(struct server *s, int64_t max_wait_ms)
         if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY)
                 return r;
         io_uring_for_each_cqe(&s->ring, head, cqe) {
+                clock_forget(s);
                 handle(s, cqe);
                 store_flush_if_idle(s->store);
                 n++;
         }
         io_uring_cq_advance(&s->ring, n);
-        timers_run(&s->timers, now_mono_ms());
+        clock_forget(s);
+        timers_run(&s->timers, loop_mono_ms(s));
         conn_reap(s);
+        clock_forget(s);
         return (int)n;
 }
 

@@ -102,12 +102,14 @@ void notify_reloading(struct server *s)
 
 void notify_status(struct server *s)
 {
-        int64_t now = now_mono_ms();
-
         s->notify.status_dirty = true;
         /* A switch between accepting and rejecting is news at once; the
-         * rest is sent at most once a second. */
-        if (s->notify.last_accepting != s->dp.accepting || now - s->notify.status_sent_mono_ms >= STATUS_INTERVAL_MS)
+         * rest is sent at most once a second. While the timer is armed,
+         * a second has not passed (this is called for every submit). */
+        if (s->notify.last_accepting == s->dp.accepting && timer_armed(&s->notify.status_timer))
+                return;
+        if (s->notify.last_accepting != s->dp.accepting ||
+            loop_mono_ms(s) - s->notify.status_sent_mono_ms >= STATUS_INTERVAL_MS)
                 send_status(s, "");
         else if (!timer_armed(&s->notify.status_timer))
                 loop_arm_timer(s, &s->notify.status_timer, s->notify.status_sent_mono_ms + STATUS_INTERVAL_MS);

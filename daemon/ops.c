@@ -274,7 +274,7 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
         struct conn *c = r->conn;
         struct store_op *op;
         struct job_rec *j;
-        int64_t now = now_wall_ms();
+        int64_t now = loop_wall_ms(s);
 
         if (s->draining) {
                 s->stats.c[C_REJECTED_OTHER]++;
@@ -323,7 +323,7 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
                 goto oom;
         }
         op->id = j->id = ++s->last_job_id;
-        op->enqueued_us = now_mono_us();
+        op->enqueued_us = loop_mono_us(s);
         r->state = REQ_STORE;
         begin_write(r);
         dispatch_submit(s, op);

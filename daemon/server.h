@@ -88,6 +88,11 @@ struct server {
                 struct req *head, **tail;
         } held;
         int64_t start_mono_ms;
+        /* The time of the completion being handled (loop.h: loop_mono_us). */
+        struct {
+                int64_t mono_us, wall_ms;
+                bool have_mono, have_wall;
+        } clk;
         uid_t uid;                    /* ringqd's own uid */
 
         /* Lifecycle. */
