@@ -705,14 +705,7 @@ void store_close(struct store *s)
 {
         if (!s)
                 return;
-        if (s->started) {
-                pthread_mutex_lock(&s->lock);
-                s->stop = true;
-                pthread_cond_signal(&s->cond);
-                pthread_mutex_unlock(&s->lock);
-                pthread_join(s->thread, NULL);
-        }
-        store_syncer_stop(s);
+        store_pause(s);
         store_finalize(s);
         if (s->db) {
                 /* A clean close checkpoints the WAL into the database. */

@@ -89,5 +89,8 @@ void store_wake_loop(struct store *s);
 void store_sync_queue(struct store *s, struct store_op *op);
 int store_syncer_start(struct store *s);
 void store_syncer_stop(struct store *s);
+/* Set *stop under the lock, wake the thread that waits on cond for it,
+ * and join it. */
+void store_end_thread(struct store *s, bool *stop, pthread_cond_t *cond, pthread_t thread);
 int store_prepare(struct store *s);
 void store_finalize(struct store *s);

@@ -87,10 +87,6 @@ void store_syncer_stop(struct store *s)
 {
         if (!s->syncer_started)
                 return;
-        pthread_mutex_lock(&s->lock);
-        s->sync_stop = true;
-        pthread_cond_signal(&s->sync_cond);
-        pthread_mutex_unlock(&s->lock);
-        pthread_join(s->syncer, NULL);
+        store_end_thread(s, &s->sync_stop, &s->sync_cond, s->syncer);
         s->syncer_started = false;
 }

@@ -971,21 +971,27 @@ bool store_running(struct store *s)
         return s->started;
 }
 
+void store_end_thread(struct store *s, bool *stop, pthread_cond_t *cond, pthread_t thread)
+{
+        pthread_mutex_lock(&s->lock);
+        *stop = true;
+        pthread_cond_signal(cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(thread, NULL);
+}
+
 /* A re-exec (reexec.h): the thread finishes what it holds and ends;
  * the connection stays open (the exec closes it, or the thread comes
  * back on it if the exec fails). */
 void store_pause(struct store *s)
 {
-        if (!s->started)
-                return;
-        pthread_mutex_lock(&s->lock);
-        s->stop = true;
-        pthread_cond_signal(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-        pthread_join(s->thread, NULL);
+        if (s->started) {
+                store_end_thread(s, &s->stop, &s->cond, s->thread);
+                s->started = false;
+                s->stop = false;
+        }
+        /* After the store thread: what it queued is synced first. */
         store_syncer_stop(s);
-        s->started = false;
-        s->stop = false;
 }
 
 int store_resume(struct store *s)
