@@ -347,9 +347,7 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
         s->out_tail = &s->out;
         s->todo_tail = &s->todo;
         s->done_tail = &s->done;
-        s->sync_tail = &s->sync_todo;
         pthread_mutex_init(&s->lock, NULL);
-        pthread_cond_init(&s->sync_cond, NULL);
         {
                 /* The retry wait must not stretch when the wall clock jumps. */
                 pthread_condattr_t ca;
@@ -726,15 +724,9 @@ void store_close(struct store *s)
                 s->done = op->next;
                 store_op_free(op);
         }
-        while (s->sync_todo) {
-                struct store_op *op = s->sync_todo;
-                s->sync_todo = op->next;
-                store_op_free(op);
-        }
         free(s->synced_spare);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
-        pthread_cond_destroy(&s->sync_cond);
         safe_close(s->wal_fd);
         free(s->path);
         free(s);

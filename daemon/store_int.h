@@ -59,13 +59,6 @@ struct store {
         bool sync_relaxed;                    /* store thread: synchronous is NORMAL for now */
         uint64_t early_seq;                   /* store thread: early batches so far */
         struct store_op *synced_spare;        /* store thread: the next early batch's SOP_SYNCED */
-        /* The early batches' fsyncs (store_sync.c). */
-        pthread_t syncer;
-        bool syncer_started;
-        pthread_cond_t sync_cond;
-        bool sync_stop;                       /* guarded by lock */
-        struct store_op *sync_todo, **sync_tail; /* guarded by lock: SOP_SYNCED ops waiting for an fsync */
-        uint64_t relaxed_gen;                 /* guarded by lock: relaxed commits that asked for a trailing fsync */
         int efd;
         struct store_info info;               /* guarded by lock */
 
@@ -82,15 +75,5 @@ struct store {
 };
 
 void *store_thread_main(void *arg);
-/* Called and returns with the lock held; writes the eventfd outside it. */
-void store_wake_loop(struct store *s);
-/* store_sync.c: queue an early batch's SOP_SYNCED (lock held); start the
- * thread that syncs them (if there is a WAL to sync); end it. */
-void store_sync_queue(struct store *s, struct store_op *op);
-int store_syncer_start(struct store *s);
-void store_syncer_stop(struct store *s);
-/* Set *stop under the lock, wake the thread that waits on cond for it,
- * and join it. */
-void store_end_thread(struct store *s, bool *stop, pthread_cond_t *cond, pthread_t thread);
 int store_prepare(struct store *s);
 void store_finalize(struct store *s);

@@ -651,8 +651,7 @@ static bool relaxed_kind(enum store_op_kind k)
 /* An early batch (durability=full): submits, at least one of a job that
  * could start at once, and nothing but the relaxed kinds beside them. It
  * commits without an fsync and goes back to the loop at once, so the job
- * starts while the WAL is fsynced (store_sync.c: beside the store
- * thread, which goes on with the job's start); the submits are answered
+ * starts while the store thread fsyncs the WAL; the submits are answered
  * only when the SOP_SYNCED that follows says the fsync is done (ops.c).
  * Nothing acknowledged is less durable than with a synced commit: the
  * fsync of the WAL is what synchronous = FULL would have done at the
@@ -748,13 +747,38 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
         return r;
 }
 
-void store_wake_loop(struct store *s)
+/* Called and returns with the lock held. */
+static void wake_loop(struct store *s)
 {
         uint64_t one = 1;
 
         pthread_mutex_unlock(&s->lock);
         (void)!write(s->efd, &one, sizeof(one));
         pthread_mutex_lock(&s->lock);
+}
+
+/* The fsync an early batch's commit left out, then its SOP_SYNCED, whose
+ * result is the fsync's. After a failed one the frames may be on disk or
+ * not: the submits are answered with the error, and the WAL is owed a
+ * good fsync (walsync.h) for what else it holds. Called with the lock
+ * held. */
+static void sync_early_batch(struct store *s)
+{
+        struct store_op *op = TAKE_PTR(s->synced_spare);
+        int r;
+
+        pthread_mutex_unlock(&s->lock);
+        r = fdatasync(s->wal_fd) < 0 ? -errno : 0;
+        op->kind = SOP_SYNCED;
+        op->result = r;
+        op->synced.seq = s->early_seq;
+        pthread_mutex_lock(&s->lock);
+        /* Every frame written before it is durable now, the relaxed
+         * commits' too. */
+        s->unsynced = r < 0;
+        *s->done_tail = op;
+        s->done_tail = &op->next;
+        wake_loop(s);
 }
 
 void *store_thread_main(void *arg)
@@ -832,11 +856,8 @@ void *store_thread_main(void *arg)
                 if (r < 0 && s->stop)
                         failures_at_stop++;
                 /* An fsync'd commit makes every frame before it durable. */
-                if (r == 0 && s->durability == DURABILITY_FULL) {
+                if (r == 0 && s->durability == DURABILITY_FULL)
                         s->unsynced = relaxed && (s->unsynced || wants_sync);
-                        if (relaxed && wants_sync)
-                                s->relaxed_gen++;
-                }
                 if (retry) {
                         *retry_tail = s->todo;
                         if (!s->todo)
@@ -849,17 +870,18 @@ void *store_thread_main(void *arg)
                 }
                 if (r == 0)
                         s->info.commits++;
-                if (early) {
-                        struct store_op *op = TAKE_PTR(s->synced_spare);
-                        op->kind = SOP_SYNCED;
-                        op->synced.seq = s->early_seq;
-                        store_sync_queue(s, op);
-                }
+                /* The SOP_SYNCED to come is in flight from now: the loop
+                 * is not idle (a shutdown or re-exec waits) until it has
+                 * answered the submits it releases. */
+                if (early)
+                        s->inflight++;
                 /* Woken after the unlock: the loop takes the lock
                  * first thing (store_take_done), and would sleep on it
                  * if the write came before. */
                 if (ok)
-                        store_wake_loop(s);
+                        wake_loop(s);
+                if (early)
+                        sync_early_batch(s);
         }
         pthread_mutex_unlock(&s->lock);
         return NULL;
@@ -884,9 +906,6 @@ int store_start(struct store *s, int efd, int output_dirfd)
                 if (s->wal_fd < 0)
                         log_warning_errno(-errno, "%s: cannot open it for trailing fsyncs; every commit is fsynced", wal);
         }
-        r = store_syncer_start(s);
-        if (r < 0)
-                return r;
         r = -pthread_create(&s->thread, NULL, store_thread_main, s);
         if (r < 0)
                 return r;
@@ -971,35 +990,25 @@ bool store_running(struct store *s)
         return s->started;
 }
 
-void store_end_thread(struct store *s, bool *stop, pthread_cond_t *cond, pthread_t thread)
-{
-        pthread_mutex_lock(&s->lock);
-        *stop = true;
-        pthread_cond_signal(cond);
-        pthread_mutex_unlock(&s->lock);
-        pthread_join(thread, NULL);
-}
-
 /* A re-exec (reexec.h): the thread finishes what it holds and ends;
  * the connection stays open (the exec closes it, or the thread comes
  * back on it if the exec fails). */
 void store_pause(struct store *s)
 {
-        if (s->started) {
-                store_end_thread(s, &s->stop, &s->cond, s->thread);
-                s->started = false;
-                s->stop = false;
-        }
-        /* After the store thread: what it queued is synced first. */
-        store_syncer_stop(s);
+        if (!s->started)
+                return;
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->thread, NULL);
+        s->started = false;
+        s->stop = false;
 }
 
 int store_resume(struct store *s)
 {
-        int r = store_syncer_start(s);
-
-        if (r == 0)
-                r = -pthread_create(&s->thread, NULL, store_thread_main, s);
+        int r = -pthread_create(&s->thread, NULL, store_thread_main, s);
 
         if (r == 0)
                 s->started = true;
