@@ -271,8 +271,7 @@ static int parse_list(struct request *req, const struct fields *fs, struct proto
         int64_t x = RINGQ_LIST_DEFAULT;
 
         if (fs->v[F_STATE]) {
-                req->state = json_is_string(fs->v[F_STATE]) ? ringq_state_from_name(json_string_value(fs->v[F_STATE]))
-                                                            : -1;
+                req->state = get_name(fs->v[F_STATE], ringq_state_names, _RINGQ_STATE_MAX);
                 if (req->state < 0)
                         return bad(err, RINGQ_ERR_BAD_REQUEST, "state",
                                    "state must be one of queued, running, succeeded, failed, canceled");
