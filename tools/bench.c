@@ -67,10 +67,13 @@ static const struct mode_help {
                 "directly (posix_spawnp + waitpid): the floor, in the same run. Reports both\n"
                 "latencies, what ringq adds (the difference of the medians), ringqd's CPU\n"
                 "per job and its timing of each step of a job (job_path_ms). Run it on an\n"
-                "idle ringqd.",
+                "idle ringqd. With --fsync-dir, also the disk's floor under a durable submit,\n"
+                "interleaved the same way: the writes of a one-row WAL commit (three frames)\n"
+                "and an fdatasync, in an unnamed file in DIR (give ringqd's state directory).",
                 "  -n, --count N         jobs (default 200)\n"
                 "  -t, --duration DUR    stop after DUR (default 300s)\n"
-                "      --cmd CMD         the command, split on blanks, no shell (default \"true\")\n",
+                "      --cmd CMD         the command, split on blanks, no shell (default \"true\")\n"
+                "      --fsync-dir DIR   time the fsync floor in DIR (on the database's filesystem)\n",
         },
         [MODE_OVERLOAD] = {
                 "Open loop: request i is due at i/R seconds, for T seconds, on K connections\n"
@@ -98,6 +101,7 @@ enum {
         OPT_TARGET,
         OPT_PID,
         OPT_PING,
+        OPT_FSYNC_DIR,
 };
 
 static void usage(FILE *f, int mode)
@@ -277,6 +281,7 @@ int main(int argc, char **argv)
                 { "pid", required_argument, NULL, OPT_PID },
                 { "json", no_argument, NULL, OPT_JSON },
                 { "ping", no_argument, NULL, OPT_PING },
+                { "fsync-dir", required_argument, NULL, OPT_FSYNC_DIR },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -373,6 +378,9 @@ int main(int argc, char **argv)
                 case OPT_PING:
                         o.ping = true;
                         break;
+                case OPT_FSYNC_DIR:
+                        o.fsync_dir = optarg;
+                        break;
                 case 'h':
                         usage(stdout, mode);
                         return 0;
@@ -388,6 +396,8 @@ int main(int argc, char **argv)
                 return usage_error(mode, "--ping is for submit and overload against ringqd", NULL);
         if (tgt_set && (o.mode == MODE_E2E || o.mode == MODE_ONE))
                 return usage_error(mode, "e2e and one run against ringqd only", NULL);
+        if (o.fsync_dir && o.mode != MODE_ONE)
+                return usage_error(mode, "--fsync-dir is for one", NULL);
         if ((c_set || d_set) && o.mode == MODE_ONE)
                 return usage_error(mode, "one sends one request at a time on one connection", NULL);
         if (c_set && o.mode == MODE_E2E)

@@ -100,6 +100,7 @@ typedef struct bench_opts {
         bool json;
         bool quiet;
         bool ping;              /* submit/overload send {"op":"ping"} */
+        const char *fsync_dir;  /* one: time the disk's floor in a file here; NULL: not */
 } bench_opts;
 
 /* ---- the runs (bench_load.c, bench_e2e.c) ---- */

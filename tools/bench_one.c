@@ -8,6 +8,12 @@
  * it goes. The submit's own answer (its fsync'd commit) is timed apart:
  * what is added beyond it is what ringq adds to a job besides making it
  * durable.
+ *
+ * With --fsync-dir, a third figure in the same rounds: the disk's floor
+ * under a durable submit. An fdatasync costs what the disk makes it cost
+ * (a tenth of a millisecond to several on the same machine, hour to
+ * hour), so a ratio against spawn alone says little about ringq when the
+ * disk is slow; beside this floor it does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +74,85 @@ static int spawn_once(char **argv, posix_spawn_file_actions_t *fa, hist *h)
         return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
 }
 
+/* What a one-row commit asks of the disk, done by hand in a file of its
+ * own on the database's filesystem: SQLite appends three WAL frames (the
+ * table's leaf and two index leaves), each a 24-byte header and a 4 KiB
+ * page written apart, into a WAL that is already as long as it gets
+ * between checkpoints, then fdatasyncs it. Not zeros: a virtual disk may
+ * turn a write of zeros into something cheaper. */
+#define FLOOR_FILE_BYTES (4 << 20)
+#define FLOOR_WAL_HEADER 32
+#define FLOOR_FRAME_HEADER 24
+#define FLOOR_PAGE 4096
+#define FLOOR_FRAMES 3
+
+struct fsync_floor {
+        int fd;
+        off_t off;
+        unsigned char page[FLOOR_PAGE];
+};
+
+static void floor_close(struct fsync_floor *f)
+{
+        if (f && f->fd >= 0)
+                close(f->fd);
+        free(f);
+}
+
+static int floor_open(const char *dir, struct fsync_floor **ret)
+{
+        struct fsync_floor *f = calloc(1, sizeof(*f));
+        int r = 0;
+
+        if (!f)
+                return -ENOMEM;
+        memset(f->page, 0x5a, sizeof(f->page));
+        /* Unnamed, so nothing is left behind however the run ends. */
+        f->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (f->fd < 0) {
+                r = -errno;
+                free(f);
+                return r;
+        }
+        for (off_t off = 0; off < FLOOR_FILE_BYTES && r == 0; off += FLOOR_PAGE)
+                if (pwrite(f->fd, f->page, FLOOR_PAGE, off) != FLOOR_PAGE)
+                        r = errno ? -errno : -EIO;
+        if (r == 0 && fsync(f->fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                floor_close(f);
+                return r;
+        }
+        f->off = FLOOR_WAL_HEADER;
+        *ret = f;
+        return 0;
+}
+
+static int floor_once(struct fsync_floor *f, hist *h)
+{
+        int64_t t0 = now_ns();
+
+        for (int i = 0; i < FLOOR_FRAMES; i++) {
+                if (f->off + FLOOR_FRAME_HEADER + FLOOR_PAGE > FLOOR_FILE_BYTES)
+                        f->off = FLOOR_WAL_HEADER;
+                if (pwrite(f->fd, f->page, FLOOR_FRAME_HEADER, f->off) != FLOOR_FRAME_HEADER ||
+                    pwrite(f->fd, f->page, FLOOR_PAGE, f->off + FLOOR_FRAME_HEADER) != FLOOR_PAGE)
+                        return errno ? -errno : -EIO;
+                f->off += FLOOR_FRAME_HEADER + FLOOR_PAGE;
+        }
+        if (fdatasync(f->fd) < 0)
+                return -errno;
+        hist_add(h, (uint64_t)(now_ns() - t0));
+        return 0;
+}
+
+/* Nanoseconds as milliseconds to the microsecond; differences may be
+ * below 0. */
+static double ms(int64_t ns)
+{
+        return round((double)ns / 1e3) / 1e3;
+}
+
 static int job_once(client *c, const json_t *submit, hist *h, hist *hs, char *err, size_t errsize)
 {
         _cleanup_json_ json_t *reply = NULL, *wreply = NULL, *wait = NULL;
@@ -106,7 +191,9 @@ int bench_one(const bench_opts *o, json_t **ret)
         _cleanup_json_ json_t *req = NULL;
         posix_spawn_file_actions_t fa;
         proc_sample pa = { 0 }, pb = { 0 };
-        hist *jobs = calloc(1, sizeof(hist)), *spawns = calloc(1, sizeof(hist)), *submits = calloc(1, sizeof(hist));
+        hist *jobs = calloc(1, sizeof(hist)), *spawns = calloc(1, sizeof(hist)), *submits = calloc(1, sizeof(hist)),
+             *fsyncs = calloc(1, sizeof(hist));
+        struct fsync_floor *floor = NULL;
         char **argv = split_cmd(o->cmd), err[200] = "";
         int64_t deadline = client_now_ms() + o->duration_ms;
         uint64_t done = 0;
@@ -114,8 +201,13 @@ int bench_one(const bench_opts *o, json_t **ret)
         int pid, r;
 
         posix_spawn_file_actions_init(&fa);
-        if (!jobs || !spawns || !submits || !argv || !argv[0]) {
+        if (!jobs || !spawns || !submits || !fsyncs || !argv || !argv[0]) {
                 r = -ENOMEM;
+                goto out;
+        }
+        if (o->fsync_dir && (r = floor_open(o->fsync_dir, &floor)) < 0) {
+                fprintf(stderr, "ringq-bench: one: --fsync-dir %s: %s\n", o->fsync_dir, strerror(-r));
+                r = -ECANCELED;
                 goto out;
         }
         /* The floor's child gets what a job gets: stdin from /dev/null, its
@@ -139,6 +231,10 @@ int bench_one(const bench_opts *o, json_t **ret)
                         break;
                 if (!spawn_first && (r = spawn_once(argv, &fa, spawns)) < 0)
                         break;
+                if (floor && (r = floor_once(floor, fsyncs)) < 0) {
+                        snprintf(err, sizeof(err), "the fsync floor: %s", strerror(-r));
+                        break;
+                }
         }
         (void)proc_read(pid, &pb);
         if (r < 0) {
@@ -152,8 +248,8 @@ int bench_one(const bench_opts *o, json_t **ret)
                 goto out;
         }
         {
-                double job50 = (double)hist_quantile(jobs, 0.5) / 1e6, spawn50 = (double)hist_quantile(spawns, 0.5) / 1e6,
-                       submit50 = (double)hist_quantile(submits, 0.5) / 1e6;
+                int64_t job50 = (int64_t)hist_quantile(jobs, 0.5), spawn50 = (int64_t)hist_quantile(spawns, 0.5),
+                        submit50 = (int64_t)hist_quantile(submits, 0.5), fsync50 = (int64_t)hist_quantile(fsyncs, 0.5);
 
                 json_object_set_new(res, "mode", json_string("one"));
                 json_object_set_new(res, "cmd", json_string(o->cmd));
@@ -161,9 +257,16 @@ int bench_one(const bench_opts *o, json_t **ret)
                 json_object_set_new(res, "job_ms", hist_json(jobs));
                 json_object_set_new(res, "spawn_ms", hist_json(spawns));
                 json_object_set_new(res, "submit_ms", hist_json(submits));
-                json_object_set_new(res, "added_ms_p50", json_real(round((job50 - spawn50) * 1000) / 1000));
-                json_object_set_new(res, "added_beyond_submit_ms_p50",
-                                    json_real(round((job50 - spawn50 - submit50) * 1000) / 1000));
+                json_object_set_new(res, "added_ms_p50", json_real(ms(job50 - spawn50)));
+                json_object_set_new(res, "added_beyond_submit_ms_p50", json_real(ms(job50 - spawn50 - submit50)));
+                if (floor) {
+                        /* Both floors in series: a job whose every step
+                         * beyond the spawn and the one fsync were free
+                         * would show 0, and below 0 when the two overlap. */
+                        json_object_set_new(res, "fsync_ms", hist_json(fsyncs));
+                        json_object_set_new(res, "submit_beyond_fsync_ms_p50", json_real(ms(submit50 - fsync50)));
+                        json_object_set_new(res, "added_beyond_fsync_ms_p50", json_real(ms(job50 - spawn50 - fsync50)));
+                }
                 json_object_set_new(res, "daemon", proc_json(pid, &pa, &pb));
                 bench_add_daemon_figures(c, res, &pa, &pb, done);
         }
@@ -178,5 +281,7 @@ out:
         free(jobs);
         free(spawns);
         free(submits);
+        free(fsyncs);
+        floor_close(floor);
         return r;
 }

@@ -132,6 +132,39 @@ class E2E(BenchTest):
         self.assertEqual(j["queue_wait_ms"]["count"], 5)
 
 
+class One(BenchTest):
+    def test_jobs_beside_spawns(self):
+        s = self.bench_kv("one", "-n", "6", "--cmd", "true")
+        self.assertEqual(int(s["jobs"]), 6)
+        for h in ("job_ms", "spawn_ms", "submit_ms"):
+            self.assertEqual(int(s[h + "_count"]), 6, h)
+        self.assertIn("added_ms_p50", s)
+        self.assertIn("job_path_ms_launch_p50", s)
+        self.assertNotIn("fsync_ms_count", s)
+        self.assertEqual(self.d.stats()["counters"]["succeeded"], 6)
+
+    def test_fsync_floor(self):
+        # Beside the state dir, on its filesystem; an unnamed file, so
+        # nothing is left there after the run.
+        floor = tempfile.mkdtemp(dir=self.d.root)
+        j = self.bench_json("one", "-n", "5", "--fsync-dir", floor)
+        f = j["fsync_ms"]
+        self.assertEqual(f["count"], 5)
+        self.assertGreater(f["p50"], 0)
+        self.assertLessEqual(f["p50"], f["max"])
+        self.assertAlmostEqual(j["submit_beyond_fsync_ms_p50"], j["submit_ms"]["p50"] - f["p50"], delta=0.0025)
+        self.assertAlmostEqual(j["added_beyond_fsync_ms_p50"],
+                               j["job_ms"]["p50"] - j["spawn_ms"]["p50"] - f["p50"], delta=0.0035)
+        self.assertEqual(os.listdir(floor), [])
+
+    def test_fsync_dir_errors(self):
+        r = self.bench("one", "-n", "2", "--fsync-dir", os.path.join(self.d.root, "nope"), rc=69)
+        self.assertIn("--fsync-dir", r.stderr)
+        self.assertEqual(self.d.stats()["counters"]["accepted"], 0)
+        r = self.bench("submit", "-n", "1", "--fsync-dir", self.d.root, rc=64)
+        self.assertIn("--fsync-dir is for one", r.stderr)
+
+
 class Overload(BenchTest):
     daemon_kwargs = {"args": ["--high-water", "20", "--root-reserve-jobs", "0"]}
 

@@ -23,7 +23,9 @@
 #   one      one job at a time on an idle ringqd, submit -> wait answer,
 #            beside a bare posix_spawn + waitpid of the same command in the
 #            same run (ringq-bench one): what ringq adds to a job nobody
-#            waits behind, against this machine's spawn floor.
+#            waits behind, against this machine's spawn floor; and the
+#            disk's floor under a durable submit (--fsync-dir: a one-row
+#            WAL commit's writes and an fdatasync, beside the database).
 #   sweep    open loop at 0.25x..2x of each system's 8x16 capacity: p50/p99
 #            of accepted submits against offered load -> sweep.csv, and
 #            plot.sh turns it into sweep.png.
@@ -336,7 +338,8 @@ done
 for run in $(seq "$RUNS"); do
         log "one ringq run $run"
         start_server ringq --workers 2
-        line=$("$BENCH" one -s "$SRV_SOCK" -n "$ONE_JOBS" --cmd /bin/true --pid "$SRV_PID")
+        line=$("$BENCH" one -s "$SRV_SOCK" -n "$ONE_JOBS" --cmd /bin/true --pid "$SRV_PID" \
+                --fsync-dir "$(dirname "$SRV_SOCK")/state")
         record one ringq one "$run" "$line"
         stop_server
 done
@@ -453,6 +456,8 @@ overload_pairs() {
                 done
         done
         echo
+        echo "The disk's floor under one durable submit, from the one-job runs below: $(g one ringq one fsync_ms_p50) ms p50, $(g one ringq one fsync_ms_p99) ms p99 (a one-row commit's three WAL frames and an fdatasync, beside the database; ringq-bench one --fsync-dir). Every durable submit at 1x1 waits for one such fsync, redis' too."
+        echo
         echo "## $E2E_JOBS /bin/true jobs on 2 slots (median of $RUNS)"
         echo
         echo "| system | wall s | jobs/s | ringq batch / this | submit/s | queue wait p50/p99 ms | run p50/p99 ms |"
@@ -488,9 +493,9 @@ overload_pairs() {
         echo
         echo "## One job on an idle ringqd, submit -> wait answer ($ONE_JOBS jobs, median of $RUNS; ringq-bench one)"
         echo
-        echo "| job p50 ms | job p99 ms | bare spawn p50 ms (floor) | spawn p99 ms | submit answered (fsync'd commit) p50 ms | ringq adds (p50) ms | job - spawn - submit answer ms (below 0: the job ran while its submit was made durable) | ringqd CPU per job us |"
-        echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
-        echo "| $(g one ringq one job_ms_p50) | $(g one ringq one job_ms_p99) | $(g one ringq one spawn_ms_p50) | $(g one ringq one spawn_ms_p99) | $(g one ringq one submit_ms_p50) | $(g one ringq one added_ms_p50) | $(g one ringq one added_beyond_submit_ms_p50) | $(g one ringq one daemon_cpu_us_per_job) |"
+        echo "| job p50 ms | job p99 ms | bare spawn p50 ms (floor) | spawn p99 ms | fsync p50 ms (disk floor) | submit answered (fsync'd commit) p50 ms | ringq adds (p50) ms | job - spawn - fsync floor ms | job - spawn - submit answer ms (below 0: the job ran while its submit was made durable) | ringqd CPU per job us |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        echo "| $(g one ringq one job_ms_p50) | $(g one ringq one job_ms_p99) | $(g one ringq one spawn_ms_p50) | $(g one ringq one spawn_ms_p99) | $(g one ringq one fsync_ms_p50) | $(g one ringq one submit_ms_p50) | $(g one ringq one added_ms_p50) | $(g one ringq one added_beyond_fsync_ms_p50) | $(g one ringq one added_beyond_submit_ms_p50) | $(g one ringq one daemon_cpu_us_per_job) |"
         echo
         echo -n "Its steps, p50 ms:"
         for st in $PATH_STEPS; do echo -n " $st $(g one ringq one job_path_ms_${st}_p50);"; done
