@@ -5,6 +5,7 @@
  *   ringq-bench e2e       N jobs submitted in one batch, then waited for
  *   ringq-bench overload  open loop at an offered rate for a duration
  *   ringq-bench one       one job at a time, beside a bare spawn of it
+ *   ringq-bench fsync     the disk's floor under durable submits, no server
  *
  * submit and overload can also drive beanstalkd and redis (--target), with
  * the same pipelining and latency definition, for comparisons. Every run is
@@ -30,6 +31,7 @@ static const char *const mode_names[_MODE_MAX] = {
         [MODE_E2E] = "e2e",
         [MODE_OVERLOAD] = "overload",
         [MODE_ONE] = "one",
+        [MODE_FSYNC] = "fsync",
 };
 
 static const struct mode_help {
@@ -75,6 +77,14 @@ static const struct mode_help {
                 "      --cmd CMD         the command, split on blanks, no shell (default \"true\")\n"
                 "      --fsync-dir DIR   time the fsync floor in DIR (on the database's filesystem)\n",
         },
+        [MODE_FSYNC] = {
+                "N times back to back, without ringqd: the writes of a one-row WAL commit\n"
+                "(three frames) and an fdatasync, in an unnamed file in DIR. The disk's floor\n"
+                "under a stream of durable submits (1x1), to state beside their figures.",
+                "      --fsync-dir DIR   where (required; on the database's filesystem)\n"
+                "  -n, --count N         fsyncs (default 1000)\n"
+                "  -t, --duration DUR    stop after DUR (default 60s)\n",
+        },
         [MODE_OVERLOAD] = {
                 "Open loop: request i is due at i/R seconds, for T seconds, on K connections\n"
                 "of at most D in flight each; a request sent late because every window is\n"
@@ -112,15 +122,17 @@ static void usage(FILE *f, int mode)
                       "  submit     pipelined submits of far-delayed jobs, closed loop\n"
                       "  e2e        a batch of jobs submitted and waited for\n"
                       "  overload   open loop at an offered rate\n"
-                      "  one        one job at a time, beside a bare spawn of it\n\n"
+                      "  one        one job at a time, beside a bare spawn of it\n"
+                      "  fsync      the disk's floor under durable submits (no server)\n\n"
                       "Try 'ringq-bench MODE --help'.\n", f);
                 return;
         }
         fprintf(f, "Usage: ringq-bench %s [OPTIONS]\n\n%s\n\nOptions:\n%s", mode_names[mode],
                 mode_help[mode].summary, mode_help[mode].options);
-        fputs("  -s, --socket PATH     ringqd's socket (default: $RINGQ_SOCKET, else " RINGQ_SOCKET_DEFAULT ")\n"
-              "      --pid PID         the daemon's pid for CPU and RSS (default: from the socket)\n"
-              "      --json            print one JSON object instead of a key=value line\n"
+        if (mode != MODE_FSYNC)
+                fputs("  -s, --socket PATH     ringqd's socket (default: $RINGQ_SOCKET, else " RINGQ_SOCKET_DEFAULT ")\n"
+                      "      --pid PID         the daemon's pid for CPU and RSS (default: from the socket)\n", f);
+        fputs("      --json            print one JSON object instead of a key=value line\n"
               "  -h, --help            this help\n", f);
 }
 
@@ -396,8 +408,12 @@ int main(int argc, char **argv)
                 return usage_error(mode, "--ping is for submit and overload against ringqd", NULL);
         if (tgt_set && (o.mode == MODE_E2E || o.mode == MODE_ONE))
                 return usage_error(mode, "e2e and one run against ringqd only", NULL);
-        if (o.fsync_dir && o.mode != MODE_ONE)
-                return usage_error(mode, "--fsync-dir is for one", NULL);
+        if (o.fsync_dir && o.mode != MODE_ONE && o.mode != MODE_FSYNC)
+                return usage_error(mode, "--fsync-dir is for one and fsync", NULL);
+        if (!o.fsync_dir && o.mode == MODE_FSYNC)
+                return usage_error(mode, "fsync needs --fsync-dir", NULL);
+        if ((c_set || d_set || tgt_set || o.ping) && o.mode == MODE_FSYNC)
+                return usage_error(mode, "fsync runs without a server", NULL);
         if ((c_set || d_set) && o.mode == MODE_ONE)
                 return usage_error(mode, "one sends one request at a time on one connection", NULL);
         if (c_set && o.mode == MODE_E2E)
@@ -429,6 +445,11 @@ int main(int argc, char **argv)
                 o.count = o.count_set ? o.count : 200;
                 o.duration_ms = t_set ? o.duration_ms : 300000;
                 break;
+        case MODE_FSYNC:
+                o.connections = o.depth = 1;
+                o.count = o.count_set ? o.count : 1000;
+                o.duration_ms = t_set ? o.duration_ms : 60000;
+                break;
         default:
                 return RINGQ_EXIT_SOFTWARE;
         }
@@ -444,6 +465,8 @@ int main(int argc, char **argv)
                 r = bench_e2e(&o, &res);
         else if (o.mode == MODE_ONE)
                 r = bench_one(&o, &res);
+        else if (o.mode == MODE_FSYNC)
+                r = bench_fsync(&o, &res);
         else
                 r = bench_load(&o, o.rate, &res);
         if (r < 0) {

@@ -72,7 +72,7 @@ struct bench_opts;
 int bench_connect_sampled(const struct bench_opts *o, client **ret_c, int *pid, proc_sample *ret);
 
 /* ---- options (bench.c) ---- */
-enum bench_mode { MODE_SUBMIT, MODE_E2E, MODE_OVERLOAD, MODE_ONE, _MODE_MAX };
+enum bench_mode { MODE_SUBMIT, MODE_E2E, MODE_OVERLOAD, MODE_ONE, MODE_FSYNC, _MODE_MAX };
 
 enum target_kind { TARGET_RINGQ, TARGET_BEANSTALKD, TARGET_REDIS, _TARGET_MAX };
 
@@ -100,7 +100,7 @@ typedef struct bench_opts {
         bool json;
         bool quiet;
         bool ping;              /* submit/overload send {"op":"ping"} */
-        const char *fsync_dir;  /* one: time the disk's floor in a file here; NULL: not */
+        const char *fsync_dir;  /* one, fsync: time the disk's floor in a file here; NULL: not */
 } bench_opts;
 
 /* ---- the runs (bench_load.c, bench_e2e.c) ---- */
@@ -112,6 +112,14 @@ int bench_submit_request(const bench_opts *o, int64_t delay_ms, json_t **ret);
 int bench_load(const bench_opts *o, double rate, json_t **ret);
 int bench_e2e(const bench_opts *o, json_t **ret);
 int bench_one(const bench_opts *o, json_t **ret);
+/* The disk's floor under a durable submit (bench_fsync.c): an unnamed
+ * file in dir, and one one-row commit's writes and fdatasync into it,
+ * timed into h. */
+struct bench_floor;
+int bench_floor_open(const char *dir, struct bench_floor **ret);
+int bench_floor_once(struct bench_floor *f, hist *h);
+void bench_floor_close(struct bench_floor *f);
+int bench_fsync(const bench_opts *o, json_t **ret);
 /* Figures of the daemon that do not depend on the machine's speed of
  * spawning, added to res: its CPU per job (from a and b, /proc/PID/stat,
  * 10 ms ticks) and, from its stats, the p50 and p99 of each step of a

@@ -74,78 +74,6 @@ static int spawn_once(char **argv, posix_spawn_file_actions_t *fa, hist *h)
         return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
 }
 
-/* What a one-row commit asks of the disk, done by hand in a file of its
- * own on the database's filesystem: SQLite appends three WAL frames (the
- * table's leaf and two index leaves), each a 24-byte header and a 4 KiB
- * page written apart, into a WAL that is already as long as it gets
- * between checkpoints, then fdatasyncs it. Not zeros: a virtual disk may
- * turn a write of zeros into something cheaper. */
-#define FLOOR_FILE_BYTES (4 << 20)
-#define FLOOR_WAL_HEADER 32
-#define FLOOR_FRAME_HEADER 24
-#define FLOOR_PAGE 4096
-#define FLOOR_FRAMES 3
-
-struct fsync_floor {
-        int fd;
-        off_t off;
-        unsigned char page[FLOOR_PAGE];
-};
-
-static void floor_close(struct fsync_floor *f)
-{
-        if (f && f->fd >= 0)
-                close(f->fd);
-        free(f);
-}
-
-static int floor_open(const char *dir, struct fsync_floor **ret)
-{
-        struct fsync_floor *f = calloc(1, sizeof(*f));
-        int r = 0;
-
-        if (!f)
-                return -ENOMEM;
-        memset(f->page, 0x5a, sizeof(f->page));
-        /* Unnamed, so nothing is left behind however the run ends. */
-        f->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (f->fd < 0) {
-                r = -errno;
-                free(f);
-                return r;
-        }
-        for (off_t off = 0; off < FLOOR_FILE_BYTES && r == 0; off += FLOOR_PAGE)
-                if (pwrite(f->fd, f->page, FLOOR_PAGE, off) != FLOOR_PAGE)
-                        r = errno ? -errno : -EIO;
-        if (r == 0 && fsync(f->fd) < 0)
-                r = -errno;
-        if (r < 0) {
-                floor_close(f);
-                return r;
-        }
-        f->off = FLOOR_WAL_HEADER;
-        *ret = f;
-        return 0;
-}
-
-static int floor_once(struct fsync_floor *f, hist *h)
-{
-        int64_t t0 = now_ns();
-
-        for (int i = 0; i < FLOOR_FRAMES; i++) {
-                if (f->off + FLOOR_FRAME_HEADER + FLOOR_PAGE > FLOOR_FILE_BYTES)
-                        f->off = FLOOR_WAL_HEADER;
-                if (pwrite(f->fd, f->page, FLOOR_FRAME_HEADER, f->off) != FLOOR_FRAME_HEADER ||
-                    pwrite(f->fd, f->page, FLOOR_PAGE, f->off + FLOOR_FRAME_HEADER) != FLOOR_PAGE)
-                        return errno ? -errno : -EIO;
-                f->off += FLOOR_FRAME_HEADER + FLOOR_PAGE;
-        }
-        if (fdatasync(f->fd) < 0)
-                return -errno;
-        hist_add(h, (uint64_t)(now_ns() - t0));
-        return 0;
-}
-
 /* Nanoseconds as milliseconds to the microsecond; differences may be
  * below 0. */
 static double ms(int64_t ns)
@@ -193,7 +121,7 @@ int bench_one(const bench_opts *o, json_t **ret)
         proc_sample pa = { 0 }, pb = { 0 };
         hist *jobs = calloc(1, sizeof(hist)), *spawns = calloc(1, sizeof(hist)), *submits = calloc(1, sizeof(hist)),
              *fsyncs = calloc(1, sizeof(hist));
-        struct fsync_floor *floor = NULL;
+        struct bench_floor *floor = NULL;
         char **argv = split_cmd(o->cmd), err[200] = "";
         int64_t deadline = client_now_ms() + o->duration_ms;
         uint64_t done = 0;
@@ -205,7 +133,7 @@ int bench_one(const bench_opts *o, json_t **ret)
                 r = -ENOMEM;
                 goto out;
         }
-        if (o->fsync_dir && (r = floor_open(o->fsync_dir, &floor)) < 0) {
+        if (o->fsync_dir && (r = bench_floor_open(o->fsync_dir, &floor)) < 0) {
                 fprintf(stderr, "ringq-bench: one: --fsync-dir %s: %s\n", o->fsync_dir, strerror(-r));
                 r = -ECANCELED;
                 goto out;
@@ -231,7 +159,7 @@ int bench_one(const bench_opts *o, json_t **ret)
                         break;
                 if (!spawn_first && (r = spawn_once(argv, &fa, spawns)) < 0)
                         break;
-                if (floor && (r = floor_once(floor, fsyncs)) < 0) {
+                if (floor && (r = bench_floor_once(floor, fsyncs)) < 0) {
                         snprintf(err, sizeof(err), "the fsync floor: %s", strerror(-r));
                         break;
                 }
@@ -282,6 +210,6 @@ out:
         free(spawns);
         free(submits);
         free(fsyncs);
-        floor_close(floor);
+        bench_floor_close(floor);
         return r;
 }

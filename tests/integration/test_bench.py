@@ -162,7 +162,32 @@ class One(BenchTest):
         self.assertIn("--fsync-dir", r.stderr)
         self.assertEqual(self.d.stats()["counters"]["accepted"], 0)
         r = self.bench("submit", "-n", "1", "--fsync-dir", self.d.root, rc=64)
-        self.assertIn("--fsync-dir is for one", r.stderr)
+        self.assertIn("--fsync-dir is for one and fsync", r.stderr)
+
+
+class Fsync(unittest.TestCase):
+    """The disk's floor, without a server."""
+
+    def run_bench(self, *args, rc=0):
+        r = subprocess.run([RINGQ_BENCH, "fsync"] + list(args), capture_output=True, text=True, timeout=60 * SLOW)
+        self.assertEqual(r.returncode, rc, "stdout=%s\nstderr=%s" % (r.stdout, r.stderr))
+        return r
+
+    def test_back_to_back(self):
+        with tempfile.TemporaryDirectory() as d:
+            j = json.loads(self.run_bench("--fsync-dir", d, "-n", "20", "--json").stdout)
+            self.assertEqual((j["mode"], j["dir"], j["fsyncs"], j["fsync_ms"]["count"]), ("fsync", d, 20, 20))
+            self.assertGreater(j["fsync_ms"]["p50"], 0)
+            self.assertGreater(j["fsyncs_per_s"], 0)
+            self.assertEqual(os.listdir(d), [])
+            s = kv(self.run_bench("--fsync-dir", d, "-n", "3").stdout)
+            self.assertEqual((s["fsyncs"], s["fsync_ms_count"]), ("3", "3"))
+
+    def test_usage(self):
+        self.assertIn("fsync needs --fsync-dir", self.run_bench("-n", "2", rc=64).stderr)
+        self.assertIn("without a server", self.run_bench("--fsync-dir", "/tmp", "-c", "2", rc=64).stderr)
+        r = self.run_bench("--fsync-dir", "/nonexistent/floor", "-n", "2", rc=69)
+        self.assertIn("/nonexistent/floor", r.stderr)
 
 
 class Overload(BenchTest):

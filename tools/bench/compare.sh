@@ -14,6 +14,9 @@
 #            -b DIR -f 0 (fsync every write), redis appendonly yes +
 #            appendfsync always. Same body (a ringq submit's JSON), same
 #            pipelining, same latency definition (ringq-bench --target).
+#            Before each 1x1 round, the disk's floor under it (ringq-bench
+#            fsync: a one-row WAL commit's writes and fdatasync, back to
+#            back, in a file beside the servers').
 #   e2e      2000 /bin/true jobs on 2 slots: xargs -P2 (the spawn floor, no
 #            queue), GNU parallel -j2 (what many reach for first), tsp -S 2
 #            (one tsp process per job), ringq batch submit + wait
@@ -258,6 +261,13 @@ if [ "$REPORT" = 0 ]; then
 for shape in $SHAPES; do
         k=${shape%x*} d=${shape#*x}
         for run in $(seq "$RUNS"); do
+                if [ "$shape" = 1x1 ]; then
+                        # The disk's floor under that stream, in the same
+                        # minute: one one-row WAL commit's fsync after another.
+                        log "submit 1x1 disk floor run $run"
+                        line=$("$BENCH" fsync --fsync-dir "$WORK" -n 2000 -t "$T_SUBMIT")
+                        record submit floor 1x1 "$run" "$line"
+                fi
                 for sys in ringq beanstalkd redis; do
                         log "submit $shape $sys run $run"
                         start_server "$sys"
@@ -454,9 +464,12 @@ overload_pairs() {
                         if [ "$sys" = ringq ]; then r1="" r2=""; else r1=$(ratio "$ra" "$a") r2=$(ratio "$rp" "$p"); fi
                         echo "| $shape | $sys | $a | $(g submit "$sys" "$shape" latency_ms_p50) | $p | $(g submit "$sys" "$shape" latency_ms_p999) | $r1 | $r2 | $(g submit "$sys" "$shape" daemon_cpu_pct) |"
                 done
+                [ "$shape" = 1x1 ] &&
+                        echo "| 1x1 | disk floor: fsyncs back to back | $(g submit floor 1x1 fsyncs_per_s) | $(g submit floor 1x1 fsync_ms_p50) | $(g submit floor 1x1 fsync_ms_p99) | $(g submit floor 1x1 fsync_ms_p999) | | | |"
         done
         echo
-        echo "The disk's floor under one durable submit, from the one-job runs below: $(g one ringq one fsync_ms_p50) ms p50, $(g one ringq one fsync_ms_p99) ms p99 (a one-row commit's three WAL frames and an fdatasync, beside the database; ringq-bench one --fsync-dir). Every durable submit at 1x1 waits for one such fsync, redis' too."
+        f=$(g submit floor 1x1 fsync_ms_p50)
+        echo "The floor under 1x1 is the disk's: a one-row WAL commit's writes and fdatasync, back to back in a file beside the servers' (ringq-bench fsync), p50 $f ms. Beyond it, at p50: ringq $(awk -v a="$(g submit ringq 1x1 latency_ms_p50)" -v f="$f" 'BEGIN { printf "%.3f", a - f }') ms, redis $(awk -v a="$(g submit redis 1x1 latency_ms_p50)" -v f="$f" 'BEGIN { printf "%.3f", a - f }') ms, beanstalkd $(awk -v a="$(g submit beanstalkd 1x1 latency_ms_p50)" -v f="$f" 'BEGIN { printf "%.3f", a - f }') ms (each also pays the client's round trip)."
         echo
         echo "## $E2E_JOBS /bin/true jobs on 2 slots (median of $RUNS)"
         echo
