@@ -228,6 +228,9 @@ static void handle(struct server *s, struct io_uring_cqe *cqe)
                 on_store(s);
                 loop_arm_store(s);
                 break;
+        case UD_STORE_RING:
+                on_store(s);
+                break;
         case UD_PIDFD:
                 worker_on_pidfd(s, cqe);
                 break;

@@ -27,6 +27,7 @@ enum ud_op {
         UD_HUP,         /* the epoll set that reports clients gone */
         UD_CGROUP,      /* a job cgroup's cgroup.events changed */
         UD_WALSYNC,     /* the WAL's trailing fsync (walsync.h) */
+        UD_STORE_RING,  /* the store thread's wake-up, posted into the ring */
         UD_IGNORE,      /* cancel requests: nothing to do on completion */
         _UD_MAX,
 };
@@ -45,7 +46,8 @@ int loop_run(struct server *s);
  * max_wait_ms unless negative), handle the batch, run due timers, free
  * closed connections. Returns completions handled or a negative errno. */
 int loop_turn(struct server *s, int64_t max_wait_ms);
-/* Keep a read armed on the store's eventfd. */
+/* Keep a read armed on the store's eventfd (the store thread's wake-up
+ * where it cannot post into the ring). */
 void loop_arm_store(struct server *s);
 /* A re-exec (reexec.h) takes the signalfd read off the ring, waits until
  * it is off, and puts it back if the exec fails. */

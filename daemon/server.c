@@ -204,7 +204,11 @@ int server_open(struct server *s, char **ret_err)
                 if (r < 0)
                         return set_error(ret_err, r, "adopting running jobs: %s", strerror(-r));
         }
-        r = store_start(s->store, s->store_efd, s->output_dirfd);
+        r = store_start(s->store,
+                        &(struct store_waker){ .ring_fd = s->ring.ring_fd,
+                                               .ring_data = ud_pack(UD_STORE_RING, 0, 0),
+                                               .efd = s->store_efd },
+                        s->output_dirfd);
         if (r < 0)
                 return set_error(ret_err, r, "store thread: %s", strerror(-r));
         prune_init(s, finished);

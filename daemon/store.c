@@ -341,7 +341,7 @@ int store_open(const char *path, const struct config *cfg, struct store **ret, c
         s->max_batch = (unsigned)cfg->max_batch;
         /* Recovery happens once, at open: the bound as ringqd starts. */
         s->max_interruptions = cfg->max_interruptions;
-        s->efd = -1;
+        s->waker.efd = s->waker.ring_fd = -1;
         s->wal_fd = -1;
         s->output_dirfd = -1;
         s->out_tail = &s->out;
@@ -727,6 +727,8 @@ void store_close(struct store *s)
         free(s->synced_spare);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
+        if (s->wake_ring_made)
+                io_uring_queue_exit(&s->wake_ring);
         safe_close(s->wal_fd);
         free(s->path);
         free(s);

@@ -3,8 +3,8 @@
  * The write connection belongs to the store thread, which runs every
  * change in group commits: all operations that arrive while a commit is
  * in progress share the next transaction and its fsync. The loop never
- * waits for it; it hands over struct store_op and is woken through an
- * eventfd when they are done. A separate read connection (struct
+ * waits for it; it hands over struct store_op and is woken when they are
+ * done (struct store_waker). A separate read connection (struct
  * reader, owned by the loop) answers status and list: WAL readers are
  * never blocked by the writer or by a sqlite3 shell holding the write
  * lock, and a lookup by key is a few microseconds.
@@ -94,9 +94,21 @@ int store_load_deps(struct store *s, int (*fn)(void *ud, int64_t job_id, int64_t
 /* Call fn for every row of the queues table ("*": every queue). */
 int store_load_queues(struct store *s, int (*fn)(void *ud, const char *name, bool paused), void *ud);
 
-/* Start the store thread; it writes to efd after each batch. Pruned
- * jobs' output files are removed from output_dirfd (kept open). */
-int store_start(struct store *s, int efd, int output_dirfd);
+/* How the store thread wakes the loop when it has handed ops back: a
+ * completion posted straight into the loop's ring (IORING_OP_MSG_RING),
+ * so the loop has no read of its own to complete and arm again for it;
+ * where the kernel refuses that, a write to efd, on which the loop keeps
+ * a read armed. One wake-up per store_take_done: what is handed back
+ * before the loop takes it needs none of its own. */
+struct store_waker {
+        int ring_fd;        /* the loop's ring */
+        uint64_t ring_data; /* the user_data of the completion posted there */
+        int efd;
+};
+
+/* Start the store thread, waking the loop as w says. Pruned jobs'
+ * output files are removed from output_dirfd (kept open). */
+int store_start(struct store *s, const struct store_waker *w, int output_dirfd);
 /* Re-exec (reexec.h): end the store thread once it is idle, keeping the
  * connection; start it again if the exec failed. */
 bool store_running(struct store *s);

@@ -1,6 +1,7 @@
 /* Private to the store's files. */
 #pragma once
 
+#include <liburing.h>
 #include <pthread.h>
 #include <sqlite3.h>
 
@@ -59,7 +60,11 @@ struct store {
         bool sync_relaxed;                    /* store thread: synchronous is NORMAL for now */
         uint64_t early_seq;                   /* store thread: early batches so far */
         struct store_op *synced_spare;        /* store thread: the next early batch's SOP_SYNCED */
-        int efd;
+        struct store_waker waker;
+        bool loop_woken;                      /* guarded by lock: a wake-up is on its way */
+        struct io_uring wake_ring;            /* the store thread's, for MSG_RING */
+        bool wake_ring_made;                  /* store_close frees it */
+        bool wake_by_ring;                    /* store thread: MSG_RING works here */
         struct store_info info;               /* guarded by lock */
 
         /* Owned by the store thread once it runs. st_insert_rows[k]

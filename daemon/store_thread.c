@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
@@ -747,13 +746,45 @@ static int run_batch(struct store *s, struct store_op *batch, int64_t busy_ms, b
         return r;
 }
 
+/* A completion posted into the loop's ring. A kernel that refuses it
+ * for that ring gets the eventfd from then on; a full completion queue
+ * only this once. */
+static int ring_wake(struct store *s)
+{
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&s->wake_ring);
+        struct io_uring_cqe *cqe;
+        int r;
+
+        if (!sqe)
+                return -EBUSY; /* never: each wake-up reaps its completion */
+        io_uring_prep_msg_ring(sqe, s->waker.ring_fd, 0, s->waker.ring_data, 0);
+        r = io_uring_submit_and_wait(&s->wake_ring, 1);
+        if (r >= 0)
+                r = io_uring_peek_cqe(&s->wake_ring, &cqe);
+        if (r >= 0) {
+                r = cqe->res;
+                io_uring_cqe_seen(&s->wake_ring, cqe);
+        }
+        if (r < 0 && r != -EOVERFLOW && r != -EINTR) {
+                s->wake_by_ring = false;
+                log_info("<store> cannot post to the loop's ring (%s): waking it through an eventfd", strerror(-r));
+        }
+        return r < 0 ? r : 0;
+}
+
 /* Called and returns with the lock held. */
 static void wake_loop(struct store *s)
 {
         uint64_t one = 1;
 
+        /* The loop has not taken what came before yet: it will take
+         * this with it. */
+        if (s->loop_woken)
+                return;
+        s->loop_woken = true;
         pthread_mutex_unlock(&s->lock);
-        (void)!write(s->efd, &one, sizeof(one));
+        if (!s->wake_by_ring || ring_wake(s) < 0)
+                (void)!write(s->waker.efd, &one, sizeof(one));
         pthread_mutex_lock(&s->lock);
 }
 
@@ -887,13 +918,30 @@ void *store_thread_main(void *arg)
         return NULL;
 }
 
-int store_start(struct store *s, int efd, int output_dirfd)
+/* MSG_RING (Linux 5.18) on this kernel, and a ring of the store's own to
+ * send it from. */
+static void make_wake_ring(struct store *s)
+{
+        struct io_uring_probe *p;
+
+        if (io_uring_queue_init(2, &s->wake_ring, 0) < 0)
+                return;
+        s->wake_ring_made = true;
+        p = io_uring_get_probe_ring(&s->wake_ring);
+        s->wake_by_ring = p && io_uring_opcode_supported(p, IORING_OP_MSG_RING);
+        io_uring_free_probe(p);
+}
+
+int store_start(struct store *s, const struct store_waker *w, int output_dirfd)
 {
         int r = store_prepare(s);
 
         if (r < 0)
                 return r;
-        s->efd = efd;
+        s->waker = *w;
+        if (s->waker.ring_fd >= 0 && !s->wake_ring_made)
+                make_wake_ring(s);
+        log_debug("<store> wakes the loop through %s", s->wake_by_ring ? "its ring" : "an eventfd");
         s->output_dirfd = output_dirfd;
         if (s->durability == DURABILITY_FULL) {
                 /* Recovery and the schema checks have used the database
@@ -953,6 +1001,7 @@ struct store_op *store_take_done(struct store *s)
         list = s->done;
         s->done = NULL;
         s->done_tail = &s->done;
+        s->loop_woken = false;
         for (op = list; op; op = op->next)
                 s->inflight--;
         pthread_mutex_unlock(&s->lock);
