@@ -47,6 +47,9 @@ void hist_add(hist *h, uint64_t ns);
 uint64_t hist_quantile(const hist *h, double q);
 /* {"count", "p50", "p90", "p99", "p999", "max", "mean"} in milliseconds. */
 json_t *hist_json(const hist *h);
+/* Nanoseconds as milliseconds to the microsecond (a difference may be
+ * below 0). */
+json_t *bench_ms(int64_t ns);
 
 /* Nanoseconds on CLOCK_MONOTONIC. */
 int64_t now_ns(void);
@@ -113,8 +116,8 @@ int bench_load(const bench_opts *o, double rate, json_t **ret);
 int bench_e2e(const bench_opts *o, json_t **ret);
 int bench_one(const bench_opts *o, json_t **ret);
 /* The disk's floor under a durable submit (bench_fsync.c): an unnamed
- * file in dir, and one one-row commit's writes and fdatasync into it,
- * timed into h. */
+ * file in dir (a failure to make it is said on stderr, and -ECANCELED),
+ * and one one-row commit's writes and fdatasync into it, timed into h. */
 struct bench_floor;
 int bench_floor_open(const char *dir, struct bench_floor **ret);
 int bench_floor_once(struct bench_floor *f, hist *h);

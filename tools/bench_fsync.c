@@ -40,6 +40,7 @@ void bench_floor_close(struct bench_floor *f)
         free(f);
 }
 
+/* Says what went wrong itself: -ECANCELED then. */
 int bench_floor_open(const char *dir, struct bench_floor **ret)
 {
         struct bench_floor *f = calloc(1, sizeof(*f));
@@ -53,7 +54,7 @@ int bench_floor_open(const char *dir, struct bench_floor **ret)
         if (f->fd < 0) {
                 r = -errno;
                 free(f);
-                return r;
+                goto fail;
         }
         for (off_t off = 0; off < FLOOR_FILE_BYTES && r == 0; off += FLOOR_PAGE)
                 if (pwrite(f->fd, f->page, FLOOR_PAGE, off) != FLOOR_PAGE)
@@ -62,11 +63,14 @@ int bench_floor_open(const char *dir, struct bench_floor **ret)
                 r = -errno;
         if (r < 0) {
                 bench_floor_close(f);
-                return r;
+                goto fail;
         }
         f->off = FLOOR_WAL_HEADER;
         *ret = f;
         return 0;
+fail:
+        fprintf(stderr, "ringq-bench: --fsync-dir %s: %s\n", dir, strerror(-r));
+        return -ECANCELED;
 }
 
 int bench_floor_once(struct bench_floor *f, hist *h)
@@ -103,9 +107,8 @@ int bench_fsync(const bench_opts *o, json_t **ret)
                 return -ENOMEM;
         r = bench_floor_open(o->fsync_dir, &f);
         if (r < 0) {
-                fprintf(stderr, "ringq-bench: fsync: --fsync-dir %s: %s\n", o->fsync_dir, strerror(-r));
                 free(h);
-                return -ECANCELED;
+                return r;
         }
         t0 = now_ns();
         for (; done < o->count && client_now_ms() < deadline; done++)

@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,13 +73,6 @@ static int spawn_once(char **argv, posix_spawn_file_actions_t *fa, hist *h)
         return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
 }
 
-/* Nanoseconds as milliseconds to the microsecond; differences may be
- * below 0. */
-static double ms(int64_t ns)
-{
-        return round((double)ns / 1e3) / 1e3;
-}
-
 static int job_once(client *c, const json_t *submit, hist *h, hist *hs, char *err, size_t errsize)
 {
         _cleanup_json_ json_t *reply = NULL, *wreply = NULL, *wait = NULL;
@@ -133,11 +125,8 @@ int bench_one(const bench_opts *o, json_t **ret)
                 r = -ENOMEM;
                 goto out;
         }
-        if (o->fsync_dir && (r = bench_floor_open(o->fsync_dir, &floor)) < 0) {
-                fprintf(stderr, "ringq-bench: one: --fsync-dir %s: %s\n", o->fsync_dir, strerror(-r));
-                r = -ECANCELED;
+        if (o->fsync_dir && (r = bench_floor_open(o->fsync_dir, &floor)) < 0)
                 goto out;
-        }
         /* The floor's child gets what a job gets: stdin from /dev/null, its
          * output to a place that keeps nothing. */
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -185,15 +174,15 @@ int bench_one(const bench_opts *o, json_t **ret)
                 json_object_set_new(res, "job_ms", hist_json(jobs));
                 json_object_set_new(res, "spawn_ms", hist_json(spawns));
                 json_object_set_new(res, "submit_ms", hist_json(submits));
-                json_object_set_new(res, "added_ms_p50", json_real(ms(job50 - spawn50)));
-                json_object_set_new(res, "added_beyond_submit_ms_p50", json_real(ms(job50 - spawn50 - submit50)));
+                json_object_set_new(res, "added_ms_p50", bench_ms(job50 - spawn50));
+                json_object_set_new(res, "added_beyond_submit_ms_p50", bench_ms(job50 - spawn50 - submit50));
                 if (floor) {
                         /* Both floors in series: a job whose every step
                          * beyond the spawn and the one fsync were free
                          * would show 0, and below 0 when the two overlap. */
                         json_object_set_new(res, "fsync_ms", hist_json(fsyncs));
-                        json_object_set_new(res, "submit_beyond_fsync_ms_p50", json_real(ms(submit50 - fsync50)));
-                        json_object_set_new(res, "added_beyond_fsync_ms_p50", json_real(ms(job50 - spawn50 - fsync50)));
+                        json_object_set_new(res, "submit_beyond_fsync_ms_p50", bench_ms(submit50 - fsync50));
+                        json_object_set_new(res, "added_beyond_fsync_ms_p50", bench_ms(job50 - spawn50 - fsync50));
                 }
                 json_object_set_new(res, "daemon", proc_json(pid, &pa, &pb));
                 bench_add_daemon_figures(c, res, &pa, &pb, done);

@@ -78,10 +78,15 @@ uint64_t hist_quantile(const hist *h, double q)
         return h->max_ns;
 }
 
-static json_t *ms(uint64_t ns)
+json_t *bench_ms(int64_t ns)
 {
         /* Microsecond resolution is what the clock and the buckets give. */
         return json_real(round((double)ns / 1000.0) / 1000.0);
+}
+
+static json_t *ms(uint64_t ns)
+{
+        return bench_ms((int64_t)ns);
 }
 
 json_t *hist_json(const hist *h)

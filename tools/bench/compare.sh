@@ -469,7 +469,8 @@ overload_pairs() {
         done
         echo
         f=$(g submit floor 1x1 fsync_ms_p50)
-        echo "The floor under 1x1 is the disk's: a one-row WAL commit's writes and fdatasync, back to back in a file beside the servers' (ringq-bench fsync), p50 $f ms. Beyond it, at p50: ringq $(awk -v a="$(g submit ringq 1x1 latency_ms_p50)" -v f="$f" 'BEGIN { printf "%.3f", a - f }') ms, redis $(awk -v a="$(g submit redis 1x1 latency_ms_p50)" -v f="$f" 'BEGIN { printf "%.3f", a - f }') ms, beanstalkd $(awk -v a="$(g submit beanstalkd 1x1 latency_ms_p50)" -v f="$f" 'BEGIN { printf "%.3f", a - f }') ms (each also pays the client's round trip)."
+        beyond() { awk -v a="$(g submit "$1" 1x1 latency_ms_p50)" -v f="$f" 'BEGIN { printf "%.3f", a - f }'; }
+        echo "The floor under 1x1 is the disk's: a one-row WAL commit's writes and fdatasync, back to back in a file beside the servers' (ringq-bench fsync), p50 $f ms. Beyond it, at p50: ringq $(beyond ringq) ms, redis $(beyond redis) ms, beanstalkd $(beyond beanstalkd) ms (each also pays the client's round trip)."
         echo
         echo "## $E2E_JOBS /bin/true jobs on 2 slots (median of $RUNS)"
         echo
