@@ -303,9 +303,10 @@ static void release(struct slot *sl)
 /* Job j (its id in j->id) into the free slot sl, up to the barrier: the
  * child exists and waits there. fresh: its first time in a slot, so no
  * earlier attempt left output to replace. *push, if set, goes to the
- * store just before the clone (and *push is cleared), so that its commit
- * runs while the child is made; from there on j, which it may own, is
- * not read again. On failure the slot is free as it was. */
+ * store first (and *push is cleared), so that its commit runs while the
+ * job's process is prepared and made; j, which it may own, is read until
+ * the clone, and the op comes back to the loop no sooner than its next
+ * turn. On failure the slot is free as it was (and *push still sent). */
 static int slot_spawn(struct server *s, struct slot *sl, const struct job_rec *j, uint32_t queue, bool fresh,
                       struct store_op **push)
 {
@@ -321,6 +322,16 @@ static int slot_spawn(struct server *s, struct slot *sl, const struct job_rec *j
         gid_t run_gid;
         int r = 0;
 
+        if (push && *push) {
+                /* Handed over first, not at the end of this turn: the
+                 * commit is what the child will wait for, and it runs
+                 * while the argv, environment and child are made. The
+                 * store thread only reads the job's fields, as this
+                 * does; what it writes of the op, this never reads. */
+                store_push(s->store, *push);
+                store_flush(s->store);
+                *push = NULL;
+        }
         /* Root runs a job with the uid, gid and groups its submitter's
          * connection had; anyone else runs it as itself (it accepted only
          * its own uid and root). */
@@ -409,13 +420,6 @@ static int slot_spawn(struct server *s, struct slot *sl, const struct job_rec *j
         sl->run_at = j->run_at;
         sl->submitted_at = j->submitted_at;
         sl->exit_code = -1;
-        if (push && *push) {
-                /* Handed over now, not at the end of this turn: the
-                 * commit is what the child will wait for. */
-                store_push(s->store, *push);
-                store_flush(s->store);
-                *push = NULL;
-        }
 
         r = spawn_clone(&sl->args, (char *)sl->stack + 4096, STACK_SIZE, &sl->pid, &sl->pidfd);
         if (r < 0) {
