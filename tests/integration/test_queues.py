@@ -181,6 +181,50 @@ class Queues(DaemonTest):
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to make a user")
+class RefusedUnread(DaemonTest):
+    """At the high-water mark a compact submit line, as the CLI writes
+    it, is refused before it is parsed; what could change the answer
+    (a queue with marks of its own, a tag, an escape that could spell
+    either) still gets the whole request read."""
+    daemon_kwargs = {"workers": 1, "config": CONF,
+                     "args": ["--root-reserve-jobs", "0", "--high-water", "3", "--low-water", "1"]}
+
+    def line(self, c, text):
+        c.send_raw(text.encode() + b"\n")
+        return c.recv()
+
+    def test_only_what_the_answer_cannot_depend_on_is_left_unread(self):
+        c = self.d.client()
+        self.addCleanup(c.close)
+        malformed = '{"op":"submit","argv":}'
+        # Below high water a malformed line is what it is.
+        self.assertEqual(self.line(c, malformed).get("error"), "bad_request")
+        for _ in range(3):
+            self.d.submit(["true"], delay_ms=3600000)
+        full = self.d.stats()["counters"]["rejected_full"]
+        r = self.line(c, '{"op":"submit","argv":["true"],"cwd":"/","delay_ms":3600000}')
+        self.assertEqual(r.get("error"), "queue_full", r)
+        self.assertIn("high water 3", r["message"])
+        # Refused before it is read: at the mark, a malformed submit
+        # gets the answer every submit gets, not a parse error.
+        self.assertEqual(self.line(c, malformed).get("error"), "queue_full")
+        # A queue with its own marks has room: read, and taken.
+        r = self.line(c, '{"op":"submit","argv":["true"],"cwd":"/","queue":"small","delay_ms":3600000}')
+        self.assertTrue(r.get("ok"), r)
+        # The same key spelled with an escape is read too.
+        r = self.line(c, '{"op":"submit","argv":["true"],"cwd":"/","que\\u0075e":"small","delay_ms":3600000}')
+        self.assertTrue(r.get("ok"), r)
+        self.assertEqual(self.d.job(r["id"])["queue"], "small")
+        # A tag comes back with the refusal.
+        r = self.line(c, '{"op":"submit","argv":["true"],"cwd":"/","tag":"t7"}')
+        self.assertEqual((r.get("error"), r.get("tag")), ("queue_full", "t7"), r)
+        # Lines the shortcut does not know are read, and refused the same.
+        r = self.d.call({"op": "submit", "argv": ["true"], "delay_ms": 3600000})
+        self.assertEqual(r.get("error"), "queue_full", r)
+        self.assertEqual(self.d.stats()["counters"]["rejected_full"], full + 4)
+        self.assertEqual(self.d.stats()["queued"], 5)
+
+
 class PauseIsRoots(DaemonTest):
     def setUp(self):
         test_privileges.ensure_users()
