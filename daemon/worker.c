@@ -297,7 +297,9 @@ static void release(struct slot *sl)
         sl->state = SLOT_RUNNING;
         sl->t_released = sl->started_mono_us = now_mono_us();
         arm_exec(sl);
-        loop_arm_timer(s, &sl->timer, sl->started_mono_us / 1000 + sl->timeout_ms);
+        /* The timers count whole milliseconds: the start rounded up, so
+         * that a job is never stopped before its timeout has passed. */
+        loop_arm_timer(s, &sl->timer, (sl->started_mono_us + 999) / 1000 + sl->timeout_ms);
 }
 
 /* Job j (its id in j->id) into the free slot sl, up to the barrier: the
