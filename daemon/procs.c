@@ -125,18 +125,25 @@ int procs_signal_tree(pid_t root, int sig)
         return hit;
 }
 
+/* ringqd's children: orphans are handed to a live thread of the
+ * subreaper, which is ringqd's main thread (it runs the loop), and the
+ * jobs are cloned from it too; other threads never fork. */
+static size_t own_children(pid_t *v, size_t max)
+{
+        size_t n = 0;
+        char self[16];
+
+        snprintf(self, sizeof(self), "%d", (int)getpid());
+        add_task_children(getpid(), self, v, &n, max);
+        return n;
+}
+
 int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud)
 {
         pid_t kids[1024];
-        size_t n = 0;
+        size_t n = own_children(kids, ELEMENTSOF(kids));
         int killed = 0;
-        char self[16];
 
-        /* Orphans are handed to a live thread of the subreaper, which is
-         * ringqd's main thread (it runs the loop), and the jobs are
-         * cloned from it too; other threads never fork. */
-        snprintf(self, sizeof(self), "%d", (int)getpid());
-        add_task_children(getpid(), self, kids, &n, ELEMENTSOF(kids));
         for (size_t i = 0; i < n; i++) {
                 siginfo_t si = { 0 };
                 if (keep(ud, kids[i]))
@@ -149,4 +156,22 @@ int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud)
                 (void)waitid(P_PID, (id_t)kids[i], &si, WEXITED | WNOHANG);
         }
         return killed;
+}
+
+bool procs_sweep_pending(bool (*keep)(void *ud, pid_t pid), void *ud)
+{
+        pid_t kids[1024];
+        size_t n = own_children(kids, ELEMENTSOF(kids));
+        bool pending = false;
+
+        for (size_t i = 0; i < n; i++) {
+                siginfo_t si = { 0 };
+                if (keep(ud, kids[i]))
+                        continue;
+                if (alive(kids[i]))
+                        pending = true;
+                else
+                        (void)waitid(P_PID, (id_t)kids[i], &si, WEXITED | WNOHANG);
+        }
+        return pending;
 }

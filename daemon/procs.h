@@ -39,3 +39,5 @@ int procs_signal_tree(pid_t root, int sig);
 /* Kill and reap every child of ringqd for which keep() is false, with
  * its descendants. Returns how many of those children were alive. */
 int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud);
+/* Reap those that are gone; true if one of them has not died yet. */
+bool procs_sweep_pending(bool (*keep)(void *ud, pid_t pid), void *ud);

@@ -146,6 +146,7 @@ static void slot_reset(struct slot *sl)
         sl->state = SLOT_FREE;
         sl->gen = (sl->gen + 1) & 0xffffff;
         sl->start_pending = sl->start_failed = sl->released = sl->no_retry = sl->awaiting_submit = false;
+        sl->orphan_wait = false;
         free(sl->start_op);
         sl->start_op = NULL;
         sl->end = END_NONE;
@@ -657,6 +658,11 @@ static void slot_timer(struct timer *t)
                                     sl->job_id, DRAIN_MS);
                         sl->cg_wait = false;
                 }
+                if (sl->orphan_wait) {
+                        log_warning("job %" PRId64 ": processes it left still alive %dms after SIGKILL", sl->job_id,
+                                    DRAIN_MS);
+                        sl->orphan_wait = false;
+                }
                 maybe_finish(sl);
                 return;
         }
@@ -750,7 +756,7 @@ static bool slot_try_reap(struct slot *sl)
                      (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
         sl->max_rss_kb = ru.ru_maxrss;
         if (!sl->in_cgroup)
-                workers_sweep_orphans(s);
+                sl->orphan_wait = workers_sweep_orphans(s) > 0;
         sl->pidfd = safe_close(sl->pidfd);
         sl->barrier_w = safe_close(sl->barrier_w);
         if (si.si_code == CLD_EXITED)
@@ -798,6 +804,25 @@ static bool stray_zombie(struct server *s)
         return !keep_child(s, si.si_pid);
 }
 
+/* An end that waits for the processes its job left: released once none
+ * of them is alive (each one's death brings a SIGCHLD here). */
+static void orphans_gone(struct server *s)
+{
+        bool waiting = false;
+
+        for (unsigned i = 0; i < s->nslots; i++)
+                waiting = waiting || s->slots[i].orphan_wait;
+        if (!waiting || procs_sweep_pending(keep_child, s))
+                return;
+        for (unsigned i = 0; i < s->nslots; i++) {
+                struct slot *sl = &s->slots[i];
+                if (sl->orphan_wait) {
+                        sl->orphan_wait = false;
+                        maybe_finish(sl);
+                }
+        }
+}
+
 void workers_on_sigchld(struct server *s)
 {
         for (unsigned i = 0; i < s->nslots; i++) {
@@ -807,6 +832,7 @@ void workers_on_sigchld(struct server *s)
         }
         if (!cgroup_enabled(&s->cg) && stray_zombie(s))
                 workers_sweep_orphans(s);
+        orphans_gone(s);
 }
 
 /* ringqd's children that procs_sweep must leave alone: the main process
@@ -823,7 +849,7 @@ static bool keep_child(void *ud, pid_t pid)
         return false;
 }
 
-void workers_sweep_orphans(struct server *s)
+int workers_sweep_orphans(struct server *s)
 {
         int n = procs_sweep(keep_child, s);
 
@@ -831,6 +857,7 @@ void workers_sweep_orphans(struct server *s)
                 s->stats.c[C_ORPHANS_KILLED] += (uint64_t)n;
                 log_info("killed %d process(es) left behind by ended jobs", n);
         }
+        return n;
 }
 
 /* Has the last process left the job's cgroup? Then record what they
@@ -1048,7 +1075,8 @@ static void maybe_finish(struct slot *sl)
         char reason[128];
         int state;
 
-        if (sl->state != SLOT_REAPED || sl->start_pending || sl->cg_wait || !sl->st[0].eof || !sl->st[1].eof)
+        if (sl->state != SLOT_REAPED || sl->start_pending || sl->cg_wait || sl->orphan_wait || !sl->st[0].eof ||
+            !sl->st[1].eof)
                 return;
         /* An attempt that wrote nothing still replaces what an earlier
          * one left: its output is empty, not the last one's. */

@@ -66,8 +66,9 @@ int workers_start_submitted(struct server *s, struct store_op *submit, uint32_t 
 bool workers_submit_done(struct server *s, int64_t id, bool committed);
 void worker_on_pidfd(struct server *s, struct io_uring_cqe *cqe);
 void workers_on_sigchld(struct server *s);
-/* Kill and reap what ended jobs left behind (subreaper mode). */
-void workers_sweep_orphans(struct server *s);
+/* Kill and reap what ended jobs left behind (subreaper mode); returns
+ * how many of them were still alive. */
+int workers_sweep_orphans(struct server *s);
 void worker_on_cgroup(struct server *s, struct io_uring_cqe *cqe);
 void worker_on_pipe_read(struct server *s, struct io_uring_cqe *cqe);
 void worker_on_file_write(struct server *s, struct io_uring_cqe *cqe);
@@ -140,6 +141,10 @@ struct slot {
         bool awaiting_submit;
         struct store_op *start_op;
         bool no_retry;           /* canceled after its process exited: no retry */
+        /* Without a cgroup: the sweep at its reap found processes alive
+         * and killed them; the end waits until they are gone (bounded by
+         * the drain deadline), as it waits for a cgroup to empty. */
+        bool orphan_wait;
         /* Its cgroup (cgroup.h): the end waits until the last process in
          * it is gone (bounded by the drain deadline), then reads what
          * they used and removes it. */
