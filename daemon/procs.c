@@ -125,53 +125,29 @@ int procs_signal_tree(pid_t root, int sig)
         return hit;
 }
 
-/* ringqd's children: orphans are handed to a live thread of the
- * subreaper, which is ringqd's main thread (it runs the loop), and the
- * jobs are cloned from it too; other threads never fork. */
-static size_t own_children(pid_t *v, size_t max)
-{
-        size_t n = 0;
-        char self[16];
-
-        snprintf(self, sizeof(self), "%d", (int)getpid());
-        add_task_children(getpid(), self, v, &n, max);
-        return n;
-}
-
-int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud)
+int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud, bool signal_them)
 {
         pid_t kids[1024];
-        size_t n = own_children(kids, ELEMENTSOF(kids));
-        int killed = 0;
+        size_t n = 0;
+        int alive_n = 0;
+        char self[16];
 
+        /* Orphans are handed to a live thread of the subreaper, which is
+         * ringqd's main thread (it runs the loop), and the jobs are
+         * cloned from it too; other threads never fork. */
+        snprintf(self, sizeof(self), "%d", (int)getpid());
+        add_task_children(getpid(), self, kids, &n, ELEMENTSOF(kids));
         for (size_t i = 0; i < n; i++) {
                 siginfo_t si = { 0 };
                 if (keep(ud, kids[i]))
                         continue;
                 /* A zombie only needs reaping; count the live ones. */
-                killed += alive(kids[i]);
-                (void)procs_signal_tree(kids[i], SIGKILL);
+                alive_n += alive(kids[i]);
+                if (signal_them)
+                        (void)procs_signal_tree(kids[i], SIGKILL);
                 /* Reap it if it is gone already; if not, its SIGCHLD
                  * brings us back here. */
                 (void)waitid(P_PID, (id_t)kids[i], &si, WEXITED | WNOHANG);
         }
-        return killed;
-}
-
-bool procs_sweep_pending(bool (*keep)(void *ud, pid_t pid), void *ud)
-{
-        pid_t kids[1024];
-        size_t n = own_children(kids, ELEMENTSOF(kids));
-        bool pending = false;
-
-        for (size_t i = 0; i < n; i++) {
-                siginfo_t si = { 0 };
-                if (keep(ud, kids[i]))
-                        continue;
-                if (alive(kids[i]))
-                        pending = true;
-                else
-                        (void)waitid(P_PID, (id_t)kids[i], &si, WEXITED | WNOHANG);
-        }
-        return pending;
+        return alive_n;
 }

@@ -36,8 +36,7 @@ int procs_job_id(pid_t pid, int64_t *ret_id);
 int procs_subreaper_init(void);
 /* Send sig to root and every descendant of it. Returns how many got it. */
 int procs_signal_tree(pid_t root, int sig);
-/* Kill and reap every child of ringqd for which keep() is false, with
- * its descendants. Returns how many of those children were alive. */
-int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud);
-/* Reap those that are gone; true if one of them has not died yet. */
-bool procs_sweep_pending(bool (*keep)(void *ud, pid_t pid), void *ud);
+/* Reap every child of ringqd for which keep() is false that is gone,
+ * and (signal_them) SIGKILL the rest with their descendants. Returns how many
+ * of those children were alive. */
+int procs_sweep(bool (*keep)(void *ud, pid_t pid), void *ud, bool signal_them);

@@ -812,7 +812,8 @@ static void orphans_gone(struct server *s)
 
         for (unsigned i = 0; i < s->nslots; i++)
                 waiting = waiting || s->slots[i].orphan_wait;
-        if (!waiting || procs_sweep_pending(keep_child, s))
+        /* Killed once already: only reaped and counted here. */
+        if (!waiting || procs_sweep(keep_child, s, false) > 0)
                 return;
         for (unsigned i = 0; i < s->nslots; i++) {
                 struct slot *sl = &s->slots[i];
@@ -851,7 +852,7 @@ static bool keep_child(void *ud, pid_t pid)
 
 int workers_sweep_orphans(struct server *s)
 {
-        int n = procs_sweep(keep_child, s);
+        int n = procs_sweep(keep_child, s, true);
 
         if (n > 0) {
                 s->stats.c[C_ORPHANS_KILLED] += (uint64_t)n;

@@ -180,7 +180,6 @@ class Queues(DaemonTest):
             self.assertEqual((r.get("error"), r.get("field")), ("bad_request", "queue"), bad)
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root to make a user")
 class RefusedUnread(DaemonTest):
     """At the high-water mark a compact submit line, as the CLI writes
     it, is refused before it is parsed; what could change the answer
@@ -225,6 +224,7 @@ class RefusedUnread(DaemonTest):
         self.assertEqual(self.d.stats()["queued"], 5)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root to make a user")
 class PauseIsRoots(DaemonTest):
     def setUp(self):
         test_privileges.ensure_users()
