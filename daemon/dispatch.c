@@ -341,7 +341,7 @@ static bool small_job(const struct job_rec *j)
         return strlen(j->argv) + (j->env ? strlen(j->env) : 0) <= AT_ONCE_MAX_BYTES;
 }
 
-void dispatch_submit(struct server *s, struct store_op *op)
+void dispatch_submit(struct server *s, struct store_op *op, const json_t *env)
 {
         struct dispatch *d = D(s);
         struct job_rec *j = &op->submit.rec;
@@ -362,7 +362,7 @@ void dispatch_submit(struct server *s, struct store_op *op)
         if (early && !j->idem_key && numbered && qindex_queue_eligible(&d->qi, q) && small_job(j)) {
                 /* Set before the push: the store never reads it. */
                 op->submit.started = true;
-                (void)workers_start_submitted(s, op, q);
+                (void)workers_start_submitted(s, op, env, q);
                 return;
         }
         store_push(s->store, op);

@@ -98,8 +98,9 @@ bool dispatch_queue_known(struct server *s, const char *name);
  * make it a duplicate and its argv and env are small), a slot starts it
  * at once, up to the barrier,
  * while the commit runs: it execs only once the commit is back
- * (workers_start_submitted). The op is pushed to the store either way. */
-void dispatch_submit(struct server *s, struct store_op *op);
+ * (workers_start_submitted). The op is pushed to the store either way.
+ * env is the request's parsed env (or NULL), read only during the call. */
+void dispatch_submit(struct server *s, struct store_op *op, const json_t *env);
 /* The submit came back: out of the reserve, and its job into the queue,
  * or out of the barrier of the slot that took it; a refused one's slot
  * ends it unrun. */

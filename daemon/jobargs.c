@@ -58,10 +58,19 @@ static int strv_push(char ***v, size_t *n, size_t *cap, char *str)
         return 0;
 }
 
+/* Not asprintf: its format machinery cost more than the copies, once
+ * for each of a job's variables. */
 static char *kv(const char *k, const char *v)
 {
-        char *s;
-        return asprintf(&s, "%s=%s", k, v) < 0 ? NULL : s;
+        size_t nk = strlen(k), nv = strlen(v);
+        char *s = malloc(nk + nv + 2);
+
+        if (s) {
+                memcpy(s, k, nk);
+                s[nk] = '=';
+                memcpy(s + nk + 1, v, nv + 1);
+        }
+        return s;
 }
 
 static bool ringq_var(const char *k)
@@ -70,12 +79,14 @@ static bool ringq_var(const char *k)
                strcmp(k, "RINGQ_INTERRUPTIONS") == 0;
 }
 
-char **jobargs_env(const struct job_rec *j, const struct user_info *u, int attempt, char **ret_path)
+char **jobargs_env(const struct job_rec *j, const json_t *env_obj, const struct user_info *u, int attempt,
+                   char **ret_path)
 {
         char **env = NULL, buf[32];
         size_t n = 0, cap = 0;
         const char *path = JOBARGS_DEFAULT_PATH;
         json_t *o = NULL, *v;
+        const json_t *e;
         const char *k;
         int r;
 
@@ -96,10 +107,10 @@ char **jobargs_env(const struct job_rec *j, const struct user_info *u, int attem
         if (r < 0)
                 goto fail;
         if (j->env) {
-                o = json_loads(j->env, 0, NULL);
-                if (!json_is_object(o))
+                e = env_obj ? env_obj : (o = json_loads(j->env, 0, NULL));
+                if (!json_is_object(e))
                         goto fail;
-                json_object_foreach(o, k, v) {
+                json_object_foreach((json_t *)e, k, v) {
                         if (!json_is_string(v) || ringq_var(k))
                                 continue;
                         if (strcmp(k, "PATH") == 0)

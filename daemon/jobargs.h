@@ -3,6 +3,7 @@
  * Pure (no I/O), so it is unit-tested apart from the spawning. */
 #pragma once
 
+#include <jansson.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -22,8 +23,13 @@ char **jobargs_argv(const char *argv_json);
 /* The environment: what the client sent (env), or the minimal one (PATH,
  * and the owner's HOME, USER, LOGNAME, SHELL), always with RINGQ_JOB_ID
  * first and RINGQ_ATTEMPT second (which a request cannot set). *ret_path
- * is the job's PATH (malloc'd). NULL on a bad env text or out of memory. */
-char **jobargs_env(const struct job_rec *j, const struct user_info *u, int attempt, char **ret_path);
+ * is the job's PATH (malloc'd). NULL on a bad env text or out of memory.
+ * env_obj, when not NULL, is j->env already parsed (the request's own
+ * object, for a job started from its submit): a second parse of the
+ * client's environment was a third of what ringqd executed for such a
+ * job. */
+char **jobargs_env(const struct job_rec *j, const json_t *env_obj, const struct user_info *u, int attempt,
+                   char **ret_path);
 /* execvp's candidates: argv0 itself if it has a '/', else each entry of
  * path joined with it (an empty entry is the working directory). */
 char **jobargs_paths(const char *argv0, const char *path);

@@ -351,7 +351,7 @@ static void do_submit(struct server *s, struct req *r, struct request *rq)
         op->enqueued_us = loop_mono_us(s);
         r->state = REQ_STORE;
         begin_write(r);
-        dispatch_submit(s, op);
+        dispatch_submit(s, op, rq->env);
         return;
 oom:
         ops_answer(r, proto_err(RINGQ_ERR_INTERNAL, NULL, "out of memory"));

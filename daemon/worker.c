@@ -310,8 +310,8 @@ static void release(struct slot *sl)
  * job's process is prepared and made; j, which it may own, is read until
  * the clone, and the op comes back to the loop no sooner than its next
  * turn. On failure the slot is free as it was (and *push still sent). */
-static int slot_spawn(struct server *s, struct slot *sl, const struct job_rec *j, uint32_t queue, bool fresh,
-                      struct store_op **push)
+static int slot_spawn(struct server *s, struct slot *sl, const struct job_rec *j, const json_t *env,
+                      uint32_t queue, bool fresh, struct store_op **push)
 {
         /* Every fd and buffer below is freed on every way out unless
          * handed to the slot (TAKE_FD, TAKE_PTR) once the child exists. */
@@ -373,7 +373,7 @@ static int slot_spawn(struct server *s, struct slot *sl, const struct job_rec *j
                 sl->args.ngroups = n;
         }
         sl->argv = jobargs_argv(j->argv);
-        sl->envp = sl->argv ? jobargs_env(j, u, j->attempts + 1, &path) : NULL;
+        sl->envp = sl->argv ? jobargs_env(j, env, u, j->attempts + 1, &path) : NULL;
         sl->paths = sl->envp ? jobargs_paths(sl->argv[0], path) : NULL;
         sl->cwd = strdup(j->cwd ? j->cwd : "/");
         sl->argv0 = sl->argv ? strdup(sl->argv[0]) : NULL;
@@ -503,7 +503,7 @@ static int slot_launch(struct server *s, struct slot *sl, int64_t id, uint32_t q
                 return r;
         if (j.state != RINGQ_STATE_QUEUED || ((unsigned)j.queued_seq & tag_mask) != tag)
                 return -ESTALE;
-        r = slot_spawn(s, sl, &j, queue, false, NULL);
+        r = slot_spawn(s, sl, &j, NULL, queue, false, NULL);
         if (r < 0)
                 return r;
         slot_go(s, sl, TAKE_PTR(op));
@@ -519,7 +519,7 @@ static struct slot *free_slot(struct server *s)
         return NULL;
 }
 
-int workers_start_submitted(struct server *s, struct store_op *submit, uint32_t queue)
+int workers_start_submitted(struct server *s, struct store_op *submit, const json_t *env, uint32_t queue)
 {
         struct store_op *start = NULL;
         struct slot *sl = free_slot(s);
@@ -530,7 +530,7 @@ int workers_start_submitted(struct server *s, struct store_op *submit, uint32_t 
                 /* Its start's op now: nothing may fail once the commit
                  * is back. */
                 start = calloc(1, sizeof(*start));
-                r = start ? slot_spawn(s, sl, &submit->submit.rec, queue, true, &submit) : -ENOMEM;
+                r = start ? slot_spawn(s, sl, &submit->submit.rec, env, queue, true, &submit) : -ENOMEM;
         }
         if (submit)
                 store_push(s->store, submit);

@@ -57,9 +57,9 @@ int workers_start(struct server *s, const struct qpick *p, unsigned tag_mask);
  * then a crash of ringqd ends it unrun (its barrier closes), and it
  * leaves nothing a next ringqd must find. Returns 0, or a negative errno
  * when no slot took it (it is then queued like any other when its submit
- * comes back). */
+ * comes back). env: as for dispatch_submit. */
 struct store_op;
-int workers_start_submitted(struct server *s, struct store_op *submit, uint32_t queue);
+int workers_start_submitted(struct server *s, struct store_op *submit, const json_t *env, uint32_t queue);
 /* The submit of job id came back: true when a slot held the job and now
  * lets it exec (committed); false when none did, or when it ends unrun
  * (not committed, or ringqd began to stop). */

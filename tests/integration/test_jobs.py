@@ -4,6 +4,7 @@ idempotency keys."""
 import os
 import re
 import resource
+import tempfile
 import time
 import unittest
 
@@ -77,6 +78,25 @@ class Jobs(DaemonTest):
                             cwd="/tmp")
         self.d.wait_job(jid)
         self.assertEqual(self.d.output(jid), "bar baz|%d|1|/tmp|\n" % jid)
+
+    def test_first_and_retried_attempts_get_the_same_env(self):
+        # The first attempt starts from its submit, its environment taken
+        # from the request; the retry starts from the row's text.
+        d = tempfile.mkdtemp(dir=self.d.root)
+        env = {"PATH": "/usr/bin:/bin", "A": "x=y", "E": "caf\u00e9", "Q": 'say "hi"\\', "Z": ""}
+        jid = self.d.submit(["sh", "-c", 'env > "%s/$RINGQ_ATTEMPT"; [ "$RINGQ_ATTEMPT" = 2 ]' % d],
+                            env=env, max_attempts=2, backoff_ms=0)
+        self.assertEqual(self.d.wait_job(jid)["state"], "succeeded")
+        seen = []
+        for attempt in ("1", "2"):
+            with open(os.path.join(d, attempt), encoding="utf-8") as f:
+                got = dict(l.split("=", 1) for l in f.read().splitlines())
+            self.assertEqual(got.pop("RINGQ_ATTEMPT"), attempt)
+            for k in ("PWD", "SHLVL", "_", "OLDPWD"):
+                got.pop(k, None)
+            seen.append(got)
+        self.assertEqual(seen[0], seen[1])
+        self.assertEqual(seen[0], dict(env, RINGQ_JOB_ID=str(jid)))
 
     def test_minimal_env_without_env(self):
         jid = self.d.submit(["sh", "-c", "env | sort"])

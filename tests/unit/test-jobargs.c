@@ -49,7 +49,7 @@ static const struct user_info alice = { .uid = 1000, .gid = 1000, .name = "alice
 static void test_minimal_env(void **state)
 {
         struct job_rec j = { .id = 42 };
-        char *path = NULL, **env = jobargs_env(&j, &alice, 3, &path);
+        char *path = NULL, **env = jobargs_env(&j, NULL, &alice, 3, &path);
 
         assert_int_equal(count(env), 7);
         assert_string_equal(env[0], "RINGQ_JOB_ID=42");
@@ -67,7 +67,7 @@ static void test_minimal_env(void **state)
 static void test_sent_env(void **state)
 {
         struct job_rec j = { .id = 7, .env = "{\"PATH\":\"/opt/bin:\",\"RINGQ_JOB_ID\":\"1\",\"X\":\"a=b\"}" };
-        char *path = NULL, **env = jobargs_env(&j, &alice, 1, &path);
+        char *path = NULL, **env = jobargs_env(&j, NULL, &alice, 1, &path);
 
         assert_int_equal(count(env), 4);
         assert_string_equal(env[0], "RINGQ_JOB_ID=7");
@@ -78,7 +78,38 @@ static void test_sent_env(void **state)
         strv_free(env);
         free(path);
         j.env = "[1]";
-        assert_null(jobargs_env(&j, &alice, 1, &path));
+        assert_null(jobargs_env(&j, NULL, &alice, 1, &path));
+}
+
+/* A job started from its submit gets its environment from the request's
+ * parsed object: the same vector as from the row's text, in the same
+ * order; the text is not parsed then (here it says something else). */
+static void test_env_from_object(void **state)
+{
+        const char *text = "{\"HOME\":\"/h\",\"RINGQ_ATTEMPT\":\"9\",\"PATH\":\"/p\",\"Z\":\"\\u00e9\"}";
+        json_t *o = json_loads(text, 0, NULL);
+        struct job_rec j = { .id = 5, .env = (char *)text };
+        char *p1 = NULL, *p2 = NULL, **from_text = jobargs_env(&j, NULL, &alice, 2, &p1), **from_obj;
+
+        assert_non_null(o);
+        from_obj = jobargs_env(&j, o, &alice, 2, &p2);
+        assert_int_equal(count(from_text), 5);
+        assert_int_equal(count(from_obj), count(from_text));
+        for (size_t i = 0; i < count(from_text); i++)
+                assert_string_equal(from_obj[i], from_text[i]);
+        assert_string_equal(from_obj[4], "Z=\xc3\xa9");
+        assert_string_equal(p2, "/p");
+        strv_free(from_obj);
+        free(p2);
+        j.env = "{\"PATH\":\"/from/text\"}";
+        from_obj = jobargs_env(&j, o, &alice, 2, &p2);
+        assert_string_equal(p2, "/p");
+        assert_int_equal(count(from_obj), 5);
+        strv_free(from_obj);
+        free(p2);
+        strv_free(from_text);
+        free(p1);
+        json_decref(o);
 }
 
 static void test_paths(void **state)
@@ -125,6 +156,7 @@ int main(void)
                 cmocka_unit_test(test_argv),
                 cmocka_unit_test(test_minimal_env),
                 cmocka_unit_test(test_sent_env),
+                cmocka_unit_test(test_env_from_object),
                 cmocka_unit_test(test_paths),
                 cmocka_unit_test(test_groups),
         };

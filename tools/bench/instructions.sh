@@ -4,6 +4,7 @@
 # one version of ringqd against another.
 #
 #   tools/bench/instructions.sh [-n N] [-c CONNS] [-d DEPTH]
+#   tools/bench/instructions.sh --jobs [-n N]
 #
 # Runs ringqd under valgrind's callgrind twice, each time in a fresh
 # state dir: once for 1 submit, once for N (default 20000) pipelined
@@ -14,6 +15,13 @@
 # commits are smaller than on a machine at full speed: compare versions
 # with the same N, CONNS and DEPTH.
 #
+# With --jobs, what ringqd executes for one job submitted as a shell loop
+# submits it: N (default 300) `ringq submit -- /bin/true` processes one
+# after another, each job run on one of 2 slots and waited for, with
+# durability=normal (the fsync is the disk's work, not ringqd's). Each
+# carries the caller's environment, as ringq does: its size is printed
+# (env_bytes), since the request's parse grows with it.
+#
 # Environment: RINGQ_BUILD (default <repo>/build) holds ringqd and
 # ringq-bench. Needs valgrind.
 set -euo pipefail
@@ -23,8 +31,10 @@ BUILD=${RINGQ_BUILD:-$HERE/../../build}
 N=20000
 CONNS=8
 DEPTH=16
+JOBS=0
 while [ $# -gt 0 ]; do
         case "$1" in
+        --jobs) JOBS=1; [ "$N" = 20000 ] && N=300 ;;
         -n) N=$2; shift ;;
         -c) CONNS=$2; shift ;;
         -d) DEPTH=$2; shift ;;
@@ -48,17 +58,27 @@ trap cleanup EXIT
 count() {
         local n=$1 dir=$WORK/$1 i
         mkdir "$dir"
+        local dur=full workers=()
+        [ "$JOBS" = 1 ] && dur=normal workers=(--workers 2)
         valgrind --tool=callgrind --callgrind-out-file="$dir/out" "$BUILD/ringqd" --state-dir "$dir/state" \
-                --socket "$dir/sock" --config /dev/null --durability full --high-water $((n + 1000)) \
-                >"$dir/log" 2>&1 &
+                --socket "$dir/sock" --config /dev/null --durability "$dur" --high-water $((n + 1000)) \
+                "${workers[@]}" >"$dir/log" 2>&1 &
         PID=$!
         for ((i = 0; i < 600; i++)); do
                 [ -S "$dir/sock" ] && break
                 kill -0 "$PID" 2>/dev/null || { cat "$dir/log" >&2; exit 70; }
                 sleep 0.1
         done
-        "$BUILD/ringq-bench" submit -s "$dir/sock" -c "$CONNS" -d "$DEPTH" -n "$n" -t 600s \
-                | tr ' ' '\n' | grep -qx "accepted=$n" || { echo "instructions.sh: not all $n accepted" >&2; exit 70; }
+        if [ "$JOBS" = 1 ]; then
+                for ((i = 0; i < n; i++)); do
+                        "$BUILD/ringq" -s "$dir/sock" submit -- /bin/true
+                done >"$dir/ids" || { echo "instructions.sh: a submit failed" >&2; exit 70; }
+                xargs "$BUILD/ringq" -s "$dir/sock" wait --timeout 600s <"$dir/ids" >/dev/null ||
+                        { echo "instructions.sh: not all $n jobs succeeded" >&2; exit 70; }
+        else
+                "$BUILD/ringq-bench" submit -s "$dir/sock" -c "$CONNS" -d "$DEPTH" -n "$n" -t 600s \
+                        | tr ' ' '\n' | grep -qx "accepted=$n" || { echo "instructions.sh: not all $n accepted" >&2; exit 70; }
+        fi
         kill -TERM "$PID"
         wait "$PID" || true
         PID=
@@ -67,5 +87,10 @@ count() {
 
 one=$(count 1)
 many=$(count "$N")
-echo "submits=$N shape=${CONNS}x$DEPTH instructions_1=$one instructions_n=$many" \
-        "instructions_per_submit=$(((many - one) / (N - 1)))"
+if [ "$JOBS" = 1 ]; then
+        echo "jobs=$N env_bytes=$(env | wc -c) instructions_1=$one instructions_n=$many" \
+                "instructions_per_job=$(((many - one) / (N - 1)))"
+else
+        echo "submits=$N shape=${CONNS}x$DEPTH instructions_1=$one instructions_n=$many" \
+                "instructions_per_submit=$(((many - one) / (N - 1)))"
+fi
