@@ -28,13 +28,13 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=${RINGQ_BUILD:-$HERE/../../build}
-N=20000
+N=
 CONNS=8
 DEPTH=16
 JOBS=0
 while [ $# -gt 0 ]; do
         case "$1" in
-        --jobs) JOBS=1; [ "$N" = 20000 ] && N=300 ;;
+        --jobs) JOBS=1 ;;
         -n) N=$2; shift ;;
         -c) CONNS=$2; shift ;;
         -d) DEPTH=$2; shift ;;
@@ -43,6 +43,7 @@ while [ $# -gt 0 ]; do
         esac
         shift
 done
+[ -n "$N" ] || N=$([ "$JOBS" = 1 ] && echo 300 || echo 20000)
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is needed" >&2; exit 69; }
 [ "$N" -ge 2 ] 2>/dev/null || { echo "instructions.sh: -n must be 2 or more" >&2; exit 64; }
 
@@ -70,9 +71,12 @@ count() {
                 sleep 0.1
         done
         if [ "$JOBS" = 1 ]; then
+                # Each submit bounded, and each failure stops the count
+                # (a for loop's status is only its last command's).
                 for ((i = 0; i < n; i++)); do
-                        "$BUILD/ringq" -s "$dir/sock" submit -- /bin/true
-                done >"$dir/ids" || { echo "instructions.sh: a submit failed" >&2; exit 70; }
+                        timeout 60 "$BUILD/ringq" -s "$dir/sock" submit -- /bin/true ||
+                                { echo "instructions.sh: submit $i failed" >&2; exit 70; }
+                done >"$dir/ids"
                 xargs "$BUILD/ringq" -s "$dir/sock" wait --timeout 600s <"$dir/ids" >/dev/null ||
                         { echo "instructions.sh: not all $n jobs succeeded" >&2; exit 70; }
         else
