@@ -287,10 +287,19 @@ static int wait_for(struct dispatch *d, int64_t id, uint32_t uid, uint32_t queue
         return 0;
 }
 
+/* The monotonic millisecond a delay is counted from, rounded up: the
+ * wall clock's millisecond is cut at another point of the second, and a
+ * delayed job must never become due before its run_at has passed on the
+ * wall clock (truncated, it could by up to a millisecond). */
+static int64_t delay_base_ms(int64_t mono_us)
+{
+        return (mono_us + 999) / 1000;
+}
+
 static void push(struct server *s, int64_t id, uint32_t uid, uint32_t queue, int prio, int64_t run_at, int64_t seq)
 {
         int r = qindex_push(&D(s)->qi, id, uid, queue, prio, (unsigned)(seq & TAG_MASK), run_at, loop_wall_ms(s),
-                            loop_mono_ms(s));
+                            delay_base_ms(loop_mono_us(s)));
 
         if (r < 0)
                 log_error_errno(r, "job %" PRId64 ": cannot enter the dispatch index; it runs after a restart", id);
@@ -859,7 +868,7 @@ static int load_job(void *ud, const struct queued_job *j)
 
 int dispatch_load(struct server *s)
 {
-        struct load l = { .s = s, .wall = now_wall_ms(), .mono = now_mono_ms() };
+        struct load l = { .s = s, .wall = now_wall_ms(), .mono = delay_base_ms(now_mono_us()) };
         int r;
 
         r = store_load_queues(s->store, load_queue_row, &l);
